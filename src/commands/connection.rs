@@ -1,0 +1,323 @@
+//! Connection commands: PING, ECHO, HELLO, QUIT, RESET, SELECT, AUTH, CLIENT.
+
+use std::sync::atomic::Ordering;
+
+use super::args::{int, is};
+use super::error::unknown_subcommand;
+use super::{CmdError, CmdResult, Ctx, transactions};
+use crate::VERSION_COMPAT;
+use crate::store::Locked;
+
+pub fn ping(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    match args.len() {
+        1 => ctx.out.simple("PONG"),
+        2 => ctx.out.bulk(args[1]),
+        _ => return Err(CmdError::WrongArity),
+    }
+    Ok(())
+}
+
+pub fn echo(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    ctx.out.bulk(args[1]);
+    Ok(())
+}
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`
+pub fn hello(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let mut proto = None;
+    let mut i = 1;
+    if args.len() > 1 {
+        let v = int(args[1]).map_err(|_| CmdError::Static("ERR Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&v) {
+            return Err(CmdError::Static("NOPROTO unsupported protocol version"));
+        }
+        proto = Some(v);
+        i = 2;
+    }
+    let mut setname = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if is(args[i], "auth") && more >= 2 {
+            // No password is configured: the default user accepts any.
+            i += 3;
+        } else if is(args[i], "setname") && more >= 1 {
+            setname = Some(args[i + 1]);
+            i += 2;
+        } else {
+            let opt = String::from_utf8_lossy(args[i]);
+            return Err(CmdError::msg(format!("ERR Syntax error in HELLO option '{opt}'")));
+        }
+    }
+    if let Some(name) = setname {
+        validate_client_name(name)?;
+        *ctx.client.handle.name.lock() = String::from_utf8_lossy(name).into_owned();
+    }
+    if let Some(p) = proto {
+        ctx.out.resp3 = p == 3;
+        ctx.client.handle.resp.store(p as u8, Ordering::Relaxed);
+    }
+    let out = &mut *ctx.out;
+    out.map(7);
+    out.bulk_str("server");
+    out.bulk_str("redis");
+    out.bulk_str("version");
+    out.bulk_str(VERSION_COMPAT);
+    out.bulk_str("proto");
+    out.int(if out.resp3 { 3 } else { 2 });
+    out.bulk_str("id");
+    out.int(ctx.client.handle.id as i64);
+    out.bulk_str("mode");
+    out.bulk_str("standalone");
+    out.bulk_str("role");
+    out.bulk_str("master");
+    out.bulk_str("modules");
+    out.array(0);
+    Ok(())
+}
+
+pub fn quit(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
+    ctx.out.ok();
+    ctx.client.close = true;
+    Ok(())
+}
+
+pub fn reset(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    transactions::unwatch_all(ctx);
+    ctx.client.db = 0;
+    ctx.client.handle.db.store(0, Ordering::Relaxed);
+    ctx.out.resp3 = false;
+    ctx.client.handle.resp.store(2, Ordering::Relaxed);
+    ctx.out.simple("RESET");
+    Ok(())
+}
+
+pub fn select(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let db = int(args[1]).map_err(|_| CmdError::Static("ERR invalid DB index"))?;
+    if db < 0 || db as usize >= ctx.shared.keyspace.dbs.len() {
+        return Err(CmdError::Static("ERR DB index is out of range"));
+    }
+    ctx.client.db = db as usize;
+    ctx.client.handle.db.store(db as usize, Ordering::Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn auth(_: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    Err(CmdError::Static(
+        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+    ))
+}
+
+fn validate_client_name(name: &[u8]) -> CmdResult {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::Static(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ID",
+    "    Return the ID of the current connection.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "LIST [TYPE normal] [ID id ...]",
+    "    Return information about client connections.",
+    "KILL <ip:port> | KILL ID <id> | KILL ADDR <ip:port> | KILL LADDR <ip:port> | KILL SKIPME yes|no",
+    "    Kill connections.",
+    "NO-EVICT (ON|OFF)",
+    "    Accepted; redlockd never evicts keys.",
+    "NO-TOUCH (ON|OFF)",
+    "    Accepted; redlockd keeps no access times.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let sub = args[1];
+    let n = args.len();
+    let handle = ctx.client.handle.clone();
+    if is(sub, "id") && n == 2 {
+        ctx.out.int(handle.id as i64);
+    } else if is(sub, "getname") && n == 2 {
+        let name = handle.name.lock().clone();
+        if name.is_empty() {
+            ctx.out.null()
+        } else {
+            ctx.out.bulk(name.as_bytes())
+        }
+    } else if is(sub, "setname") && n == 3 {
+        validate_client_name(args[2])?;
+        *handle.name.lock() = String::from_utf8_lossy(args[2]).into_owned();
+        ctx.out.ok();
+    } else if is(sub, "setinfo") && n == 4 {
+        let value = String::from_utf8_lossy(args[3]).into_owned();
+        if value.chars().any(|c| !('!'..='~').contains(&c)) {
+            let attr = String::from_utf8_lossy(args[2]).to_ascii_lowercase();
+            return Err(CmdError::msg(format!(
+                "ERR {attr} cannot contain spaces, newlines or special characters."
+            )));
+        }
+        if is(args[2], "lib-name") {
+            *handle.lib_name.lock() = value;
+        } else if is(args[2], "lib-ver") {
+            *handle.lib_ver.lock() = value;
+        } else {
+            return Err(CmdError::msg(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(args[2])
+            )));
+        }
+        ctx.out.ok();
+    } else if is(sub, "info") && n == 2 {
+        let mut line = handle.describe();
+        line.push('\n');
+        ctx.out.verbatim(line.as_bytes());
+    } else if is(sub, "list") {
+        client_list(ctx, args)?;
+    } else if is(sub, "kill") && n >= 3 {
+        client_kill(ctx, args)?;
+    } else if (is(sub, "no-evict") || is(sub, "no-touch")) && n == 3 {
+        if !is(args[2], "on") && !is(args[2], "off") {
+            return Err(CmdError::Syntax);
+        }
+        ctx.out.ok();
+    } else if is(sub, "help") && n == 2 {
+        ctx.out.array(CLIENT_HELP.len());
+        for line in CLIENT_HELP {
+            ctx.out.simple(line);
+        }
+    } else {
+        return Err(unknown_subcommand(sub, "client"));
+    }
+    Ok(())
+}
+
+fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if is(args[i], "type") && i + 1 < args.len() {
+            let t = args[i + 1];
+            if !["normal", "master", "replica", "pubsub"].iter().any(|k| is(t, k)) {
+                return Err(CmdError::msg(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(t)
+                )));
+            }
+            if !is(t, "normal") {
+                ids = Some(Vec::new());
+            }
+            i += 2;
+        } else if is(args[i], "id") && i + 1 < args.len() {
+            let mut v = ids.take().unwrap_or_default();
+            i += 1;
+            while i < args.len() {
+                let id = int(args[i])
+                    .ok()
+                    .filter(|&x| x > 0)
+                    .ok_or(CmdError::Static("ERR Invalid client ID"))?;
+                v.push(id as u64);
+                i += 1;
+            }
+            ids = Some(v);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut text = String::new();
+    for c in ctx.shared.clients.snapshot() {
+        if ids.as_ref().is_none_or(|v| v.contains(&c.id)) {
+            text.push_str(&c.describe());
+            text.push('\n');
+        }
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    let me = ctx.client.handle.id;
+    if args.len() == 3 {
+        // Old form: CLIENT KILL addr:port -> +OK or an error.
+        let addr = String::from_utf8_lossy(args[2]).into_owned();
+        let target = ctx
+            .shared
+            .clients
+            .snapshot()
+            .into_iter()
+            .find(|c| c.addr.to_string() == addr);
+        return match target {
+            Some(c) => {
+                c.request_kill();
+                if c.id == me {
+                    ctx.client.close = true;
+                }
+                ctx.out.ok();
+                Ok(())
+            }
+            None => Err(CmdError::Static("ERR No such client")),
+        };
+    }
+    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    let mut i = 2;
+    while i + 1 < args.len() {
+        let v = args[i + 1];
+        if is(args[i], "id") {
+            id = Some(
+                int(v)
+                    .ok()
+                    .filter(|&x| x > 0)
+                    .ok_or(CmdError::Static("ERR client-id should be greater than 0"))? as u64,
+            );
+        } else if is(args[i], "addr") {
+            addr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if is(args[i], "laddr") {
+            laddr = Some(String::from_utf8_lossy(v).into_owned());
+        } else if is(args[i], "skipme") {
+            skipme = if is(v, "yes") {
+                true
+            } else if is(v, "no") {
+                false
+            } else {
+                return Err(CmdError::Syntax);
+            };
+        } else if is(args[i], "type") || is(args[i], "user") || is(args[i], "maxage") {
+            // Every client is a normal client of the default user.
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    if i != args.len() {
+        return Err(CmdError::Syntax);
+    }
+    let mut killed = 0;
+    for c in ctx.shared.clients.snapshot() {
+        let matches = id.is_none_or(|x| x == c.id)
+            && addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
+            && laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string());
+        if matches && !(skipme && c.id == me) {
+            c.request_kill();
+            if c.id == me {
+                ctx.client.close = true;
+            }
+            killed += 1;
+        }
+    }
+    ctx.out.int(killed);
+    Ok(())
+}

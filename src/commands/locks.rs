@@ -1,0 +1,231 @@
+//! Lock commands without Lua.
+//!
+//! - Redis 8.4 / Valkey 9 compare-and-delete: DELEX, DIGEST, DELIFEQ (and
+//!   SET ... IFEQ in `strings`).
+//! - redlockd's own lock family with fencing tokens: LOCK.ACQUIRE,
+//!   LOCK.RELEASE, LOCK.EXTEND, LOCK.INFO. A lock key is an ordinary string
+//!   key holding the owner's token, so GET/PTTL/DEL/SET IFEQ work on it.
+//! - Fenced writes: FENCE.SET / FENCE.INCRBY accept a write only if its
+//!   token is at least the highest token the key ever accepted, so a holder
+//!   whose lock expired while it was paused cannot overwrite newer data.
+//!   FENCE.RAISE lets a Redlock client push the instance's counter up.
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::args::{int, is};
+use super::strings::{Condition, ExpiryOpt, NewDeadline};
+use super::{CmdError, CmdResult, Ctx};
+use crate::store::Locked;
+use crate::store::clock::remaining_ms;
+
+/// DIGEST's text: XXH3-64 of the value, 16 lowercase hex digits.
+pub fn digest_hex(value: &[u8]) -> String {
+    format!("{:016x}", xxh3_64(value))
+}
+
+pub fn digest(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    match keys.get(args[1])? {
+        Some(e) => {
+            let d = digest_hex(&e.value);
+            ctx.out.bulk(d.as_bytes());
+        }
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// `DELEX key [IFEQ v | IFNE v | IFDEQ d | IFDNE d]` → 1 deleted, 0 not.
+pub fn delex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let cond = match args.len() {
+        2 => Condition::Always,
+        4 => {
+            let (opt, v) = (args[2], args[3]);
+            if is(opt, "ifeq") {
+                Condition::ValueEq(v)
+            } else if is(opt, "ifne") {
+                Condition::ValueNe(v)
+            } else if is(opt, "ifdeq") {
+                Condition::DigestEq(v)
+            } else if is(opt, "ifdne") {
+                Condition::DigestNe(v)
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let deleted = delete_if(keys, args[1], cond)?;
+    ctx.out.int(deleted as i64);
+    Ok(())
+}
+
+/// Delete `key` if it exists and `cond` holds for its value.
+pub fn delete_if(keys: &mut Locked<'_>, key: &[u8], cond: Condition<'_>) -> Result<bool, CmdError> {
+    let ok = match keys.get(key)? {
+        Some(e) => cond.holds(Some(&e.value)),
+        None => false,
+    };
+    if ok {
+        keys.remove(key)?;
+    }
+    Ok(ok)
+}
+
+/// `DELIFEQ key value` (Valkey 9) → 1/0.
+pub fn delifeq(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let deleted = delete_if(keys, args[1], Condition::ValueEq(args[2]))?;
+    ctx.out.int(deleted as i64);
+    Ok(())
+}
+
+/// Parse the `PX ms` / `EX s` pair of LOCK.ACQUIRE/LOCK.EXTEND into a deadline.
+fn lock_deadline(keys: &Locked<'_>, unit: &[u8], value: &[u8]) -> Result<u64, CmdError> {
+    let opt = if is(unit, "px") {
+        ExpiryOpt::Px(value)
+    } else if is(unit, "ex") {
+        ExpiryOpt::Ex(value)
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    match opt.resolve(keys.now)? {
+        NewDeadline::Set(d) => Ok(d),
+        NewDeadline::Keep => unreachable!("PX/EX always set a deadline"),
+    }
+}
+
+/// `LOCK.ACQUIRE key token PX ms` → fencing token, or nil when another
+/// token holds the key. The same token re-acquiring extends and keeps its fence.
+pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() != 5 {
+        return Err(CmdError::Syntax);
+    }
+    let (key, token) = (args[1], args[2]);
+    let deadline = lock_deadline(keys, args[3], args[4])?;
+    let fence = match keys.get(key)? {
+        Some(e) if *e.value != *token => None,
+        Some(e) if e.fence != 0 => Some(e.fence),
+        _ => Some(ctx.shared.keyspace.fences.next()),
+    };
+    let Some(fence) = fence else {
+        ctx.out.null();
+        return Ok(());
+    };
+    keys.set(key, token, deadline)?;
+    if let Some(e) = keys.get_mut(key)? {
+        e.fence = fence;
+    }
+    ctx.out.int(fence as i64);
+    Ok(())
+}
+
+/// `LOCK.RELEASE key token` → 1/0.
+pub fn lock_release(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let deleted = delete_if(keys, args[1], Condition::ValueEq(args[2]))?;
+    ctx.out.int(deleted as i64);
+    Ok(())
+}
+
+/// `LOCK.EXTEND key token PX ms` → 1/0.
+pub fn lock_extend(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let deadline = lock_deadline(keys, args[3], args[4])?;
+    let owned = matches!(keys.get(args[1])?, Some(e) if *e.value == *args[2]);
+    if owned {
+        keys.set_deadline(args[1], deadline)?;
+    }
+    ctx.out.int(owned as i64);
+    Ok(())
+}
+
+/// `LOCK.INFO key` → {token, ttl (ms, -1 if none), fence (nil if none)} or nil.
+pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let now = keys.now;
+    let Some(e) = keys.get(args[1])? else {
+        ctx.out.null();
+        return Ok(());
+    };
+    let ttl = if e.has_deadline() {
+        remaining_ms(e.deadline(), now)
+    } else {
+        -1
+    };
+    let out = &mut *ctx.out;
+    out.map(3);
+    out.bulk_str("token");
+    out.bulk(&e.value);
+    out.bulk_str("ttl");
+    out.int(ttl);
+    out.bulk_str("fence");
+    if e.fence == 0 {
+        out.null()
+    } else {
+        out.int(e.fence as i64)
+    }
+    Ok(())
+}
+
+fn fence_token(arg: &[u8]) -> Result<u64, CmdError> {
+    let t = int(arg)?;
+    if t < 0 {
+        return Err(CmdError::NotInteger);
+    }
+    Ok(t as u64)
+}
+
+/// Refuse a write whose token is below the highest the key accepted.
+fn check_fence(keys: &mut Locked<'_>, key: &[u8], token: u64) -> Result<(), CmdError> {
+    if let Some(e) = keys.get(key)?
+        && token < e.fence
+    {
+        return Err(CmdError::msg(format!(
+            "FENCED stale token {token}, key already accepted token {}",
+            e.fence
+        )));
+    }
+    Ok(())
+}
+
+fn record_fence(keys: &mut Locked<'_>, key: &[u8], token: u64) -> Result<(), CmdError> {
+    if let Some(e) = keys.get_mut(key)? {
+        e.fence = e.fence.max(token);
+    }
+    Ok(())
+}
+
+/// `FENCE.SET key value token` → OK, or -FENCED.
+pub fn fence_set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let token = fence_token(args[3])?;
+    check_fence(keys, args[1], token)?;
+    let deadline = keys.get(args[1])?.map(|e| e.deadline()).unwrap_or(0);
+    let old_fence = keys.get(args[1])?.map(|e| e.fence).unwrap_or(0);
+    keys.set(args[1], args[2], deadline)?;
+    if let Some(e) = keys.get_mut(args[1])? {
+        e.fence = old_fence.max(token);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `FENCE.INCRBY key delta token` → the new value, or -FENCED.
+pub fn fence_incrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let delta = int(args[2])?;
+    let token = fence_token(args[3])?;
+    check_fence(keys, args[1], token)?;
+    let old_fence = keys.get(args[1])?.map(|e| e.fence).unwrap_or(0);
+    let n = super::strings::incr_by(keys, args[1], delta)?;
+    if let Some(e) = keys.get_mut(args[1])? {
+        e.fence = old_fence;
+    }
+    record_fence(keys, args[1], token)?;
+    ctx.out.int(n);
+    Ok(())
+}
+
+/// `FENCE.RAISE floor` → the instance's fencing counter after raising it to
+/// at least `floor`; every later LOCK.ACQUIRE fence is greater.
+pub fn fence_raise(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let floor = fence_token(args[1])?;
+    let fences = &ctx.shared.keyspace.fences;
+    fences.raise_to(floor);
+    ctx.out.int(fences.current() as i64);
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Command dispatch: from an argument list to a reply.
+//!
+//! The path of one command: look the name up in the declarative
+//! [`table`](table::COMMANDS) (arity, flags, key positions), check arity,
+//! queue it if the client is inside MULTI, lock the shards of exactly the
+//! keys the table says it touches, run the handler (parse → store operation
+//! → reply), and map any error to its Redis text in one place
+//! ([`error::CmdError::text`]). Each handler lives in the file of its
+//! family: `connection`, `server`, `keys`, `expire`, `strings`,
+//! `transactions`, `locks`, `scripting`.
+
+pub mod args;
+pub mod connection;
+pub mod error;
+pub mod expire;
+pub mod keys;
+pub mod locks;
+pub mod scripting;
+pub mod server;
+pub mod strings;
+pub mod table;
+pub mod transactions;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use smallvec::SmallVec;
+
+use crate::protocol::ReplyBuf;
+use crate::server::shared::{ClientHandle, Shared};
+use crate::stats;
+use crate::store::Locked;
+pub use error::{CmdError, CmdResult};
+use table::{CommandSpec, KeySpec, flags};
+
+/// A command queued by MULTI, with owned copies of its arguments.
+pub struct Queued {
+    pub index: usize,
+    pub args: Vec<Box<[u8]>>,
+}
+
+/// Per-connection state that commands read and change.
+pub struct ClientState {
+    pub handle: Arc<ClientHandle>,
+    pub db: usize,
+    /// Inside MULTI: the queued commands.
+    pub multi: Option<Vec<Queued>>,
+    /// A command failed to queue: EXEC must abort.
+    pub multi_error: bool,
+    /// Keys under WATCH, as (db, key).
+    pub watched: Vec<(usize, Box<[u8]>)>,
+    /// Set by any write to a watched key.
+    pub dirty: Arc<AtomicBool>,
+    /// Close the connection once the pending replies are written (QUIT).
+    pub close: bool,
+}
+
+impl ClientState {
+    pub fn new(handle: Arc<ClientHandle>) -> Self {
+        ClientState {
+            handle,
+            db: 0,
+            multi: None,
+            multi_error: false,
+            watched: Vec::new(),
+            dirty: Arc::new(AtomicBool::new(false)),
+            close: false,
+        }
+    }
+}
+
+/// What a handler may use besides the keys.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub client: &'a mut ClientState,
+    pub out: &'a mut ReplyBuf,
+}
+
+/// Execute one request, writing its reply to `out`.
+pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]]) {
+    let Some((index, spec)) = table::lookup(args[0]) else {
+        out.error(&error::unknown_command(args));
+        flag_transaction(client);
+        stats::command_rejected(None);
+        return;
+    };
+    if !table::arity_ok(spec, args.len()) {
+        out.error(&CmdError::WrongArity.text(spec.name));
+        flag_transaction(client);
+        stats::command_rejected(Some(index));
+        return;
+    }
+    if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {
+        if spec.flags & flags::NO_MULTI != 0 {
+            out.error("ERR Command not allowed inside a transaction");
+            flag_transaction(client);
+            return;
+        }
+        let queued = Queued {
+            index,
+            args: args.iter().map(|a| Box::<[u8]>::from(*a)).collect(),
+        };
+        client.multi.as_mut().expect("checked above").push(queued);
+        out.simple("QUEUED");
+        return;
+    }
+    let mut ctx = Ctx { shared, client, out };
+    run(&mut ctx, index, spec, args);
+}
+
+fn flag_transaction(client: &mut ClientState) {
+    if client.multi.is_some() {
+        client.multi_error = true;
+    }
+}
+
+/// Lock the command's keys and run it.
+fn run(ctx: &mut Ctx<'_>, index: usize, spec: &'static CommandSpec, args: &[&[u8]]) {
+    let keyspace = &ctx.shared.keyspace;
+    let db = &keyspace.dbs[ctx.client.db];
+    let now = keyspace.clock.now_us();
+    let mut locked = match &spec.keys {
+        KeySpec::None => db.unlocked(now),
+        KeySpec::All => db.lock_all(now),
+        spec_keys => match key_positions(spec_keys, args) {
+            Ok(range) => db.lock_keys(range.map(|i| args[i]), now),
+            Err(e) => {
+                ctx.out.error(&e.text(spec.name));
+                stats::command_done(index, true);
+                return;
+            }
+        },
+    };
+    run_locked(ctx, index, spec, &mut locked, args);
+}
+
+/// Run a command against keys already locked (directly, or by EXEC).
+pub fn run_locked(
+    ctx: &mut Ctx<'_>,
+    index: usize,
+    spec: &'static CommandSpec,
+    locked: &mut Locked<'_>,
+    args: &[&[u8]],
+) {
+    ctx.client.handle.last_cmd.store(index, Ordering::Relaxed);
+    let result = (spec.handler)(ctx, locked, args);
+    let failed = result.is_err();
+    if let Err(e) = result {
+        ctx.out.error(&e.text(spec.name));
+    }
+    if spec.flags & flags::WRITE != 0
+        && ctx.shared.watches.any()
+        && let Ok(range) = key_positions(&spec.keys, args)
+    {
+        for i in range {
+            ctx.shared.watches.touch(ctx.client.db, args[i]);
+        }
+    }
+    stats::command_done(index, failed);
+}
+
+/// Indexes of the key arguments of a command, from its key specification.
+pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<std::iter::StepBy<std::ops::Range<usize>>, CmdError> {
+    match *keys {
+        KeySpec::None | KeySpec::All => Ok((0..0).step_by(1)),
+        KeySpec::Range { first, last, step } => {
+            let end = if last < 0 {
+                args.len() as isize + last + 1
+            } else {
+                (last + 1).min(args.len() as isize)
+            };
+            let end = (end.max(first as isize)) as usize;
+            Ok((first..end).step_by(step))
+        }
+        KeySpec::NumKeys { at, first } => {
+            let n = args::int(args[at])?;
+            if n < 0 {
+                return Err(CmdError::Static("ERR Number of keys can't be negative"));
+            }
+            if n as usize > args.len() - first {
+                return Err(CmdError::Static(
+                    "ERR Number of keys can't be greater than number of args",
+                ));
+            }
+            Ok((first..first + n as usize).step_by(1))
+        }
+    }
+}
+
+/// Borrow owned arguments as the slice-of-slices handlers take.
+pub fn borrow_args(args: &[Box<[u8]>]) -> SmallVec<[&[u8]; 8]> {
+    args.iter().map(|a| &a[..]).collect()
+}

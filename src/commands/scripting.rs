@@ -1,0 +1,500 @@
+//! EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/SCRIPT without Lua.
+//!
+//! A script is recognised by the SHA1 of its text (EVAL, SCRIPT LOAD) or by
+//! the SHA itself (EVALSHA) and run as the native operation the catalogue
+//! maps it to. Every catalogued SHA is built in: EVALSHA works without a
+//! prior SCRIPT LOAD, SCRIPT EXISTS answers 1, SCRIPT FLUSH cannot remove
+//! them. Anything else gets a clear error instead of a wrong answer.
+
+use super::args::{int, is};
+use super::error::unknown_subcommand;
+use super::{CmdError, CmdResult, Ctx};
+use crate::protocol::ReplyBuf;
+use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, Reply, Script, Ttl};
+use crate::scripts::{self, sha1_hex};
+use crate::store::clock::{offset_deadline, remaining_ms};
+use crate::store::{Locked, NO_DEADLINE};
+
+fn unsupported(sha: &str) -> CmdError {
+    CmdError::msg(format!(
+        "ERR unsupported script (sha1 {sha}): redlockd runs no Lua; use DELEX/DELIFEQ/SET IFEQ or LOCK.*"
+    ))
+}
+
+const NOSCRIPT: CmdError = CmdError::Static("NOSCRIPT No matching script. Please use EVAL.");
+
+/// EVAL and EVAL_RO: hash the text, then run what it is known as.
+pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let sha = sha1_hex(args[1]);
+    let script = scripts::lookup(sha.as_bytes()).ok_or_else(|| unsupported(&sha))?;
+    run_script(ctx, keys, script, args)
+}
+
+/// EVALSHA and EVALSHA_RO.
+pub fn evalsha(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let script = scripts::lookup(args[1]).ok_or(NOSCRIPT)?;
+    run_script(ctx, keys, script, args)
+}
+
+/// `SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP`
+pub fn script(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let sub = args[1];
+    if is(sub, "load") && args.len() == 3 {
+        let sha = sha1_hex(args[2]);
+        if scripts::lookup(sha.as_bytes()).is_none() {
+            return Err(unsupported(&sha));
+        }
+        ctx.out.bulk(sha.as_bytes());
+    } else if is(sub, "exists") && args.len() >= 3 {
+        ctx.out.array(args.len() - 2);
+        for sha in &args[2..] {
+            ctx.out.int(scripts::lookup(sha).is_some() as i64);
+        }
+    } else if is(sub, "flush") && args.len() <= 3 {
+        if args.len() == 3 && !is(args[2], "async") && !is(args[2], "sync") {
+            return Err(CmdError::Static("ERR SCRIPT FLUSH only support SYNC|ASYNC option"));
+        }
+        // Built-in scripts cannot be forgotten; there is nothing else to flush.
+        ctx.out.ok();
+    } else if is(sub, "kill") && args.len() == 2 {
+        return Err(CmdError::Static("NOTBUSY No scripts in execution right now."));
+    } else if is(sub, "help") && args.len() == 2 {
+        let help = [
+            "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache (built-in lock scripts always remain).",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it (catalogued lock scripts only).",
+            "HELP",
+            "    Print this help.",
+        ];
+        ctx.out.array(help.len());
+        for line in help {
+            ctx.out.simple(line);
+        }
+    } else {
+        return Err(unknown_subcommand(sub, "script"));
+    }
+    Ok(())
+}
+
+/// The KEYS and ARGV of one invocation.
+struct Invocation<'a, 'b> {
+    keys: &'b [&'a [u8]],
+    argv: &'b [&'a [u8]],
+}
+
+impl<'a> Invocation<'a, '_> {
+    fn get(&self, arg: Arg) -> &'a [u8] {
+        match arg {
+            Arg::A(i) => self.argv.get(i - 1).copied().unwrap_or(b""),
+            Arg::K(i) => self.keys.get(i - 1).copied().unwrap_or(b""),
+        }
+    }
+}
+
+fn run_script(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, script: &'static Script, args: &[&[u8]]) -> CmdResult {
+    // The dispatcher validated numkeys against the argument count already.
+    let numkeys = int(args[2])? as usize;
+    let inv = Invocation {
+        keys: &args[3..3 + numkeys],
+        argv: &args[3 + numkeys..],
+    };
+    let keys_ok = match script.numkeys {
+        NumKeys::Exactly(n) => numkeys == n,
+        NumKeys::AtLeastOne => numkeys >= 1,
+    };
+    if !keys_ok || inv.argv.len() < script.min_argv {
+        return Err(CmdError::msg(format!(
+            "ERR script {} ({} {}) was called with {} keys and {} arguments, which it does not take",
+            script.sha,
+            script.library,
+            script.operation,
+            numkeys,
+            inv.argv.len()
+        )));
+    }
+    let read_only = args[0].len() > 3 && args[0][args[0].len() - 3..].eq_ignore_ascii_case(b"_ro");
+    if read_only && script.op.writes() {
+        return Err(CmdError::Static(
+            "ERR Write commands are not allowed from read-only scripts.",
+        ));
+    }
+    if let Some(db_arg) = script.select_db {
+        // pcall(SELECT n): an invalid index is swallowed; another valid
+        // database would need a second keyspace lock, which we do not take.
+        if let Ok(db) = int(inv.get(db_arg))
+            && db >= 0
+            && (db as usize) < ctx.shared.keyspace.dbs.len()
+            && db as usize != ctx.client.db
+        {
+            return Err(CmdError::Static(
+                "ERR redlockd runs this script only on the connection's selected database",
+            ));
+        }
+    }
+    run_op(ctx.out, keys, script, &inv)
+}
+
+fn reply(out: &mut ReplyBuf, r: Reply) -> CmdResult {
+    match r {
+        Reply::Ok => out.ok(),
+        Reply::Int(n) => out.int(n),
+        Reply::Nil => out.null(),
+        Reply::Bulk(s) => out.bulk_str(s),
+        Reply::Error(e) => return Err(CmdError::Static(e)),
+    }
+    Ok(())
+}
+
+/// A TTL argument in ms for `SET ... PX`, with SET's error for ≤ 0.
+fn px_deadline(now: u64, ttl: &[u8]) -> Result<u64, CmdError> {
+    let ms = int(ttl)?;
+    if ms <= 0 {
+        return Err(CmdError::msg("ERR invalid expire time in 'set' command"));
+    }
+    Ok(offset_deadline(now, ms.saturating_mul(1000)))
+}
+
+/// Apply `how` to an existing key: PEXPIRE/EXPIRE (≤0 deletes) or SET PX.
+fn apply_ttl(keys: &mut Locked<'_>, key: &[u8], token: &[u8], ttl: &[u8], how: Ttl) -> CmdResult {
+    let now = keys.now;
+    match how {
+        Ttl::SetPx => {
+            let d = px_deadline(now, ttl)?;
+            keys.set(key, token, d)?;
+        }
+        Ttl::Pexpire | Ttl::Expire => {
+            let n = int(ttl)?;
+            let ms = if how == Ttl::Expire {
+                n.checked_mul(1000).ok_or(CmdError::InvalidExpire)?
+            } else {
+                n
+            };
+            if ms <= 0 {
+                keys.remove(key)?;
+            } else {
+                keys.set_deadline(key, offset_deadline(now, ms.saturating_mul(1000)))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn value_of<'l>(keys: &'l mut Locked<'_>, key: &[u8]) -> Result<Option<&'l [u8]>, CmdError> {
+    Ok(keys.get(key)?.map(|e| &*e.value))
+}
+
+fn owns(keys: &mut Locked<'_>, key: &[u8], token: &[u8]) -> Result<bool, CmdError> {
+    Ok(value_of(keys, key)? == Some(token))
+}
+
+/// GETRANGE key 0 len-1 == string.sub(token, 1, len), as bsm/redislock checks.
+fn prefix_owned(value: Option<&[u8]>, token: &[u8], len: i64) -> bool {
+    let cut = |s: &[u8]| -> Vec<u8> {
+        let end = if len <= 0 {
+            (s.len() as i64 + len - 1).max(0) as usize
+        } else {
+            (len as usize).min(s.len())
+        };
+        s[..end.min(s.len())].to_vec()
+    };
+    cut(value.unwrap_or(b"")) == cut(token)
+}
+
+fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invocation<'_, '_>) -> CmdResult {
+    let k1 = inv.keys.first().copied().unwrap_or(b"");
+    let now = keys.now;
+    match script.op {
+        Op::Release { owner, reply: how } => {
+            let current = value_of(keys, k1)?.map(<[u8]>::to_vec);
+            let mine = match owner {
+                Some(o) => current.as_deref() == Some(inv.get(o)),
+                None => current.is_some(),
+            };
+            if mine {
+                keys.remove(k1)?;
+            }
+            match how {
+                ReleaseReply::Count => out.int(mine as i64),
+                ReleaseReply::MissingMinusOne => out.int(if mine {
+                    1
+                } else if current.is_none() {
+                    -1
+                } else {
+                    0
+                }),
+                ReleaseReply::AioRedlock if mine => out.int(1),
+                ReleaseReply::AioRedlock if current.is_none() => out.ok(),
+                ReleaseReply::AioRedlock => return Err(CmdError::Static("ERR ERROR")),
+                ReleaseReply::TrueOrNil if mine => out.int(1),
+                ReleaseReply::TrueOrNil | ReleaseReply::AlwaysNil => out.null(),
+            }
+        }
+        Op::Extend {
+            owner,
+            ttl,
+            how,
+            done,
+            refused,
+            add_mode,
+        } => {
+            let token = inv.get(owner);
+            let key = k1;
+            let Some(entry) = keys.get(key)? else {
+                return reply(out, refused);
+            };
+            if *entry.value != *token {
+                return reply(out, refused);
+            }
+            let pttl = entry.has_deadline().then(|| remaining_ms(entry.deadline(), now));
+            match add_mode {
+                None => apply_ttl(keys, key, token, inv.get(ttl), how)?,
+                Some(mode) => {
+                    let Some(p) = pttl else {
+                        return reply(out, refused);
+                    };
+                    let add = match mode {
+                        AddMode::Always => true,
+                        AddMode::Flag(f) => inv.get(f) == b"0",
+                    };
+                    let ms = int(inv.get(ttl))?;
+                    let total = if add {
+                        p.checked_add(ms).ok_or(CmdError::InvalidExpire)?
+                    } else {
+                        ms
+                    };
+                    let mut buf = itoa::Buffer::new();
+                    apply_ttl(keys, key, token, buf.format(total).as_bytes(), Ttl::Pexpire)?;
+                }
+            }
+            reply(out, done)?;
+        }
+        Op::AcquireOrRenew {
+            owner,
+            ttl,
+            when_free,
+            free_gate,
+            when_owned,
+            refused,
+        } => {
+            let ttl_arg = inv.get(ttl);
+            let (token, owned_now) = match owner {
+                Owner::Exact(t) => {
+                    let token = inv.get(t);
+                    (token, owns(keys, k1, token)?)
+                }
+                Owner::Prefix { token, len } => {
+                    let token = inv.get(token);
+                    let len = int(inv.get(len))?;
+                    let value = value_of(keys, k1)?;
+                    (token, value.is_some() && prefix_owned(value, token, len))
+                }
+            };
+            let free = !keys.contains(k1)?;
+            let gate_open = free_gate.is_none_or(|g| inv.get(g) == b"yes");
+            if free
+                && gate_open
+                && let Some(r) = when_free
+            {
+                // An empty TTL means none (redis-py 2.10's LuaLock without timeout).
+                let d = if ttl_arg.is_empty() {
+                    NO_DEADLINE
+                } else {
+                    px_deadline(now, ttl_arg)?
+                };
+                keys.set(k1, token, d)?;
+                return reply(out, r);
+            }
+            match when_owned {
+                Some((how, r)) if owned_now => {
+                    apply_ttl(keys, k1, token, ttl_arg, how)?;
+                    reply(out, r)?;
+                }
+                _ => reply(out, refused)?,
+            }
+        }
+        Op::MultiAcquire { value, ttl } => {
+            for k in inv.keys {
+                if keys.contains(k)? {
+                    out.int(0);
+                    return Ok(());
+                }
+            }
+            let d = px_deadline(now, inv.get(ttl))?;
+            for k in inv.keys {
+                keys.set(k, inv.get(value), d)?;
+            }
+            out.int(inv.keys.len() as i64);
+        }
+        Op::MultiExtend { value, ttl } => {
+            let token = inv.get(value);
+            for k in inv.keys {
+                if !owns(keys, k, token)? {
+                    out.int(0);
+                    return Ok(());
+                }
+            }
+            let d = px_deadline(now, inv.get(ttl))?;
+            for k in inv.keys {
+                keys.set(k, token, d)?;
+            }
+            out.int(inv.keys.len() as i64);
+        }
+        Op::MultiRelease { value } => {
+            let token = inv.get(value);
+            let mut n = 0;
+            for k in inv.keys {
+                if owns(keys, k, token)? {
+                    keys.remove(k)?;
+                    n += 1;
+                }
+            }
+            out.int(n);
+        }
+        Op::BsmObtain { value, len, ttl } => {
+            let token = inv.get(value);
+            let len = int(inv.get(len))?;
+            let mut all_free = true;
+            for k in inv.keys {
+                all_free &= !keys.contains(k)?;
+            }
+            if !all_free {
+                for k in inv.keys {
+                    let v = value_of(keys, k)?;
+                    if !prefix_owned(v, token, len) {
+                        out.null();
+                        return Ok(());
+                    }
+                }
+            }
+            let n = int(inv.get(ttl))?;
+            for k in inv.keys {
+                keys.set(k, token, NO_DEADLINE)?;
+            }
+            for k in inv.keys {
+                apply_ttl(keys, k, token, itoa::Buffer::new().format(n).as_bytes(), Ttl::Pexpire)?;
+            }
+            out.ok();
+        }
+        Op::BsmRelease { value } | Op::BsmRefresh { value, .. } | Op::BsmTtl { value } => {
+            let token = inv.get(value);
+            for k in inv.keys {
+                if !owns(keys, k, token)? {
+                    out.null();
+                    return Ok(());
+                }
+            }
+            match script.op {
+                Op::BsmRelease { .. } => {
+                    for k in inv.keys {
+                        keys.remove(k)?;
+                    }
+                    out.ok();
+                }
+                Op::BsmRefresh { ttl, .. } => {
+                    for k in inv.keys {
+                        apply_ttl(keys, k, token, inv.get(ttl), Ttl::Pexpire)?;
+                    }
+                    out.ok();
+                }
+                _ => {
+                    let mut min = 0;
+                    for k in inv.keys {
+                        if let Some(e) = keys.get(k)?
+                            && e.has_deadline()
+                        {
+                            let p = remaining_ms(e.deadline(), now);
+                            if p > 0 && (min == 0 || p < min) {
+                                min = p;
+                            }
+                        }
+                    }
+                    out.int(min);
+                }
+            }
+        }
+        Op::OwnerTtl {
+            owner,
+            seconds,
+            clamp_to_zero,
+            refused,
+        } => {
+            let token = inv.get(owner);
+            let Some(e) = keys.get(k1)? else {
+                return reply(out, refused);
+            };
+            if *e.value != *token {
+                return reply(out, refused);
+            }
+            let ms = if e.has_deadline() {
+                remaining_ms(e.deadline(), now)
+            } else {
+                -1
+            };
+            let v = if seconds && ms >= 0 { (ms + 500) / 1000 } else { ms };
+            out.int(if clamp_to_zero { v.max(0) } else { v });
+        }
+        Op::ValueAndPttl => {
+            out.array(2);
+            match keys.get(k1)? {
+                Some(e) => {
+                    let p = if e.has_deadline() {
+                        remaining_ms(e.deadline(), now)
+                    } else {
+                        -1
+                    };
+                    out.bulk(&e.value);
+                    out.int(p);
+                }
+                None => {
+                    out.null();
+                    out.int(-2);
+                }
+            }
+        }
+        Op::NextId { missing_is_error } => {
+            let lua_error = || {
+                CmdError::msg(format!(
+                    "ERR user_script:1: attempt to compare nil with number script: {}, on @user_script:1.",
+                    script.sha
+                ))
+            };
+            let candidate = lua_number(inv.get(Arg::A(1))).ok_or_else(lua_error)?;
+            let current = value_of(keys, k1)?.and_then(lua_number);
+            let raise = match current {
+                None if missing_is_error => return Err(lua_error()),
+                None => true,
+                Some(c) => c < candidate,
+            };
+            if raise {
+                let text = format_lua_number(candidate);
+                keys.set(k1, text.as_bytes(), NO_DEADLINE)?;
+                out.int(candidate as i64);
+            } else {
+                out.null();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lua's tonumber for the decimal strings lock scripts see.
+fn lua_number(s: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(s).ok()?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Lua 5.1's number-to-string ("%.14g") for the integers NextID stores.
+fn format_lua_number(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}

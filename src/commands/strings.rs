@@ -1,0 +1,497 @@
+//! String commands: GET/SET and their variants, counters, ranges.
+//!
+//! SET follows Redis 8.4: besides NX/XX it takes the compare-and-set
+//! conditions IFEQ/IFNE (value) and IFDEQ/IFDNE (XXH3 digest) that make an
+//! owner-checked lock extend a single native command.
+
+use super::args::{Cursor, float, int, is};
+use super::locks::digest_hex;
+use super::{CmdError, CmdResult, Ctx};
+use crate::config::Settings;
+use crate::protocol::reply::format_double;
+use crate::stats;
+use crate::store::clock::offset_deadline;
+use crate::store::{Clock, Deadline, Locked, NO_DEADLINE};
+
+/// The write condition of a SET.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Condition<'a> {
+    Always,
+    /// NX: only if the key is missing.
+    Missing,
+    /// XX: only if the key exists.
+    Exists,
+    /// IFEQ: only if the key exists and holds this value.
+    ValueEq(&'a [u8]),
+    /// IFNE: if the key is missing or holds another value.
+    ValueNe(&'a [u8]),
+    /// IFDEQ: only if the key exists and its value has this digest.
+    DigestEq(&'a [u8]),
+    /// IFDNE: if the key is missing or its value has another digest.
+    DigestNe(&'a [u8]),
+}
+
+impl Condition<'_> {
+    /// Whether a write may go ahead given the current value.
+    pub fn holds(&self, current: Option<&[u8]>) -> bool {
+        match (*self, current) {
+            (Condition::Always, _) => true,
+            (Condition::Missing, cur) => cur.is_none(),
+            (Condition::Exists, cur) => cur.is_some(),
+            (Condition::ValueEq(v), Some(cur)) => cur == v,
+            (Condition::DigestEq(d), Some(cur)) => digest_hex(cur).as_bytes().eq_ignore_ascii_case(d),
+            (Condition::ValueEq(_) | Condition::DigestEq(_), None) => false,
+            (Condition::ValueNe(v), cur) => cur != Some(v),
+            (Condition::DigestNe(d), cur) => cur.is_none_or(|c| !digest_hex(c).as_bytes().eq_ignore_ascii_case(d)),
+        }
+    }
+}
+
+/// The expiry part of SET/GETEX, as given (validated after parsing, as Redis does).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExpiryOpt<'a> {
+    /// No option: SET clears the TTL, GETEX leaves it.
+    None,
+    Ex(&'a [u8]),
+    Px(&'a [u8]),
+    ExAt(&'a [u8]),
+    PxAt(&'a [u8]),
+    KeepTtl,
+    Persist,
+}
+
+/// What the key's deadline becomes.
+pub enum NewDeadline {
+    Keep,
+    Set(Deadline),
+}
+
+impl ExpiryOpt<'_> {
+    /// Turn the option into a deadline, with Redis's errors.
+    pub fn resolve(&self, now: u64) -> Result<NewDeadline, CmdError> {
+        let (raw, unit_ms, absolute) = match *self {
+            ExpiryOpt::None | ExpiryOpt::Persist => return Ok(NewDeadline::Set(NO_DEADLINE)),
+            ExpiryOpt::KeepTtl => return Ok(NewDeadline::Keep),
+            ExpiryOpt::Ex(v) => (v, 1000, false),
+            ExpiryOpt::Px(v) => (v, 1, false),
+            ExpiryOpt::ExAt(v) => (v, 1000, true),
+            ExpiryOpt::PxAt(v) => (v, 1, true),
+        };
+        let n = int(raw)?;
+        if n <= 0 || (unit_ms == 1000 && n > i64::MAX / 1000) {
+            return Err(CmdError::InvalidExpire);
+        }
+        let ms = n * unit_ms;
+        if absolute {
+            Ok(NewDeadline::Set(Clock::deadline_from_unix_ms(ms, now)))
+        } else {
+            if ms > i64::MAX - Clock::wall_ms() {
+                return Err(CmdError::InvalidExpire);
+            }
+            Ok(NewDeadline::Set(offset_deadline(now, ms.saturating_mul(1000))))
+        }
+    }
+}
+
+/// Options of `SET key value [cond] [GET] [expiry]`.
+pub struct SetOptions<'a> {
+    pub cond: Condition<'a>,
+    pub get: bool,
+    pub expiry: ExpiryOpt<'a>,
+}
+
+/// Parse SET's options (from `args[3]`), with Redis's syntax rules: one
+/// condition, one expiry; NX may repeat, EX may not.
+pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdError> {
+    let mut o = SetOptions {
+        cond: Condition::Always,
+        get: false,
+        expiry: ExpiryOpt::None,
+    };
+    let mut c = Cursor::new(args, 3);
+    while let Some(opt) = c.next() {
+        let cond_free =
+            |cond: Condition<'_>, same: fn(&Condition<'_>) -> bool| cond == Condition::Always || same(&cond);
+        if is(opt, "nx") && cond_free(o.cond, |c| *c == Condition::Missing) {
+            o.cond = Condition::Missing;
+        } else if is(opt, "xx") && cond_free(o.cond, |c| *c == Condition::Exists) {
+            o.cond = Condition::Exists;
+        } else if is(opt, "ifeq") && o.cond == Condition::Always {
+            o.cond = Condition::ValueEq(c.value()?);
+        } else if is(opt, "ifne") && o.cond == Condition::Always {
+            o.cond = Condition::ValueNe(c.value()?);
+        } else if is(opt, "ifdeq") && o.cond == Condition::Always {
+            o.cond = Condition::DigestEq(c.value()?);
+        } else if is(opt, "ifdne") && o.cond == Condition::Always {
+            o.cond = Condition::DigestNe(c.value()?);
+        } else if is(opt, "get") {
+            o.get = true;
+        } else if is(opt, "keepttl") && matches!(o.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl) {
+            o.expiry = ExpiryOpt::KeepTtl;
+        } else if o.expiry == ExpiryOpt::None && (is(opt, "ex") || is(opt, "px") || is(opt, "exat") || is(opt, "pxat"))
+        {
+            let v = c.value()?;
+            o.expiry = if is(opt, "ex") {
+                ExpiryOpt::Ex(v)
+            } else if is(opt, "px") {
+                ExpiryOpt::Px(v)
+            } else if is(opt, "exat") {
+                ExpiryOpt::ExAt(v)
+            } else {
+                ExpiryOpt::PxAt(v)
+            };
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(o)
+}
+
+/// Read a key for a string command, counting the hit or miss.
+fn lookup<'l>(keys: &'l mut Locked<'_>, key: &[u8]) -> Result<Option<&'l [u8]>, CmdError> {
+    let v = keys.get(key)?.map(|e| &*e.value);
+    stats::keyspace_lookup(v.is_some());
+    Ok(v)
+}
+
+pub fn get(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let v = lookup(keys, args[1])?;
+    ctx.out.bulk_or_null(v);
+    Ok(())
+}
+
+/// What a SET did: whether it wrote, and the old value when GET asked for it.
+pub struct SetOutcome {
+    pub written: bool,
+    pub old: Option<Box<[u8]>>,
+}
+
+/// The core of SET: apply `opts` to `key`.
+pub fn set_with(
+    keys: &mut Locked<'_>,
+    key: &[u8],
+    value: &[u8],
+    opts: &SetOptions<'_>,
+) -> Result<SetOutcome, CmdError> {
+    let now = keys.now;
+    let deadline = opts.expiry.resolve(now)?;
+    let current = keys.get(key)?;
+    let old = if opts.get {
+        current.map(|e| e.value.clone())
+    } else {
+        None
+    };
+    if !opts.cond.holds(current.map(|e| &*e.value)) {
+        return Ok(SetOutcome { written: false, old });
+    }
+    let deadline = match deadline {
+        NewDeadline::Set(d) => d,
+        NewDeadline::Keep => current.map(|e| e.deadline()).unwrap_or(NO_DEADLINE),
+    };
+    keys.set(key, value, deadline)?;
+    Ok(SetOutcome { written: true, old })
+}
+
+pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let opts = parse_set_options(args)?;
+    let SetOutcome { written, old } = set_with(keys, args[1], args[2], &opts)?;
+    if opts.get {
+        ctx.out.bulk_or_null(old.as_deref());
+    } else if written {
+        ctx.out.ok();
+    } else {
+        ctx.out.null();
+    }
+    Ok(())
+}
+
+pub fn setnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let absent = !keys.contains(args[1])?;
+    if absent {
+        keys.set(args[1], args[2], NO_DEADLINE)?;
+    }
+    ctx.out.int(absent as i64);
+    Ok(())
+}
+
+/// SETEX key seconds value / PSETEX key milliseconds value.
+pub fn setex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let expiry = if args[0][0].eq_ignore_ascii_case(&b'p') {
+        ExpiryOpt::Px(args[2])
+    } else {
+        ExpiryOpt::Ex(args[2])
+    };
+    let NewDeadline::Set(deadline) = expiry.resolve(keys.now)? else {
+        unreachable!("EX/PX always set")
+    };
+    keys.set(args[1], args[3], deadline)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn getset(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let old = keys.get(args[1])?.map(|e| e.value.clone());
+    keys.set(args[1], args[2], NO_DEADLINE)?;
+    ctx.out.bulk_or_null(old.as_deref());
+    Ok(())
+}
+
+pub fn getdel(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let old = keys.remove(args[1])?;
+    stats::keyspace_lookup(old.is_some());
+    ctx.out.bulk_or_null(old.as_ref().map(|e| &*e.value));
+    Ok(())
+}
+
+/// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`
+pub fn getex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let mut expiry = ExpiryOpt::None;
+    let mut c = Cursor::new(args, 2);
+    while let Some(opt) = c.next() {
+        if expiry != ExpiryOpt::None {
+            return Err(CmdError::Syntax);
+        }
+        expiry = if is(opt, "persist") {
+            ExpiryOpt::Persist
+        } else if is(opt, "ex") {
+            ExpiryOpt::Ex(c.value()?)
+        } else if is(opt, "px") {
+            ExpiryOpt::Px(c.value()?)
+        } else if is(opt, "exat") {
+            ExpiryOpt::ExAt(c.value()?)
+        } else if is(opt, "pxat") {
+            ExpiryOpt::PxAt(c.value()?)
+        } else {
+            return Err(CmdError::Syntax);
+        };
+    }
+    let now = keys.now;
+    let deadline = match expiry {
+        ExpiryOpt::None => None,
+        other => match other.resolve(now)? {
+            NewDeadline::Set(d) => Some(d),
+            NewDeadline::Keep => None,
+        },
+    };
+    let Some(value) = lookup(keys, args[1])?.map(Box::<[u8]>::from) else {
+        ctx.out.null();
+        return Ok(());
+    };
+    match deadline {
+        Some(d) if d != NO_DEADLINE && d <= now => {
+            keys.remove(args[1])?;
+        }
+        Some(d) => {
+            keys.set_deadline(args[1], d)?;
+        }
+        None => {}
+    }
+    ctx.out.bulk(&value);
+    Ok(())
+}
+
+pub fn mget(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    ctx.out.array(args.len() - 1);
+    for key in &args[1..] {
+        let v = lookup(keys, key)?;
+        ctx.out.bulk_or_null(v);
+    }
+    Ok(())
+}
+
+pub fn mset(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity);
+    }
+    for pair in args[1..].chunks_exact(2) {
+        keys.set(pair[0], pair[1], NO_DEADLINE)?;
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn msetnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity);
+    }
+    for pair in args[1..].chunks_exact(2) {
+        if keys.contains(pair[0])? {
+            ctx.out.int(0);
+            return Ok(());
+        }
+    }
+    for pair in args[1..].chunks_exact(2) {
+        keys.set(pair[0], pair[1], NO_DEADLINE)?;
+    }
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// Add `delta` to the integer at `key` (0 when missing), keeping its TTL.
+pub fn incr_by(keys: &mut Locked<'_>, key: &[u8], delta: i64) -> Result<i64, CmdError> {
+    let (current, deadline) = match keys.get(key)? {
+        Some(e) => (int(&e.value)?, e.deadline()),
+        None => (0, NO_DEADLINE),
+    };
+    let n = current.checked_add(delta).ok_or(CmdError::Overflow)?;
+    let mut buf = itoa::Buffer::new();
+    keys.set(key, buf.format(n).as_bytes(), deadline)?;
+    Ok(n)
+}
+
+/// INCR, DECR, INCRBY and DECRBY, told apart by name.
+pub fn incr(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let decr = args[0][0].eq_ignore_ascii_case(&b'd');
+    let delta = if args.len() == 3 { int(args[2])? } else { 1 };
+    let delta = if decr {
+        delta
+            .checked_neg()
+            .ok_or(CmdError::Static("ERR decrement would overflow"))?
+    } else {
+        delta
+    };
+    let n = incr_by(keys, args[1], delta)?;
+    ctx.out.int(n);
+    Ok(())
+}
+
+/// Format an INCRBYFLOAT result as Redis does with long doubles: 17
+/// significant digits hide binary noise (0.1+0.2 is "0.3"); we round to 15
+/// because f64 carries less precision than Redis's long double.
+fn format_incr_float(v: f64) -> String {
+    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+    format_double(rounded)
+}
+
+pub fn incrbyfloat(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let delta = float(args[2])?;
+    let (current, deadline) = match keys.get(args[1])? {
+        Some(e) => (float(&e.value)?, e.deadline()),
+        None => (0.0, NO_DEADLINE),
+    };
+    let n = current + delta;
+    if !n.is_finite() {
+        return Err(CmdError::NanOrInfinity);
+    }
+    let text = format_incr_float(n);
+    keys.set(args[1], text.as_bytes(), deadline)?;
+    ctx.out.bulk(text.as_bytes());
+    Ok(())
+}
+
+fn max_len(ctx: &Ctx<'_>) -> u64 {
+    Settings::get(&ctx.shared.settings.proto_max_bulk_len)
+}
+
+pub fn append(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let limit = max_len(ctx);
+    let len = match keys.get_mut(args[1])? {
+        Some(e) => {
+            if (e.value.len() + args[2].len()) as u64 > limit {
+                return Err(CmdError::StringTooLong);
+            }
+            let mut v = Vec::with_capacity(e.value.len() + args[2].len());
+            v.extend_from_slice(&e.value);
+            v.extend_from_slice(args[2]);
+            e.value = v.into_boxed_slice();
+            e.value.len()
+        }
+        None => {
+            keys.set(args[1], args[2], NO_DEADLINE)?;
+            args[2].len()
+        }
+    };
+    ctx.out.int(len as i64);
+    Ok(())
+}
+
+pub fn strlen(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let n = lookup(keys, args[1])?.map_or(0, |v| v.len());
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// GETRANGE/SUBSTR with Redis 7's index rules.
+pub fn getrange(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let (mut start, mut end) = (int(args[2])?, int(args[3])?);
+    let v = lookup(keys, args[1])?.unwrap_or(b"");
+    let len = v.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        ctx.out.bulk(b"");
+        return Ok(());
+    }
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        ctx.out.bulk(b"");
+    } else {
+        ctx.out.bulk(&v[start as usize..=end as usize]);
+    }
+    Ok(())
+}
+
+pub fn setrange(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let offset = int(args[2])?;
+    if offset < 0 {
+        return Err(CmdError::Static("ERR offset is out of range"));
+    }
+    let patch = args[3];
+    let limit = max_len(ctx);
+    let (mut value, deadline) = match keys.get(args[1])? {
+        Some(e) => (e.value.to_vec(), e.deadline()),
+        None if patch.is_empty() => {
+            ctx.out.int(0);
+            return Ok(());
+        }
+        None => (Vec::new(), NO_DEADLINE),
+    };
+    if patch.is_empty() {
+        ctx.out.int(value.len() as i64);
+        return Ok(());
+    }
+    let end = offset as u64 + patch.len() as u64;
+    if end > limit {
+        return Err(CmdError::StringTooLong);
+    }
+    let end = end as usize;
+    if value.len() < end {
+        value.resize(end, 0);
+    }
+    value[offset as usize..end].copy_from_slice(patch);
+    keys.set(args[1], &value, deadline)?;
+    ctx.out.int(value.len() as i64);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incr_float_hides_binary_noise() {
+        assert_eq!(format_incr_float(0.1 + 0.2), "0.3");
+        assert_eq!(format_incr_float(10.5 + 0.1), "10.6");
+        assert_eq!(format_incr_float(5000.0), "5000");
+        assert_eq!(format_incr_float(-1.5), "-1.5");
+    }
+
+    #[test]
+    fn conditions() {
+        assert!(Condition::ValueEq(b"a").holds(Some(b"a")));
+        assert!(!Condition::ValueEq(b"a").holds(None));
+        assert!(Condition::ValueNe(b"a").holds(None));
+        assert!(!Condition::ValueNe(b"a").holds(Some(b"a")));
+        let d = digest_hex(b"a");
+        assert!(Condition::DigestEq(d.as_bytes()).holds(Some(b"a")));
+        assert!(Condition::DigestNe(d.as_bytes()).holds(Some(b"b")));
+    }
+}

@@ -1,0 +1,21 @@
+//! redlockd: a lock server that speaks the Redis protocol.
+//!
+//! The binary only parses flags and calls [`server::run`]; everything else
+//! is this library: [`protocol`] (framing and replies), [`commands`] (the
+//! command table and one module per family), [`store`] (sharded keyspace
+//! with exact expiry), [`scripts`] (lock scripts recognised by SHA1).
+
+pub mod commands;
+pub mod config;
+pub mod glob;
+pub mod protocol;
+pub mod scripts;
+pub mod server;
+pub mod stats;
+pub mod store;
+
+/// redlockd's own version (INFO `redlockd_version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Redis release whose command semantics redlockd follows (INFO
+/// `redis_version`, HELLO `version`): 8.4 added DELEX/DIGEST/SET IFEQ.
+pub const VERSION_COMPAT: &str = "8.4.0";

@@ -1,0 +1,62 @@
+//! `redlockd`: parse flags, set up logging, run the server.
+
+use std::io::Write;
+
+use clap::Parser;
+use redlockd::config::ServerConfig;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "redlockd", version, about = "A lock server that speaks the Redis protocol")]
+struct Cli {
+    #[command(flatten)]
+    server: ServerConfig,
+}
+
+/// Map redis-server's log levels onto tracing filters; anything else is
+/// taken as a tracing filter directive.
+fn log_filter(level: &str) -> EnvFilter {
+    if let Ok(env) = std::env::var("RUST_LOG")
+        && !env.is_empty()
+    {
+        return EnvFilter::new(env);
+    }
+    let directive = match level {
+        "debug" => "debug",
+        "verbose" | "notice" => "info",
+        "warning" => "warn",
+        "nothing" => "off",
+        other => other,
+    };
+    EnvFilter::new(directive)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(log_filter(&cli.server.log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listener = redlockd::server::bind(&cli.server).await?;
+        // A machine-readable line for scripts and tests (`--port 0`).
+        let addr = listener.local_addr()?;
+        let _ = writeln!(std::io::stdout(), "redlockd listening on {addr}");
+        let _ = std::io::stdout().flush();
+        redlockd::server::serve(listener, cli.server, redlockd::server::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("redlockd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

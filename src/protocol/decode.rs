@@ -1,0 +1,486 @@
+//! Request framing: turns the bytes a client sent into command argument lists.
+//!
+//! Owns the RESP multibulk grammar (`*N\r\n$len\r\n...`), inline commands
+//! (`PING\r\n` typed into nc), and every limit a client controls at this layer:
+//! argument count, bulk length and inline line length. Limits are checked on
+//! the headers, before a byte of the payload is buffered.
+//!
+//! The decoder is *check-then-parse* and incremental: when a frame is
+//! incomplete it remembers how far it got (arguments already located, the
+//! pending bulk length), so a large request arriving in many small reads is
+//! parsed in linear time, never re-scanned from its start.
+//!
+//! Arguments are located as byte ranges into the caller's buffer (multibulk)
+//! or into the decoder's own scratch buffer (inline, whose quoting rewrites
+//! bytes); nothing is copied for multibulk requests.
+
+use std::ops::Range;
+
+/// Redis's PROTO_INLINE_MAX_SIZE: the longest inline line or header line.
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Redis's limit on the number of arguments in one multibulk request.
+pub const MAX_ARGS: usize = 1024 * 1024;
+
+/// Client-controlled sizes this decoder enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_bulk_len: u64,
+    pub max_args: usize,
+}
+
+/// A protocol violation: the connection gets `-ERR Protocol error: <msg>` and is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl ProtocolError {
+    fn new(msg: &str) -> Self {
+        ProtocolError(msg.to_string())
+    }
+}
+
+/// Where the arguments of a decoded frame live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgSource {
+    /// Ranges index the input slice given to [`Decoder::decode`].
+    Input,
+    /// Ranges index [`Decoder::scratch`].
+    Scratch,
+}
+
+/// A complete request found at the start of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Bytes of input the frame occupied (consume them after executing it).
+    pub len: usize,
+    pub source: ArgSource,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    /// Nothing of the next frame has been examined.
+    #[default]
+    Start,
+    /// Inside a multibulk frame: `remaining` arguments still to locate,
+    /// `pos` bytes of the frame examined so far.
+    Multibulk {
+        remaining: usize,
+        pos: usize,
+        bulk: Option<usize>,
+    },
+    /// Inside an inline line: `scanned` bytes already known not to hold '\n'.
+    Inline { scanned: usize },
+}
+
+/// Incremental request decoder; one per connection.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    state: State,
+    args: Vec<Range<usize>>,
+    /// Unquoted inline arguments.
+    pub scratch: Vec<u8>,
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Argument ranges of the frame last returned by [`Decoder::decode`].
+    pub fn args(&self) -> &[Range<usize>] {
+        &self.args
+    }
+
+    /// Bytes the frame in progress still needs before it can complete, if known
+    /// (a pending bulk payload). Lets the reader reserve buffer space once.
+    pub fn pending_bulk(&self, buffered: usize) -> Option<usize> {
+        match self.state {
+            State::Multibulk {
+                pos, bulk: Some(len), ..
+            } => Some((pos + len + 2).saturating_sub(buffered)),
+            _ => None,
+        }
+    }
+
+    /// Try to decode one frame from the start of `input`.
+    ///
+    /// `Ok(None)` means more bytes are needed; call again with the same
+    /// input extended (the decoder resumes where it stopped). Empty frames
+    /// (`*0`, `*-1`, blank inline lines) are consumed silently and yield a
+    /// frame with no arguments.
+    pub fn decode(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
+        if matches!(self.state, State::Start) {
+            if input.is_empty() {
+                return Ok(None);
+            }
+            self.args.clear();
+            if input[0] == b'*' {
+                match parse_line(input, 1, "too big mbulk count string")? {
+                    None => return Ok(None),
+                    Some((n, next)) => {
+                        if n > limits.max_args as i64 || n > MAX_ARGS as i64 {
+                            return Err(ProtocolError::new("invalid multibulk length"));
+                        }
+                        if n <= 0 {
+                            return Ok(Some(Frame {
+                                len: next,
+                                source: ArgSource::Input,
+                            }));
+                        }
+                        // Reserve modestly: the count is client-controlled.
+                        self.args.reserve((n as usize).min(1024));
+                        self.state = State::Multibulk {
+                            remaining: n as usize,
+                            pos: next,
+                            bulk: None,
+                        };
+                    }
+                }
+            } else {
+                self.state = State::Inline { scanned: 0 };
+            }
+        }
+        match self.state {
+            State::Multibulk { .. } => self.decode_multibulk(input, limits),
+            State::Inline { .. } => self.decode_inline(input),
+            State::Start => unreachable!("state set above"),
+        }
+    }
+
+    fn decode_multibulk(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
+        let State::Multibulk {
+            mut remaining,
+            mut pos,
+            mut bulk,
+        } = self.state
+        else {
+            unreachable!("called in multibulk state")
+        };
+        let result = loop {
+            if remaining == 0 {
+                break Ok(Some(Frame {
+                    len: pos,
+                    source: ArgSource::Input,
+                }));
+            }
+            let len = match bulk {
+                Some(len) => len,
+                None => {
+                    if pos >= input.len() {
+                        break Ok(None);
+                    }
+                    if input[pos] != b'$' {
+                        break Err(ProtocolError(format!("expected '$', got '{}'", input[pos] as char)));
+                    }
+                    match parse_line(&input[pos..], 1, "too big bulk count string") {
+                        Err(e) => break Err(e),
+                        Ok(None) => break Ok(None),
+                        Ok(Some((len, used))) => {
+                            if len < 0 || len as u64 > limits.max_bulk_len {
+                                break Err(ProtocolError::new("invalid bulk length"));
+                            }
+                            pos += used;
+                            bulk = Some(len as usize);
+                            len as usize
+                        }
+                    }
+                }
+            };
+            if input.len() < pos + len + 2 {
+                break Ok(None);
+            }
+            if &input[pos + len..pos + len + 2] != b"\r\n" {
+                // Redis trusts the length and skips the CRLF; we are stricter only
+                // in that the frame must be well formed to be executed.
+                break Err(ProtocolError::new("expected CRLF after bulk"));
+            }
+            self.args.push(pos..pos + len);
+            pos += len + 2;
+            bulk = None;
+            remaining -= 1;
+        };
+        self.state = match result {
+            Ok(None) => State::Multibulk { remaining, pos, bulk },
+            _ => State::Start,
+        };
+        result
+    }
+
+    fn decode_inline(&mut self, input: &[u8]) -> Result<Option<Frame>, ProtocolError> {
+        let State::Inline { scanned } = self.state else {
+            unreachable!("called in inline state")
+        };
+        let Some(nl) = input[scanned..].iter().position(|&b| b == b'\n').map(|i| i + scanned) else {
+            if input.len() > INLINE_MAX {
+                self.state = State::Start;
+                return Err(ProtocolError::new("too big inline request"));
+            }
+            self.state = State::Inline { scanned: input.len() };
+            return Ok(None);
+        };
+        self.state = State::Start;
+        if nl > INLINE_MAX {
+            return Err(ProtocolError::new("too big inline request"));
+        }
+        let mut line = &input[..nl];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        split_inline_args(line, &mut self.scratch, &mut self.args)?;
+        Ok(Some(Frame {
+            len: nl + 1,
+            source: ArgSource::Scratch,
+        }))
+    }
+}
+
+/// Parse `<prefix><integer>\r\n` at the start of `buf`; returns the integer
+/// and the bytes used. The header line itself is bounded by [`INLINE_MAX`].
+fn parse_line(buf: &[u8], skip: usize, too_big: &'static str) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let Some(cr) = buf.iter().position(|&b| b == b'\r') else {
+        if buf.len() > INLINE_MAX {
+            return Err(ProtocolError::new(too_big));
+        }
+        return Ok(None);
+    };
+    if cr > INLINE_MAX {
+        return Err(ProtocolError::new(too_big));
+    }
+    if buf.len() < cr + 2 {
+        return Ok(None);
+    }
+    let digits = &buf[skip..cr];
+    let err = if too_big.contains("mbulk") {
+        "invalid multibulk length"
+    } else {
+        "invalid bulk length"
+    };
+    let n = parse_i64(digits).ok_or_else(|| ProtocolError::new(err))?;
+    Ok(Some((n, cr + 2)))
+}
+
+/// Strict decimal parse as Redis's string2ll: optional '-', no '+', no spaces,
+/// no leading zeros (except "0"), within i64.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = (c - b'0') as i64;
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
+/// Split an inline line the way Redis's sdssplitargs does: whitespace
+/// separates arguments; "double quotes" understand \n \r \t \b \a \\ \" and
+/// \xHH; 'single quotes' understand \'; a closing quote must be followed by
+/// whitespace or the end of the line.
+fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<usize>>) -> Result<(), ProtocolError> {
+    let unbalanced = || ProtocolError::new("unbalanced quotes in request");
+    scratch.clear();
+    args.clear();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Ok(());
+        }
+        let start = scratch.len();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                if i >= n {
+                    return Err(unbalanced());
+                }
+                let c = line[i];
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    scratch.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    scratch.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(unbalanced());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    scratch.push(c);
+                }
+            } else if insq {
+                if i >= n {
+                    return Err(unbalanced());
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    scratch.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(unbalanced());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    scratch.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => scratch.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(start..scratch.len());
+    }
+}
+
+fn hex_val(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Limits = Limits {
+        max_bulk_len: 512 * 1024 * 1024,
+        max_args: MAX_ARGS,
+    };
+
+    fn args_of(d: &Decoder, input: &[u8], f: Frame) -> Vec<Vec<u8>> {
+        let base = match f.source {
+            ArgSource::Input => input,
+            ArgSource::Scratch => &d.scratch[..],
+        };
+        d.args().iter().map(|r| base[r.clone()].to_vec()).collect()
+    }
+
+    #[test]
+    fn multibulk_in_one_piece() {
+        let mut d = Decoder::new();
+        let input = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        let f = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(f.len, input.len());
+        assert_eq!(args_of(&d, input, f), vec![b"GET".to_vec(), b"k".to_vec()]);
+    }
+
+    #[test]
+    fn multibulk_byte_by_byte() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        let mut d = Decoder::new();
+        for end in 1..input.len() {
+            assert_eq!(d.decode(&input[..end], &L).unwrap(), None, "at {end}");
+        }
+        let f = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(
+            args_of(&d, input, f),
+            vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()]
+        );
+    }
+
+    #[test]
+    fn inline_with_quotes() {
+        let mut d = Decoder::new();
+        let input = b"SET k \"a b\\x41\\n\" 'it\\'s'\r\n";
+        let f = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(
+            args_of(&d, input, f),
+            vec![b"SET".to_vec(), b"k".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec()]
+        );
+        assert_eq!(
+            d.decode(b"SET \"a\r\n", &L),
+            Err(ProtocolError::new("unbalanced quotes in request"))
+        );
+    }
+
+    #[test]
+    fn limits_checked_on_headers() {
+        let mut d = Decoder::new();
+        assert_eq!(
+            d.decode(b"*1048577\r\n", &L),
+            Err(ProtocolError::new("invalid multibulk length"))
+        );
+        let small = Limits {
+            max_bulk_len: 10,
+            max_args: 4,
+        };
+        assert_eq!(
+            d.decode(b"*1\r\n$11\r\n", &small),
+            Err(ProtocolError::new("invalid bulk length"))
+        );
+        assert_eq!(
+            d.decode(b"*5\r\n", &small),
+            Err(ProtocolError::new("invalid multibulk length"))
+        );
+        assert_eq!(
+            d.decode(b"*x\r\n", &L),
+            Err(ProtocolError::new("invalid multibulk length"))
+        );
+        assert_eq!(
+            d.decode(b"*1\r\n+x\r\n", &L),
+            Err(ProtocolError::new("expected '$', got '+'"))
+        );
+        let long = vec![b'a'; INLINE_MAX + 1];
+        assert_eq!(d.decode(&long, &L), Err(ProtocolError::new("too big inline request")));
+    }
+
+    #[test]
+    fn parse_i64_is_strict() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"-0",
+            b"1.0",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+}

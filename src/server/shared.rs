@@ -1,0 +1,220 @@
+//! State shared by every connection: the keyspace, settings, the client
+//! registry (CLIENT LIST/KILL, INFO clients), WATCH bookkeeping and counters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, broadcast};
+
+use crate::config::{ServerConfig, Settings};
+use crate::stats::ServerCounters;
+use crate::store::Keyspace;
+
+pub struct Shared {
+    pub config: ServerConfig,
+    pub settings: Settings,
+    pub keyspace: Arc<Keyspace>,
+    pub clients: ClientRegistry,
+    pub watches: Watches,
+    pub counters: ServerCounters,
+    pub started: Instant,
+    pub run_id: String,
+    /// The address actually bound (differs from the config with `--port 0`).
+    pub local_addr: Mutex<Option<SocketAddr>>,
+    /// Fired once to stop the server (SIGINT/SIGTERM or SHUTDOWN).
+    pub shutdown: broadcast::Sender<()>,
+}
+
+impl Shared {
+    pub fn new(config: ServerConfig) -> Arc<Shared> {
+        let (shutdown, _) = broadcast::channel(1);
+        let run_id: String = (0..40)
+            .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
+            .collect();
+        Arc::new(Shared {
+            settings: Settings::new(&config),
+            keyspace: Arc::new(Keyspace::new(config.databases)),
+            clients: ClientRegistry::default(),
+            watches: Watches::default(),
+            counters: ServerCounters::default(),
+            started: Instant::now(),
+            run_id,
+            local_addr: Mutex::new(None),
+            shutdown,
+            config,
+        })
+    }
+}
+
+/// What other connections may see or do to one client.
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub name: Mutex<String>,
+    pub lib_name: Mutex<String>,
+    pub lib_ver: Mutex<String>,
+    pub db: AtomicUsize,
+    pub resp: AtomicU8,
+    /// Milliseconds since `created` of the last command.
+    pub last_active_ms: AtomicU64,
+    /// Command-table index of the last command (for CLIENT LIST `cmd=`).
+    pub last_cmd: AtomicUsize,
+    pub killed: AtomicBool,
+    pub kill: Notify,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(String::new()),
+            lib_name: Mutex::new(String::new()),
+            lib_ver: Mutex::new(String::new()),
+            db: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            last_active_ms: AtomicU64::new(0),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        }
+    }
+
+    pub fn request_kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill.notify_one();
+    }
+
+    /// One CLIENT LIST / CLIENT INFO line (without the trailing newline).
+    pub fn describe(&self) -> String {
+        let age = self.created.elapsed().as_secs();
+        let idle = (self.created.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_active_ms.load(Ordering::Relaxed))
+            / 1000;
+        let cmd = crate::commands::table::COMMANDS
+            .get(self.last_cmd.load(Ordering::Relaxed))
+            .map(|c| c.name)
+            .unwrap_or("NULL");
+        format!(
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.name.lock(),
+            age,
+            idle,
+            self.db.load(Ordering::Relaxed),
+            cmd,
+            self.resp.load(Ordering::Relaxed),
+            self.lib_name.lock(),
+            self.lib_ver.lock(),
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+}
+
+impl ClientRegistry {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+        self.clients.lock().insert(id, handle.clone());
+        handle
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Every client, in id order.
+    pub fn snapshot(&self) -> Vec<Arc<ClientHandle>> {
+        let mut v: Vec<_> = self.clients.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+}
+
+/// Keys under WATCH, and the flags of the clients watching them.
+///
+/// A write command marks every watcher of the keys it touched (whether or
+/// not it changed the value, as Redis does for most commands); EXEC of a
+/// marked client fails. When nobody watches anything, a write costs one
+/// relaxed load.
+/// (database index, key)
+type WatchedKey = (usize, Box<[u8]>);
+
+#[derive(Default)]
+pub struct Watches {
+    active: AtomicUsize,
+    keys: Mutex<HashMap<WatchedKey, Vec<Arc<AtomicBool>>>>,
+}
+
+impl Watches {
+    pub fn watch(&self, db: usize, key: &[u8], flag: &Arc<AtomicBool>) {
+        let mut keys = self.keys.lock();
+        let list = keys.entry((db, key.into())).or_default();
+        if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            list.push(flag.clone());
+            self.active.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    pub fn unwatch(&self, db: usize, key: &[u8], flag: &Arc<AtomicBool>) {
+        let mut keys = self.keys.lock();
+        let k = (db, Box::<[u8]>::from(key));
+        if let Some(list) = keys.get_mut(&k) {
+            let before = list.len();
+            list.retain(|f| !Arc::ptr_eq(f, flag));
+            self.active.fetch_sub(before - list.len(), Ordering::SeqCst);
+            if list.is_empty() {
+                keys.remove(&k);
+            }
+        }
+    }
+
+    #[inline]
+    pub fn any(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > 0
+    }
+
+    pub fn touch(&self, db: usize, key: &[u8]) {
+        if !self.any() {
+            return;
+        }
+        if let Some(list) = self.keys.lock().get(&(db, Box::<[u8]>::from(key))) {
+            for f in list {
+                f.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// FLUSHDB/FLUSHALL: every watcher of `db` (or of every db) is marked.
+    pub fn touch_db(&self, db: Option<usize>) {
+        if !self.any() {
+            return;
+        }
+        for ((d, _), list) in self.keys.lock().iter() {
+            if db.is_none_or(|x| x == *d) {
+                for f in list {
+                    f.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}

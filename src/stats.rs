@@ -1,0 +1,137 @@
+//! Counters behind INFO stats and INFO commandstats.
+//!
+//! Hot counters (commands processed, per-command calls, keyspace hits and
+//! misses) live in per-thread blocks written only by their own thread, so a
+//! command never contends on a shared cache line; INFO sums the blocks.
+//! Rare events (connections) use plain shared atomics.
+
+use std::cell::OnceCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// Per-thread counters; `calls[i]`/`failed[i]` are for command-table entry `i`.
+pub struct ThreadCounters {
+    pub commands: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub calls: Box<[AtomicU64]>,
+    pub failed: Box<[AtomicU64]>,
+    pub rejected: Box<[AtomicU64]>,
+}
+
+static BLOCKS: Mutex<Vec<Arc<ThreadCounters>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static LOCAL: OnceCell<Arc<ThreadCounters>> = const { OnceCell::new() };
+}
+
+fn zeros(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+/// Single-writer increment: only the owning thread writes its block.
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Run `f` with this thread's counter block.
+#[inline]
+pub fn with_local<R>(f: impl FnOnce(&ThreadCounters) -> R) -> R {
+    LOCAL.with(|cell| {
+        let block = cell.get_or_init(|| {
+            let n = crate::commands::table::COMMANDS.len();
+            let block = Arc::new(ThreadCounters {
+                commands: AtomicU64::new(0),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                calls: zeros(n),
+                failed: zeros(n),
+                rejected: zeros(n),
+            });
+            BLOCKS.lock().push(block.clone());
+            block
+        });
+        f(block)
+    })
+}
+
+#[inline]
+pub fn command_done(index: usize, failed: bool) {
+    with_local(|c| {
+        bump(&c.commands, 1);
+        bump(&c.calls[index], 1);
+        if failed {
+            bump(&c.failed[index], 1);
+        }
+    })
+}
+
+/// A command refused before it ran (arity, unknown, not allowed).
+pub fn command_rejected(index: Option<usize>) {
+    with_local(|c| {
+        bump(&c.commands, 1);
+        if let Some(i) = index {
+            bump(&c.rejected[i], 1);
+        }
+    })
+}
+
+#[inline]
+pub fn keyspace_lookup(hit: bool) {
+    with_local(|c| bump(if hit { &c.hits } else { &c.misses }, 1))
+}
+
+/// Totals over every thread.
+#[derive(Default, Debug)]
+pub struct Totals {
+    pub commands: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub calls: Vec<u64>,
+    pub failed: Vec<u64>,
+    pub rejected: Vec<u64>,
+}
+
+pub fn totals() -> Totals {
+    let n = crate::commands::table::COMMANDS.len();
+    let mut t = Totals {
+        calls: vec![0; n],
+        failed: vec![0; n],
+        rejected: vec![0; n],
+        ..Default::default()
+    };
+    for b in BLOCKS.lock().iter() {
+        t.commands += b.commands.load(Ordering::Relaxed);
+        t.hits += b.hits.load(Ordering::Relaxed);
+        t.misses += b.misses.load(Ordering::Relaxed);
+        for i in 0..n {
+            t.calls[i] += b.calls[i].load(Ordering::Relaxed);
+            t.failed[i] += b.failed[i].load(Ordering::Relaxed);
+            t.rejected[i] += b.rejected[i].load(Ordering::Relaxed);
+        }
+    }
+    t
+}
+
+/// CONFIG RESETSTAT. Counters are zeroed with plain stores; an increment
+/// racing with the reset on another thread may survive it, which is harmless.
+pub fn reset() {
+    for b in BLOCKS.lock().iter() {
+        for c in [&b.commands, &b.hits, &b.misses] {
+            c.store(0, Ordering::Relaxed);
+        }
+        for c in b.calls.iter().chain(b.failed.iter()).chain(b.rejected.iter()) {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Shared, rarely-bumped server counters.
+#[derive(Default)]
+pub struct ServerCounters {
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+}

@@ -1,0 +1,70 @@
+//! Time for the store: a monotonic clock for deadlines, wall time only at the edges.
+//!
+//! Deadlines are microseconds on a monotonic clock that starts at 1 when the
+//! process starts (0 means "no deadline"), so TTLs count down correctly even
+//! if the wall clock jumps. Absolute times that clients send (EXAT, PXAT,
+//! EXPIREAT) or ask for (EXPIRETIME) are converted once, at the boundary.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A deadline in monotonic microseconds; [`NO_DEADLINE`] means persistent.
+pub type Deadline = u64;
+pub const NO_DEADLINE: Deadline = 0;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    epoch: Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Clock { epoch: Instant::now() }
+    }
+
+    /// Monotonic microseconds since start, never 0.
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64 + 1
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch.
+    pub fn wall_ms() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    /// Convert an absolute Unix time in ms into a monotonic deadline. Times in
+    /// the past give a deadline at or before `now` (the key is already expired).
+    pub fn deadline_from_unix_ms(unix_ms: i64, now_us: u64) -> Deadline {
+        let delta_ms = unix_ms.saturating_sub(Self::wall_ms());
+        offset_deadline(now_us, delta_ms.saturating_mul(1000))
+    }
+
+    /// The Unix time in ms at which a monotonic deadline falls.
+    pub fn unix_ms_of(deadline: Deadline, now_us: u64) -> i64 {
+        Self::wall_ms() + ((deadline as i64 - now_us as i64) as f64 / 1000.0).round() as i64
+    }
+}
+
+/// `now + delta_us`, clamped so that a past time still yields a real
+/// (non-zero) deadline and a huge one does not overflow.
+pub fn offset_deadline(now_us: u64, delta_us: i64) -> Deadline {
+    if delta_us <= 0 {
+        now_us.saturating_sub(delta_us.unsigned_abs()).max(1).min(now_us)
+    } else {
+        now_us.saturating_add(delta_us as u64)
+    }
+}
+
+/// Remaining time of a deadline in ms, rounded up so that a key set with
+/// `PX 100` reports 100 immediately afterwards, as Redis does.
+pub fn remaining_ms(deadline: Deadline, now_us: u64) -> i64 {
+    (deadline.saturating_sub(now_us) as i64 + 999) / 1000
+}

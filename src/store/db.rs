@@ -1,0 +1,470 @@
+//! One keyspace (a Redis "database"): a sharded map of key → [`Entry`].
+//!
+//! # Locking discipline (decided once, here)
+//! The map is a `DashMap` whose shards are the unit of locking. A command
+//! never calls the map's per-key API: the dispatcher asks for a [`Locked`]
+//! view holding the write locks of exactly the shards its keys live in,
+//! taken **in ascending shard order** (so two multi-key commands can never
+//! deadlock), runs the command against that view, and drops it. A
+//! single-key command therefore holds one shard lock for a few hundred
+//! nanoseconds; MSET/DEL k1 k2/RENAME/scripts hold theirs together and are
+//! atomic; EXEC and whole-keyspace commands (KEYS, SCAN, DBSIZE, FLUSHDB)
+//! lock every shard. No lock is ever held across an `.await`.
+//!
+//! # Expiry
+//! Every access through [`Locked`] checks the deadline first: an expired key
+//! is removed on the spot and reported absent, so correctness never depends
+//! on the background expirer. The expirer only reclaims memory, driven by a
+//! per-shard min-heap of `(deadline, hash)` (16 bytes a key, no key copy).
+//! A heap entry whose key was since rewritten or persisted is stale; popping
+//! it removes nothing, because removal re-checks that the key in the table
+//! really is expired.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::{DashMap, RwLockWriteGuard, SharedValue};
+use hashbrown::raw::RawTable;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use super::clock::{Deadline, NO_DEADLINE};
+use super::entry::Entry;
+
+type Table = RawTable<(Box<[u8]>, SharedValue<Entry>)>;
+type ShardGuard<'a> = RwLockWriteGuard<'a, Table>;
+
+/// Shards per database: enough that two cores rarely meet on one lock,
+/// few enough that EXEC locking all of them stays cheap.
+pub const SHARDS: usize = 32;
+
+/// Deadlines waiting to be reclaimed in one shard.
+#[derive(Default)]
+struct ExpiryIndex {
+    heap: BinaryHeap<Reverse<(Deadline, u64)>>,
+}
+
+pub struct Db {
+    map: DashMap<Box<[u8]>, Entry, ahash::RandomState>,
+    expiry: Box<[Mutex<ExpiryIndex>]>,
+    /// Keys removed because their deadline passed (lazily or by the expirer).
+    pub expired_keys: AtomicU64,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Db {
+    pub fn new() -> Self {
+        let map = DashMap::with_hasher_and_shard_amount(ahash::RandomState::new(), SHARDS);
+        let expiry = (0..map.shards().len())
+            .map(|_| Mutex::new(ExpiryIndex::default()))
+            .collect();
+        Db {
+            map,
+            expiry,
+            expired_keys: AtomicU64::new(0),
+        }
+    }
+
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.map.hash_usize(&key) as u64
+    }
+
+    pub fn shard_of_hash(&self, hash: u64) -> usize {
+        self.map.determine_shard(hash as usize)
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.map.shards().len()
+    }
+
+    /// A view holding no locks, for commands that touch no key.
+    pub fn unlocked(&self, now: u64) -> Locked<'_> {
+        Locked {
+            db: self,
+            guards: SmallVec::new(),
+            all: false,
+            now,
+            expired: 0,
+        }
+    }
+
+    /// Lock the shards of `keys` (ascending order, each once).
+    pub fn lock_keys<'k>(&self, keys: impl Iterator<Item = &'k [u8]>, now: u64) -> Locked<'_> {
+        let mut shards: SmallVec<[usize; 4]> = keys.map(|k| self.shard_of_hash(self.hash(k))).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        if shards.len() == self.shard_count() {
+            return self.lock_all(now);
+        }
+        let guards = shards.into_iter().map(|s| (s, self.map.shards()[s].write())).collect();
+        Locked {
+            db: self,
+            guards,
+            all: false,
+            now,
+            expired: 0,
+        }
+    }
+
+    /// Lock every shard (ascending order).
+    pub fn lock_all(&self, now: u64) -> Locked<'_> {
+        let guards = self
+            .map
+            .shards()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.write()))
+            .collect();
+        Locked {
+            db: self,
+            guards,
+            all: true,
+            now,
+            expired: 0,
+        }
+    }
+
+    /// Reclaim expired keys of one shard, at most `budget` of them; returns
+    /// (removed, budget exhausted). Shrinks the shard's table when it has
+    /// become mostly empty, so that memory really goes back.
+    pub fn reclaim_shard(&self, shard: usize, now: u64, budget: usize) -> (usize, bool) {
+        let mut table = self.map.shards()[shard].write();
+        let removed = {
+            let mut idx = self.expiry[shard].lock();
+            let mut removed = 0;
+            let mut popped = 0;
+            while let Some(Reverse((deadline, hash))) = idx.heap.peek().copied() {
+                if deadline > now || popped >= budget {
+                    break;
+                }
+                idx.heap.pop();
+                popped += 1;
+                if table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() {
+                    removed += 1;
+                }
+            }
+            if idx.heap.capacity() > 1024 && idx.heap.len() * 4 < idx.heap.capacity() {
+                let keep = idx.heap.len() * 2;
+                idx.heap.shrink_to(keep);
+            }
+            if popped >= budget {
+                self.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+                return (removed, true);
+            }
+            removed
+        };
+        if table.capacity() > 64 && table.len() * 4 < table.capacity() {
+            let hasher = |e: &(Box<[u8]>, SharedValue<Entry>)| self.hash(&e.0);
+            let keep = table.len() * 2;
+            table.shrink_to(keep, hasher);
+        }
+        self.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+        (removed, false)
+    }
+}
+
+/// Write access to the keys of some shards of one [`Db`], for one command.
+pub struct Locked<'a> {
+    db: &'a Db,
+    guards: SmallVec<[(usize, ShardGuard<'a>); 2]>,
+    /// All shards are held and `guards[i]` is shard `i`.
+    all: bool,
+    /// The command's "now" (monotonic µs): one instant for the whole command,
+    /// as Redis uses, so a command never sees a key both alive and expired.
+    pub now: u64,
+    expired: u64,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if self.expired > 0 {
+            self.db.expired_keys.fetch_add(self.expired, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why a key could not be reached through a [`Locked`] view. Only a bug in a
+/// command's key specification produces it; it becomes an error reply.
+#[derive(Debug)]
+pub struct NotLocked;
+
+impl<'a> Locked<'a> {
+    pub fn db(&self) -> &'a Db {
+        self.db
+    }
+
+    /// Whether every shard of the database is held (EXEC, KEYS, FLUSHDB).
+    pub fn holds_all(&self) -> bool {
+        self.all
+    }
+
+    fn table(&mut self, hash: u64) -> Result<(usize, &mut Table), NotLocked> {
+        let shard = self.db.shard_of_hash(hash);
+        if self.all {
+            return Ok((shard, &mut *self.guards[shard].1));
+        }
+        self.guards
+            .iter_mut()
+            .find(|(s, _)| *s == shard)
+            .map(|(s, g)| (*s, &mut **g))
+            .ok_or(NotLocked)
+    }
+
+    /// Remove `key` if its deadline has passed; true if it is (now) absent
+    /// because of that.
+    fn expire_if_due(&mut self, key: &[u8], hash: u64) -> Result<(), NotLocked> {
+        let now = self.now;
+        let (_, table) = self.table(hash)?;
+        let due = matches!(table.get(hash, |(k, _)| **k == *key), Some((_, v)) if v.get().is_expired(now));
+        if due {
+            table.remove_entry(hash, |(k, _)| **k == *key);
+            self.expired += 1;
+        }
+        Ok(())
+    }
+
+    /// The live entry of `key`, if any.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        let hash = self.db.hash(key);
+        self.expire_if_due(key, hash)?;
+        let (_, table) = self.table(hash)?;
+        Ok(table.get(hash, |(k, _)| **k == *key).map(|(_, v)| v.get()))
+    }
+
+    /// The live entry of `key` for in-place modification of its value. Its
+    /// deadline can only be changed through [`Locked::set_deadline`].
+    pub fn get_mut(&mut self, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
+        let hash = self.db.hash(key);
+        self.expire_if_due(key, hash)?;
+        let (_, table) = self.table(hash)?;
+        Ok(table.get_mut(hash, |(k, _)| **k == *key).map(|(_, v)| v.get_mut()))
+    }
+
+    pub fn contains(&mut self, key: &[u8]) -> Result<bool, NotLocked> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// Store `value` under `key` with `deadline`, replacing any old entry.
+    pub fn set(&mut self, key: &[u8], value: &[u8], deadline: Deadline) -> Result<(), NotLocked> {
+        let hash = self.db.hash(key);
+        let db = self.db;
+        let (shard, table) = self.table(hash)?;
+        match table.get_mut(hash, |(k, _)| **k == *key) {
+            Some((_, v)) => {
+                let e = v.get_mut();
+                if *e.value != *value {
+                    e.value = value.into();
+                    e.fence = 0;
+                }
+                e.deadline = deadline;
+            }
+            None => {
+                let hasher = |e: &(Box<[u8]>, SharedValue<Entry>)| db.hash(&e.0);
+                table.insert(
+                    hash,
+                    (key.into(), SharedValue::new(Entry::new(value, deadline))),
+                    hasher,
+                );
+            }
+        }
+        if deadline != NO_DEADLINE {
+            db.expiry[shard].lock().heap.push(Reverse((deadline, hash)));
+        }
+        Ok(())
+    }
+
+    /// Change the deadline of a live key; false if the key does not exist.
+    pub fn set_deadline(&mut self, key: &[u8], deadline: Deadline) -> Result<bool, NotLocked> {
+        let hash = self.db.hash(key);
+        self.expire_if_due(key, hash)?;
+        let db = self.db;
+        let (shard, table) = self.table(hash)?;
+        let Some((_, v)) = table.get_mut(hash, |(k, _)| **k == *key) else {
+            return Ok(false);
+        };
+        let e = v.get_mut();
+        let changed = e.deadline != deadline;
+        e.deadline = deadline;
+        if changed && deadline != NO_DEADLINE {
+            db.expiry[shard].lock().heap.push(Reverse((deadline, hash)));
+        }
+        Ok(true)
+    }
+
+    /// Remove `key`; the removed live entry, if there was one.
+    pub fn remove(&mut self, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
+        let hash = self.db.hash(key);
+        self.expire_if_due(key, hash)?;
+        let (_, table) = self.table(hash)?;
+        Ok(table
+            .remove_entry(hash, |(k, _)| **k == *key)
+            .map(|(_, v)| v.into_inner()))
+    }
+
+    /// Drop every key whose deadline has passed from the locked shards, so
+    /// that counting and iteration see only live keys.
+    fn purge_expired(&mut self) {
+        let now = self.now;
+        let db = self.db;
+        let mut purged = 0;
+        for (shard, table) in self.guards.iter_mut() {
+            let mut idx = db.expiry[*shard].lock();
+            while let Some(Reverse((deadline, hash))) = idx.heap.peek().copied() {
+                if deadline > now {
+                    break;
+                }
+                idx.heap.pop();
+                if table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() {
+                    purged += 1;
+                }
+            }
+        }
+        self.expired += purged;
+    }
+
+    /// Number of live keys in the locked shards.
+    pub fn len(&mut self) -> usize {
+        self.purge_expired();
+        self.guards.iter().map(|(_, t)| t.len()).sum()
+    }
+
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
+    }
+
+    /// Remove every key of the locked shards; returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let mut n = 0;
+        for (shard, table) in self.guards.iter_mut() {
+            n += table.len();
+            table.clear();
+            table.shrink_to(0, |_| 0);
+            let mut idx = self.db.expiry[*shard].lock();
+            idx.heap = BinaryHeap::new();
+        }
+        n
+    }
+
+    /// Visit live keys starting at `cursor` (an opaque position: shard and
+    /// bucket), until about `limit` keys have been visited (or 64 times as
+    /// many empty buckets passed); returns the next cursor (0 when done).
+    ///
+    /// Keys present for the whole iteration are visited at least once unless
+    /// a shard's table is resized in between (a rehash may move an unvisited
+    /// key behind the cursor); SCAN documents this.
+    pub fn scan(&mut self, cursor: u64, limit: usize, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
+        self.purge_expired();
+        let now = self.now;
+        let mut shard = (cursor >> 40) as usize;
+        let mut bucket = (cursor & ((1 << 40) - 1)) as usize;
+        let (mut examined, mut visited) = (0usize, 0usize);
+        while shard < self.guards.len() {
+            let table = &self.guards[shard].1;
+            let buckets = table.buckets();
+            while bucket < buckets {
+                // SAFETY: `bucket < buckets()` and we hold the shard's write lock,
+                // so the table cannot change while the reference is used.
+                unsafe {
+                    if table.is_bucket_full(bucket) {
+                        let (k, v) = table.bucket(bucket).as_ref();
+                        if !v.get().is_expired(now) {
+                            visit(k, v.get());
+                            visited += 1;
+                        }
+                    }
+                }
+                bucket += 1;
+                examined += 1;
+                if (visited >= limit || examined >= limit.saturating_mul(64)) && bucket < buckets {
+                    return ((shard as u64) << 40) | bucket as u64;
+                }
+            }
+            shard += 1;
+            bucket = 0;
+            if (visited >= limit || examined >= limit.saturating_mul(64)) && shard < self.guards.len() {
+                return (shard as u64) << 40;
+            }
+        }
+        0
+    }
+
+    /// A uniformly chosen live key of the locked shards.
+    pub fn random_key(&mut self, mut pick: impl FnMut(usize) -> usize) -> Option<Box<[u8]>> {
+        let n = self.len();
+        if n == 0 {
+            return None;
+        }
+        let mut target = pick(n);
+        for (_, table) in self.guards.iter() {
+            if target < table.len() {
+                // SAFETY: iteration under the shard's write lock.
+                let item = unsafe { table.iter().nth(target).map(|b| b.as_ref().0.clone()) };
+                return item;
+            }
+            target -= table.len();
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_key_is_never_visible_and_is_reclaimed() {
+        let db = Db::new();
+        {
+            let mut l = db.lock_all(100);
+            l.set(b"a", b"1", 150).unwrap();
+            l.set(b"b", b"2", NO_DEADLINE).unwrap();
+            assert_eq!(l.len(), 2);
+        }
+        let mut l = db.lock_all(150);
+        assert!(l.get(b"a").unwrap().is_none());
+        assert_eq!(l.len(), 1);
+        drop(l);
+        let mut l = db.lock_keys([&b"a"[..]].into_iter(), 10);
+        assert!(l.get(b"a").unwrap().is_none(), "removed, even for an earlier clock");
+    }
+
+    #[test]
+    fn reclaim_uses_the_heap_and_skips_rewritten_keys() {
+        let db = Db::new();
+        {
+            let mut l = db.lock_all(1);
+            l.set(b"a", b"1", 10).unwrap();
+            l.set(b"a", b"1", 1000).unwrap(); // the heap entry for 10 is now stale
+            l.set(b"b", b"1", 10).unwrap();
+        }
+        let removed: usize = (0..db.shard_count()).map(|s| db.reclaim_shard(s, 20, 100).0).sum();
+        assert_eq!(removed, 1);
+        let mut l = db.lock_all(20);
+        assert!(l.get(b"a").unwrap().is_some());
+        assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn scan_visits_every_key_once() {
+        let db = Db::new();
+        let mut l = db.lock_all(1);
+        for i in 0..1000 {
+            l.set(format!("k{i}").as_bytes(), b"v", NO_DEADLINE).unwrap();
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = l.scan(cursor, 10, |k, _| assert!(seen.insert(k.to_vec())));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+    }
+}

@@ -1,0 +1,31 @@
+//! The in-memory store: databases of string keys with exact expiry.
+//!
+//! Store operations are plain synchronous functions over a [`Locked`] view;
+//! nothing here awaits, so no shard lock is ever held across a suspension.
+
+pub mod clock;
+pub mod db;
+pub mod entry;
+pub mod expiry;
+pub mod fence;
+
+pub use clock::{Clock, Deadline, NO_DEADLINE};
+pub use db::{Db, Locked, NotLocked};
+pub use entry::Entry;
+
+/// Every database of one server, plus the clock their deadlines use.
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    pub clock: Clock,
+    pub fences: fence::FenceCounter,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Self {
+        Keyspace {
+            dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
+            clock: Clock::new(),
+            fences: fence::FenceCounter::new(),
+        }
+    }
+}
