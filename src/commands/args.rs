@@ -30,7 +30,8 @@ pub fn parse_float(arg: &[u8]) -> Option<f64> {
     let v: f64 = match s.to_ascii_lowercase().as_str() {
         "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
         "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => s.parse().ok()?,
+        // A finite literal that overflows is out of range (strtold's ERANGE).
+        _ => s.parse().ok().filter(|v: &f64| v.is_finite())?,
     };
     if v.is_nan() { None } else { Some(v) }
 }

@@ -94,7 +94,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
 }
 
 pub fn select(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let db = int(args[1]).map_err(|_| CmdError::Static("ERR invalid DB index"))?;
+    let db = int(args[1])?;
     if db < 0 || db as usize >= ctx.shared.keyspace.dbs.len() {
         return Err(CmdError::Static("ERR DB index is out of range"));
     }
@@ -104,9 +104,20 @@ pub fn select(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     Ok(())
 }
 
-pub fn auth(_: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+/// `AUTH [user] password`. With no password configured the default user
+/// accepts any password; other users do not exist.
+pub fn auth(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
+    }
+    if args.len() == 3 {
+        if args[1] == b"default" {
+            ctx.out.ok();
+            return Ok(());
+        }
+        return Err(CmdError::Static(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ));
     }
     Err(CmdError::Static(
         "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",

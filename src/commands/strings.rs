@@ -100,6 +100,19 @@ pub struct SetOptions<'a> {
     pub expiry: ExpiryOpt<'a>,
 }
 
+const EXPIRY_KEYWORDS: [&str; 4] = ["ex", "px", "exat", "pxat"];
+
+/// Index in [`EXPIRY_KEYWORDS`] of an absolute/relative expiry option.
+fn expiry_keyword(e: ExpiryOpt<'_>) -> Option<usize> {
+    match e {
+        ExpiryOpt::Ex(_) => Some(0),
+        ExpiryOpt::Px(_) => Some(1),
+        ExpiryOpt::ExAt(_) => Some(2),
+        ExpiryOpt::PxAt(_) => Some(3),
+        _ => None,
+    }
+}
+
 /// Parse SET's options (from `args[3]`), with Redis's syntax rules: one
 /// condition, one expiry; NX may repeat, EX may not.
 pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdError> {
@@ -128,17 +141,17 @@ pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdErr
             o.get = true;
         } else if is(opt, "keepttl") && matches!(o.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl) {
             o.expiry = ExpiryOpt::KeepTtl;
-        } else if o.expiry == ExpiryOpt::None && (is(opt, "ex") || is(opt, "px") || is(opt, "exat") || is(opt, "pxat"))
-        {
+        } else if let Some(kind) = EXPIRY_KEYWORDS.iter().position(|k| is(opt, k)) {
+            // The same option may repeat (the last value wins), as in Redis.
+            if o.expiry != ExpiryOpt::None && expiry_keyword(o.expiry) != Some(kind) {
+                return Err(CmdError::Syntax);
+            }
             let v = c.value()?;
-            o.expiry = if is(opt, "ex") {
-                ExpiryOpt::Ex(v)
-            } else if is(opt, "px") {
-                ExpiryOpt::Px(v)
-            } else if is(opt, "exat") {
-                ExpiryOpt::ExAt(v)
-            } else {
-                ExpiryOpt::PxAt(v)
+            o.expiry = match kind {
+                0 => ExpiryOpt::Ex(v),
+                1 => ExpiryOpt::Px(v),
+                2 => ExpiryOpt::ExAt(v),
+                _ => ExpiryOpt::PxAt(v),
             };
         } else {
             return Err(CmdError::Syntax);

@@ -34,22 +34,29 @@ impl Clock {
 
     /// Wall-clock milliseconds since the Unix epoch.
     pub fn wall_ms() -> i64 {
+        Self::wall_us() / 1000
+    }
+
+    /// Wall-clock microseconds since the Unix epoch.
+    pub fn wall_us() -> i64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
+            .map(|d| d.as_micros() as i64)
             .unwrap_or(0)
     }
 
     /// Convert an absolute Unix time in ms into a monotonic deadline. Times in
     /// the past give a deadline at or before `now` (the key is already expired).
     pub fn deadline_from_unix_ms(unix_ms: i64, now_us: u64) -> Deadline {
-        let delta_ms = unix_ms.saturating_sub(Self::wall_ms());
-        offset_deadline(now_us, delta_ms.saturating_mul(1000))
+        let delta_us = unix_ms.saturating_mul(1000).saturating_sub(Self::wall_us());
+        offset_deadline(now_us, delta_us)
     }
 
-    /// The Unix time in ms at which a monotonic deadline falls.
+    /// The Unix time in ms at which a monotonic deadline falls (rounded to
+    /// the nearest ms, so a PXAT comes back exactly).
     pub fn unix_ms_of(deadline: Deadline, now_us: u64) -> i64 {
-        Self::wall_ms() + ((deadline as i64 - now_us as i64) as f64 / 1000.0).round() as i64
+        let unix_us = Self::wall_us() + (deadline as i64 - now_us as i64);
+        (unix_us + 500).div_euclid(1000)
     }
 }
 
