@@ -291,10 +291,13 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
     let unbalanced = || ProtocolError::new("unbalanced quotes in request");
     scratch.clear();
     args.clear();
+    // sdssplitargs works on a C string: a NUL byte ends the line.
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        // C's isspace: also vertical tab and form feed.
+        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0x0b) {
             i += 1;
         }
         if i >= n {
@@ -357,7 +360,7 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => inq = true,
                     b'\'' => insq = true,
                     c => scratch.push(c),
@@ -430,6 +433,17 @@ mod tests {
             d.decode(b"SET \"a\r\n", &L),
             Err(ProtocolError::new("unbalanced quotes in request"))
         );
+    }
+
+    #[test]
+    fn inline_nul_ends_the_line_and_never_loops() {
+        let mut d = Decoder::new();
+        let input = b"\x00\x01\x02\xff\r\n";
+        let f = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(args_of(&d, input, f), Vec::<Vec<u8>>::new());
+        let input = b"GET a\x00b c\r\n";
+        let f = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(args_of(&d, input, f), vec![b"GET".to_vec(), b"a".to_vec()]);
     }
 
     #[test]

@@ -230,6 +230,20 @@ impl Raw {
         }
     }
 
+    /// One frame, or whatever arrived before the server closed the connection.
+    pub fn read_until_closed_or_frame(&mut self) -> Vec<u8> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Ok(Some((_, len))) = redis_protocol::resp2::decode::decode_range(&self.buf) {
+                return self.buf.drain(..len).collect();
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return std::mem::take(&mut self.buf),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
     /// Read whatever arrives until the server closes the connection.
     pub fn read_until_closed(&mut self) -> Vec<u8> {
         let mut all = std::mem::take(&mut self.buf);
