@@ -9,18 +9,30 @@ use common::{Server, eventually};
 use redis::Commands;
 
 fn client(server: &Server) -> redis::Connection {
-    redis::Client::open(server.url()).expect("client").get_connection().expect("connect")
+    redis::Client::open(server.url())
+        .expect("client")
+        .get_connection()
+        .expect("connect")
 }
 
 #[test]
 fn a_short_ttl_key_disappears_from_every_command() {
     let server = Server::start();
     let mut c = client(&server);
-    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(50).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("PX")
+        .arg(50)
+        .query(&mut c)
+        .unwrap();
     let _: () = c.set("persistent", "x").unwrap();
     let pttl: i64 = c.pttl("k").unwrap();
     assert!((1..=50).contains(&pttl), "pttl {pttl}");
-    assert!(eventually(Duration::from_secs(5), || c.get::<_, Option<String>>("k").unwrap().is_none()));
+    assert!(eventually(Duration::from_secs(5), || c
+        .get::<_, Option<String>>("k")
+        .unwrap()
+        .is_none()));
     // Once gone, gone for everything.
     assert_eq!(c.exists::<_, i64>("k").unwrap(), 0);
     assert_eq!(c.ttl::<_, i64>("k").unwrap(), -2);
@@ -38,15 +50,45 @@ fn a_short_ttl_key_disappears_from_every_command() {
 fn expired_lock_token_never_matches() {
     let server = Server::start();
     let mut c = client(&server);
-    let _: () = redis::cmd("SET").arg("lock").arg("tok").arg("PX").arg(30).arg("NX").query(&mut c).unwrap();
-    assert!(eventually(Duration::from_secs(5), || c.exists::<_, i64>("lock").unwrap() == 0));
-    let del: i64 = redis::cmd("DELEX").arg("lock").arg("IFEQ").arg("tok").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("lock")
+        .arg("tok")
+        .arg("PX")
+        .arg(30)
+        .arg("NX")
+        .query(&mut c)
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || c
+        .exists::<_, i64>("lock")
+        .unwrap()
+        == 0));
+    let del: i64 = redis::cmd("DELEX")
+        .arg("lock")
+        .arg("IFEQ")
+        .arg("tok")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(del, 0);
-    let set: Option<String> = redis::cmd("SET").arg("lock").arg("tok").arg("IFEQ").arg("tok").arg("PX").arg(1000).query(&mut c).unwrap();
+    let set: Option<String> = redis::cmd("SET")
+        .arg("lock")
+        .arg("tok")
+        .arg("IFEQ")
+        .arg("tok")
+        .arg("PX")
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(set, None, "an expired owner cannot extend");
     let extended: i64 = c.pexpire("lock", 1000).unwrap();
     assert_eq!(extended, 0);
-    let acquired: Option<String> = redis::cmd("SET").arg("lock").arg("other").arg("NX").arg("PX").arg(1000).query(&mut c).unwrap();
+    let acquired: Option<String> = redis::cmd("SET")
+        .arg("lock")
+        .arg("other")
+        .arg("NX")
+        .arg("PX")
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(acquired.as_deref(), Some("OK"), "a new owner can acquire at once");
 }
 
@@ -54,7 +96,13 @@ fn expired_lock_token_never_matches() {
 fn incr_keeps_ttl_and_set_clears_it() {
     let server = Server::start();
     let mut c = client(&server);
-    let _: () = redis::cmd("SET").arg("n").arg("1").arg("EX").arg(100).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("n")
+        .arg("1")
+        .arg("EX")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
     let _: i64 = c.incr("n", 5).unwrap();
     let ttl: i64 = c.ttl("n").unwrap();
     assert!((99..=100).contains(&ttl), "ttl {ttl}");
@@ -68,15 +116,27 @@ fn the_expirer_reclaims_many_keys_without_any_access() {
     let mut c = client(&server);
     let mut pipe = redis::pipe();
     for i in 0..20_000 {
-        pipe.cmd("SET").arg(format!("e:{i}")).arg("token-0123456789abcdef").arg("PX").arg(100).ignore();
+        pipe.cmd("SET")
+            .arg(format!("e:{i}"))
+            .arg("token-0123456789abcdef")
+            .arg("PX")
+            .arg(100)
+            .ignore();
     }
     let _: () = pipe.query(&mut c).unwrap();
     // Nobody touches the keys; INFO's counters must show the expirer at work.
     let expired = |c: &mut redis::Connection| -> u64 {
         let info: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
-        info.lines().find_map(|l| l.strip_prefix("expired_keys:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        info.lines()
+            .find_map(|l| l.strip_prefix("expired_keys:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     };
-    assert!(eventually(Duration::from_secs(10), || expired(&mut c) == 20_000), "expired_keys = {}", expired(&mut c));
+    assert!(
+        eventually(Duration::from_secs(10), || expired(&mut c) == 20_000),
+        "expired_keys = {}",
+        expired(&mut c)
+    );
     let info: String = redis::cmd("INFO").arg("keyspace").query(&mut c).unwrap();
     assert!(!info.contains("db0:"), "{info}");
 }
@@ -99,10 +159,25 @@ fn getex_and_persist() {
 fn exat_in_the_past_and_expire_at() {
     let server = Server::start();
     let mut c = client(&server);
-    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PXAT").arg(1).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("PXAT")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(c.exists::<_, i64>("k").unwrap(), 0);
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PXAT").arg(now_ms + 60_000).query(&mut c).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("PXAT")
+        .arg(now_ms + 60_000)
+        .query(&mut c)
+        .unwrap();
     let at: i64 = redis::cmd("PEXPIRETIME").arg("k").query(&mut c).unwrap();
     assert_eq!(at, now_ms + 60_000);
 }

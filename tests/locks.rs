@@ -17,7 +17,10 @@ fn set_ifeq_is_an_owner_checked_extend() {
     let pttl = c.cmd_str(&["PTTL", "lock"]);
     let ms: i64 = pttl.trim_start_matches(':').trim().parse().unwrap();
     assert!(ms > 10_000 && ms <= 60_000, "{pttl}");
-    assert_eq!(c.cmd(&["SET", "lock", "thief", "IFEQ", "wrong", "PX", "60000"]), b"$-1\r\n");
+    assert_eq!(
+        c.cmd(&["SET", "lock", "thief", "IFEQ", "wrong", "PX", "60000"]),
+        b"$-1\r\n"
+    );
     assert_eq!(c.cmd(&["GET", "lock"]), b"$3\r\ntok\r\n");
     // IFEQ never creates a missing key; IFNE does.
     assert_eq!(c.cmd(&["SET", "fresh", "v", "IFEQ", "v"]), b"$-1\r\n");
@@ -78,7 +81,11 @@ fn delex_and_delifeq() {
     assert_eq!(c.cmd(&["DELEX", "k", "IFNE", "tok"]), b":0\r\n");
     assert_eq!(c.cmd(&["DELEX", "k", "IFEQ", "tok"]), b":1\r\n");
     assert_eq!(c.cmd(&["DELEX", "k", "IFEQ", "tok"]), b":0\r\n");
-    assert_eq!(c.cmd(&["DELEX", "k", "IFNE", "tok"]), b":0\r\n", "a missing key is never deleted");
+    assert_eq!(
+        c.cmd(&["DELEX", "k", "IFNE", "tok"]),
+        b":0\r\n",
+        "a missing key is never deleted"
+    );
     c.cmd(&["SET", "k", "tok"]);
     assert_eq!(c.cmd(&["DELEX", "k", "IFNE", "x"]), b":1\r\n");
     c.cmd(&["SET", "k", "tok"]);
@@ -86,16 +93,29 @@ fn delex_and_delifeq() {
     assert_eq!(c.cmd(&["DELEX", "k"]), b":0\r\n");
     assert_eq!(c.cmd_str(&["DELEX", "k", "IFEQ"]), "-ERR syntax error\r\n");
     assert_eq!(c.cmd_str(&["DELEX", "k", "FOO", "x"]), "-ERR syntax error\r\n");
-    assert_eq!(c.cmd_str(&["DELEX", "k", "IFEQ", "a", "IFNE", "b"]), "-ERR syntax error\r\n");
-    assert_eq!(c.cmd_str(&["DELEX"]), "-ERR wrong number of arguments for 'delex' command\r\n");
+    assert_eq!(
+        c.cmd_str(&["DELEX", "k", "IFEQ", "a", "IFNE", "b"]),
+        "-ERR syntax error\r\n"
+    );
+    assert_eq!(
+        c.cmd_str(&["DELEX"]),
+        "-ERR wrong number of arguments for 'delex' command\r\n"
+    );
     c.cmd_bytes(&[b"SET", b"bin", b"\x00\xff\x01"]);
     assert_eq!(c.cmd_bytes(&[b"DELIFEQ", b"bin", b"\x00\xff\x02"]), b":0\r\n");
     assert_eq!(c.cmd_bytes(&[b"DELIFEQ", b"bin", b"\x00\xff\x01"]), b":1\r\n");
-    assert_eq!(c.cmd_str(&["DELIFEQ", "bin"]), "-ERR wrong number of arguments for 'delifeq' command\r\n");
+    assert_eq!(
+        c.cmd_str(&["DELIFEQ", "bin"]),
+        "-ERR wrong number of arguments for 'delifeq' command\r\n"
+    );
 }
 
 fn int_of(reply: &str) -> i64 {
-    reply.trim_start_matches(':').trim().parse().unwrap_or_else(|_| panic!("not an integer reply: {reply:?}"))
+    reply
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not an integer reply: {reply:?}"))
 }
 
 #[test]
@@ -104,14 +124,25 @@ fn lock_family_grants_increasing_fences() {
     let mut c = server.raw();
     let f1 = int_of(&c.cmd_str(&["LOCK.ACQUIRE", "a", "t1", "PX", "10000"]));
     assert_eq!(c.cmd(&["LOCK.ACQUIRE", "a", "t2", "PX", "10000"]), b"$-1\r\n");
-    assert_eq!(int_of(&c.cmd_str(&["LOCK.ACQUIRE", "a", "t1", "PX", "20000"])), f1, "re-acquire keeps the fence");
+    assert_eq!(
+        int_of(&c.cmd_str(&["LOCK.ACQUIRE", "a", "t1", "PX", "20000"])),
+        f1,
+        "re-acquire keeps the fence"
+    );
     let f2 = int_of(&c.cmd_str(&["LOCK.ACQUIRE", "b", "t1", "PX", "10000"]));
     assert!(f2 > f1);
-    assert_eq!(c.cmd(&["GET", "a"]), b"$2\r\nt1\r\n", "a lock key is a plain string key");
+    assert_eq!(
+        c.cmd(&["GET", "a"]),
+        b"$2\r\nt1\r\n",
+        "a lock key is a plain string key"
+    );
     assert_eq!(c.cmd(&["LOCK.EXTEND", "a", "t2", "PX", "30000"]), b":0\r\n");
     assert_eq!(c.cmd(&["LOCK.EXTEND", "a", "t1", "PX", "30000"]), b":1\r\n");
     let info = c.cmd_str(&["LOCK.INFO", "a"]);
-    assert!(info.starts_with("*6\r\n$5\r\ntoken\r\n$2\r\nt1\r\n$3\r\nttl\r\n:"), "{info}");
+    assert!(
+        info.starts_with("*6\r\n$5\r\ntoken\r\n$2\r\nt1\r\n$3\r\nttl\r\n:"),
+        "{info}"
+    );
     assert!(info.ends_with(&format!("$5\r\nfence\r\n:{f1}\r\n")), "{info}");
     assert_eq!(c.cmd(&["LOCK.RELEASE", "a", "t2"]), b":0\r\n");
     assert_eq!(c.cmd(&["LOCK.RELEASE", "a", "t1"]), b":1\r\n");
@@ -126,8 +157,14 @@ fn lock_family_grants_increasing_fences() {
     assert!(info.starts_with("%3\r\n"), "{info}");
     c.cmd(&["SET", "plain", "v"]);
     assert!(c.cmd_str(&["LOCK.INFO", "plain"]).ends_with("$5\r\nfence\r\n_\r\n"));
-    assert_eq!(c.cmd_str(&["LOCK.ACQUIRE", "x", "t", "PX", "0"]), "-ERR invalid expire time in 'lock.acquire' command\r\n");
-    assert_eq!(c.cmd_str(&["LOCK.ACQUIRE", "x", "t", "QX", "10"]), "-ERR syntax error\r\n");
+    assert_eq!(
+        c.cmd_str(&["LOCK.ACQUIRE", "x", "t", "PX", "0"]),
+        "-ERR invalid expire time in 'lock.acquire' command\r\n"
+    );
+    assert_eq!(
+        c.cmd_str(&["LOCK.ACQUIRE", "x", "t", "QX", "10"]),
+        "-ERR syntax error\r\n"
+    );
 }
 
 #[test]
@@ -154,14 +191,26 @@ fn fenced_writes_reject_stale_tokens() {
     assert_eq!(c.cmd(&["FENCE.SET", "data", "v1", "10"]), b"+OK\r\n");
     assert_eq!(c.cmd(&["FENCE.SET", "data", "v2", "10"]), b"+OK\r\n");
     assert_eq!(c.cmd(&["FENCE.SET", "data", "v3", "12"]), b"+OK\r\n");
-    assert_eq!(c.cmd_str(&["FENCE.SET", "data", "stale", "11"]), "-FENCED stale token 11, key already accepted token 12\r\n");
+    assert_eq!(
+        c.cmd_str(&["FENCE.SET", "data", "stale", "11"]),
+        "-FENCED stale token 11, key already accepted token 12\r\n"
+    );
     assert_eq!(c.cmd(&["GET", "data"]), b"$2\r\nv3\r\n");
     assert_eq!(c.cmd(&["FENCE.INCRBY", "ctr", "1", "5"]), b":1\r\n");
     assert_eq!(c.cmd(&["FENCE.INCRBY", "ctr", "1", "7"]), b":2\r\n");
-    assert_eq!(c.cmd_str(&["FENCE.INCRBY", "ctr", "1", "6"]), "-FENCED stale token 6, key already accepted token 7\r\n");
+    assert_eq!(
+        c.cmd_str(&["FENCE.INCRBY", "ctr", "1", "6"]),
+        "-FENCED stale token 6, key already accepted token 7\r\n"
+    );
     assert_eq!(c.cmd(&["GET", "ctr"]), b"$1\r\n2\r\n");
-    assert_eq!(c.cmd_str(&["FENCE.INCRBY", "ctr", "x", "8"]), "-ERR value is not an integer or out of range\r\n");
-    assert_eq!(c.cmd_str(&["FENCE.SET", "ctr", "v", "-1"]), "-ERR value is not an integer or out of range\r\n");
+    assert_eq!(
+        c.cmd_str(&["FENCE.INCRBY", "ctr", "x", "8"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        c.cmd_str(&["FENCE.SET", "ctr", "v", "-1"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
 }
 
 /// Many clients contend for one lock with SET NX PX / DELEX IFEQ; the
@@ -203,5 +252,8 @@ fn native_lock_commands_give_mutual_exclusion() {
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
     let g = grants.load(Ordering::SeqCst);
     assert!(g > 0);
-    assert_eq!(server.raw().cmd_str(&["GET", "counter"]), format!("${}\r\n{g}\r\n", g.to_string().len()));
+    assert_eq!(
+        server.raw().cmd_str(&["GET", "counter"]),
+        format!("${}\r\n{g}\r\n", g.to_string().len())
+    );
 }

@@ -11,18 +11,32 @@ fn hello_switches_protocol_and_describes_the_server() {
     let server = Server::start();
     let mut c = server.raw();
     let reply = c.cmd_str(&["HELLO", "3"]);
-    assert!(reply.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n8.4.0\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"), "{reply}");
-    assert!(reply.ends_with("$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"), "{reply}");
+    assert!(
+        reply.starts_with(
+            "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n8.4.0\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"
+        ),
+        "{reply}"
+    );
+    assert!(
+        reply.ends_with("$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"),
+        "{reply}"
+    );
     assert_eq!(c.cmd(&["GET", "nope"]), b"_\r\n");
     assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
-    assert_eq!(c.cmd_str(&["CONFIG", "GET", "appendonly"]), "%1\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    assert_eq!(
+        c.cmd_str(&["CONFIG", "GET", "appendonly"]),
+        "%1\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"
+    );
     let reply = c.cmd_str(&["HELLO", "2", "SETNAME", "me"]);
     assert!(reply.starts_with("*14\r\n"), "{reply}");
     assert_eq!(c.cmd(&["GET", "nope"]), b"$-1\r\n");
     assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), b"$2\r\nme\r\n");
     // No arguments: the map in the current protocol.
     assert!(c.cmd_str(&["HELLO"]).starts_with("*14\r\n"));
-    assert!(c.cmd_str(&["HELLO", "3", "AUTH", "default", "whatever"]).contains("$5\r\nproto\r\n:3\r\n"));
+    assert!(
+        c.cmd_str(&["HELLO", "3", "AUTH", "default", "whatever"])
+            .contains("$5\r\nproto\r\n:3\r\n")
+    );
 }
 
 #[test]
@@ -33,7 +47,13 @@ fn info_reports_versions_and_counters() {
     c.cmd(&["GET", "a"]);
     c.cmd(&["GET", "missing"]);
     let info = c.cmd_str(&["INFO"]);
-    for needle in ["redis_version:8.4.0\r\n", "redlockd_version:", "loading:0\r\n", "connected_clients:1\r\n", "db0:keys=1,expires=0"] {
+    for needle in [
+        "redis_version:8.4.0\r\n",
+        "redlockd_version:",
+        "loading:0\r\n",
+        "connected_clients:1\r\n",
+        "db0:keys=1,expires=0",
+    ] {
         assert!(info.contains(needle), "{needle} missing from {info}");
     }
     let stats = c.cmd_str(&["INFO", "stats"]);
@@ -79,8 +99,14 @@ fn client_list_setinfo_and_kill() {
     let mut b = server.raw();
     assert_eq!(a.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]), b"+OK\r\n");
     assert_eq!(a.cmd(&["CLIENT", "SETINFO", "LIB-VER", "8.1.0"]), b"+OK\r\n");
-    assert!(a.cmd_str(&["CLIENT", "SETINFO", "FOO", "x"]).starts_with("-ERR Unrecognized option 'FOO'"));
-    assert!(a.cmd_str(&["CLIENT", "MAINT_NOTIFICATIONS", "ON"]).starts_with("-ERR unknown subcommand 'MAINT_NOTIFICATIONS'"));
+    assert!(
+        a.cmd_str(&["CLIENT", "SETINFO", "FOO", "x"])
+            .starts_with("-ERR Unrecognized option 'FOO'")
+    );
+    assert!(
+        a.cmd_str(&["CLIENT", "MAINT_NOTIFICATIONS", "ON"])
+            .starts_with("-ERR unknown subcommand 'MAINT_NOTIFICATIONS'")
+    );
     a.cmd(&["CLIENT", "SETNAME", "alpha"]);
     let id_b = b.cmd_str(&["CLIENT", "ID"]).trim_start_matches(':').trim().to_string();
     let list = a.cmd_str(&["CLIENT", "LIST"]);
@@ -91,7 +117,9 @@ fn client_list_setinfo_and_kill() {
     assert!(me.contains("name=alpha") && me.contains("cmd=client"), "{me}");
     assert_eq!(a.cmd_str(&["CLIENT", "KILL", "ID", &id_b]), ":1\r\n");
     assert_eq!(b.read_until_closed(), b"");
-    assert!(eventually(Duration::from_secs(5), || !a.cmd_str(&["CLIENT", "LIST"]).contains(&format!("id={id_b} "))));
+    assert!(eventually(Duration::from_secs(5), || !a
+        .cmd_str(&["CLIENT", "LIST"])
+        .contains(&format!("id={id_b} "))));
 }
 
 #[test]
@@ -99,11 +127,23 @@ fn config_set_changes_runtime_limits() {
     let server = Server::start();
     let mut c = server.raw();
     assert_eq!(c.cmd(&["CONFIG", "SET", "maxclients", "500"]), b"+OK\r\n");
-    assert_eq!(c.cmd_str(&["CONFIG", "GET", "maxclients"]), "*2\r\n$10\r\nmaxclients\r\n$3\r\n500\r\n");
+    assert_eq!(
+        c.cmd_str(&["CONFIG", "GET", "maxclients"]),
+        "*2\r\n$10\r\nmaxclients\r\n$3\r\n500\r\n"
+    );
     assert_eq!(c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "2mb"]), b"+OK\r\n");
-    assert_eq!(c.cmd_str(&["CONFIG", "GET", "proto-max-bulk-len"]), "*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n2097152\r\n");
-    assert!(c.cmd_str(&["CONFIG", "SET", "maxclients", "abc"]).starts_with("-ERR CONFIG SET failed"));
-    assert!(c.cmd_str(&["CONFIG", "SET", "nosuch", "1"]).starts_with("-ERR Unknown option"));
+    assert_eq!(
+        c.cmd_str(&["CONFIG", "GET", "proto-max-bulk-len"]),
+        "*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n2097152\r\n"
+    );
+    assert!(
+        c.cmd_str(&["CONFIG", "SET", "maxclients", "abc"])
+            .starts_with("-ERR CONFIG SET failed")
+    );
+    assert!(
+        c.cmd_str(&["CONFIG", "SET", "nosuch", "1"])
+            .starts_with("-ERR Unknown option")
+    );
     let all = c.cmd_str(&["CONFIG", "GET", "*max*"]);
     assert!(all.contains("maxclients") && all.contains("maxmemory"), "{all}");
 }
@@ -133,7 +173,7 @@ fn reset_restores_connection_defaults() {
     c.cmd(&["MULTI"]);
     assert_eq!(c.cmd(&["RESET"]), b"+RESET\r\n");
     assert_eq!(c.cmd(&["GET", "x"]), b"$-1\r\n");
-    assert_eq!(c.cmd_str(&["CLIENT", "INFO"]).contains("db=0"), true);
+    assert!(c.cmd_str(&["CLIENT", "INFO"]).contains("db=0"));
     assert_eq!(c.cmd_str(&["EXEC"]), "-ERR EXEC without MULTI\r\n");
 }
 
