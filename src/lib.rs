@@ -5,10 +5,12 @@
 //! command table and one module per family), [`store`] (sharded keyspace
 //! with exact expiry), [`scripts`] (lock scripts recognised by SHA1).
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod glob;
 pub mod protocol;
+pub mod redlock;
 pub mod scripts;
 pub mod server;
 pub mod stats;

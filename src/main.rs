@@ -1,16 +1,33 @@
-//! `redlockd`: parse flags, set up logging, run the server.
+//! `redlockd`: parse flags, set up logging, and run the server — or one of
+//! the Redlock subcommands (`run`, `counter`).
 
 use std::io::Write;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use redlockd::cli::{counter::CounterArgs, run::RunArgs};
 use redlockd::config::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(name = "redlockd", version, about = "A lock server that speaks the Redis protocol")]
+#[command(
+    name = "redlockd",
+    version,
+    about = "A lock server that speaks the Redis protocol",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     server: ServerConfig,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a command while holding a Redlock across instances (flock for a fleet).
+    Run(RunArgs),
+    /// Increment a shared counter from many workers under a Redlock; report lost updates.
+    Counter(CounterArgs),
 }
 
 /// Map redis-server's log levels onto tracing filters; anything else is
@@ -44,13 +61,23 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    match cli.command {
+        Some(Command::Run(args)) => std::process::ExitCode::from(runtime.block_on(redlockd::cli::run::main(args))),
+        Some(Command::Counter(args)) => {
+            std::process::ExitCode::from(runtime.block_on(redlockd::cli::counter::main(args)))
+        }
+        None => serve(&runtime, cli.server),
+    }
+}
+
+fn serve(runtime: &tokio::runtime::Runtime, config: ServerConfig) -> std::process::ExitCode {
     let result = runtime.block_on(async move {
-        let listener = redlockd::server::bind(&cli.server).await?;
+        let listener = redlockd::server::bind(&config).await?;
         // A machine-readable line for scripts and tests (`--port 0`).
         let addr = listener.local_addr()?;
         let _ = writeln!(std::io::stdout(), "redlockd listening on {addr}");
         let _ = std::io::stdout().flush();
-        redlockd::server::serve(listener, cli.server, redlockd::server::shutdown_signal()).await
+        redlockd::server::serve(listener, config, redlockd::server::shutdown_signal()).await
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -70,7 +70,7 @@ pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHan
         }
         rbuf.advance(consumed);
         if let Some(e) = failure {
-            debug!(id = handle.id, "protocol error: {}", e.0);
+            warn!(id = handle.id, peer = %handle.addr, "protocol error: {}", e.0);
             out.error(&format!("ERR Protocol error: {}", e.0));
             let _ = stream.write_all(&out.buf).await;
             return;

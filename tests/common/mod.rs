@@ -27,8 +27,18 @@ impl Server {
     /// Start with extra flags; `--port 0` and the announced address are
     /// handled here.
     pub fn start_with(args: &[&str]) -> Server {
+        Server::spawn(0, args)
+    }
+
+    /// Start on a given port (to restart an instance where it was).
+    pub fn start_on_port(port: u16) -> Server {
+        Server::spawn(port, &[])
+    }
+
+    fn spawn(port: u16, args: &[&str]) -> Server {
+        let port = port.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_redlockd"))
-            .args(["--port", "0", "--log-level", "warning"])
+            .args(["--port", &port, "--log-level", "warning"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -61,6 +71,16 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Wait (bounded) for the process to exit on its own; its exit status.
