@@ -15,6 +15,9 @@ pub struct ServerConfig {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// Accept queue length of the listening socket.
+    #[arg(long, default_value_t = 511)]
+    pub tcp_backlog: u32,
     /// Number of databases (SELECT 0..N-1).
     #[arg(long, default_value_t = 16)]
     pub databases: usize,
@@ -34,6 +37,85 @@ pub struct ServerConfig {
     /// Largest query buffer of one client before it is disconnected.
     #[arg(long, default_value = "1gb", value_parser = parse_memory)]
     pub client_query_buffer_limit: u64,
+    /// Replies waiting for a client that does not read: "normal HARD SOFT
+    /// SECONDS" as in redis.conf (0 = no limit). Over HARD, or over SOFT for
+    /// SECONDS, the client is disconnected.
+    #[arg(long, default_value = "normal 256mb 64mb 60", value_parser = OutputLimit::parse)]
+    pub client_output_buffer_limit: OutputLimit,
+    /// Require this password (AUTH / HELLO AUTH) before any other command.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// With no password, refuse clients that are not on 127.0.0.1 or ::1.
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
+    /// After start, refuse lock grants (SET NX, LOCK.ACQUIRE, acquire scripts)
+    /// for this many milliseconds: Redlock's delayed restart (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub restart_delay: u64,
+    /// Log every write to an append-only file and replay it on start.
+    #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub appendonly: bool,
+    /// always (reply after fsync; one fsync per batch of writes), everysec, no.
+    #[arg(long, default_value = "everysec", value_parser = ["always", "everysec", "no"])]
+    pub appendfsync: String,
+    /// Directory of the append-only file.
+    #[arg(long, default_value = ".")]
+    pub dir: std::path::PathBuf,
+    #[arg(long, default_value = "appendonly.aof")]
+    pub appendfilename: String,
+    /// Rewrite the log when it grew by this percentage since the last rewrite...
+    #[arg(long, default_value_t = 100)]
+    pub auto_aof_rewrite_percentage: u64,
+    /// ...and is at least this large.
+    #[arg(long, default_value = "64mb", value_parser = parse_memory)]
+    pub auto_aof_rewrite_min_size: u64,
+    /// TLS port (0 = no TLS listener).
+    #[arg(long, default_value_t = 0)]
+    pub tls_port: u16,
+    #[arg(long)]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub tls_key_file: Option<std::path::PathBuf>,
+    /// CA certificates that client certificates must chain to.
+    #[arg(long)]
+    pub tls_ca_cert_file: Option<std::path::PathBuf>,
+    /// With a CA file: require client certificates (mutual TLS).
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub tls_auth_clients: bool,
+}
+
+/// redis-server's yes/no flags.
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("expected yes or no, got '{s}'")),
+    }
+}
+
+/// The `normal` class of client-output-buffer-limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    pub fn parse(s: &str) -> Result<OutputLimit, String> {
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        let [class, hard, soft, secs] = parts.as_slice() else {
+            return Err("expected 'normal HARD SOFT SECONDS'".into());
+        };
+        if !class.eq_ignore_ascii_case("normal") {
+            return Err(format!("only the 'normal' class applies to redlockd, got '{class}'"));
+        }
+        Ok(OutputLimit {
+            hard: parse_memory(hard)?,
+            soft: parse_memory(soft)?,
+            soft_seconds: secs.parse().map_err(|_| format!("invalid seconds '{secs}'"))?,
+        })
+    }
 }
 
 impl Default for ServerConfig {
@@ -41,12 +123,32 @@ impl Default for ServerConfig {
         ServerConfig {
             port: 6379,
             bind: "127.0.0.1".into(),
+            tcp_backlog: 511,
             databases: 16,
             maxclients: 10_000,
             timeout: 0,
             log_level: "notice".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: OutputLimit {
+                hard: 256 << 20,
+                soft: 64 << 20,
+                soft_seconds: 60,
+            },
+            requirepass: None,
+            protected_mode: true,
+            restart_delay: 0,
+            appendonly: false,
+            appendfsync: "everysec".into(),
+            dir: ".".into(),
+            appendfilename: "appendonly.aof".into(),
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
+            tls_port: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_auth_clients: true,
         }
     }
 }
@@ -77,6 +179,9 @@ pub struct Settings {
     pub timeout: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub client_query_buffer_limit: AtomicU64,
+    /// None: no password; every client is authenticated from the start.
+    pub requirepass: parking_lot::RwLock<Option<Box<[u8]>>>,
+    pub protected_mode: std::sync::atomic::AtomicBool,
 }
 
 impl Settings {
@@ -86,11 +191,27 @@ impl Settings {
             timeout: AtomicU64::new(cfg.timeout),
             proto_max_bulk_len: AtomicU64::new(cfg.proto_max_bulk_len),
             client_query_buffer_limit: AtomicU64::new(cfg.client_query_buffer_limit),
+            requirepass: parking_lot::RwLock::new(cfg.requirepass.as_ref().map(|p| p.as_bytes().into())),
+            protected_mode: std::sync::atomic::AtomicBool::new(cfg.protected_mode),
         }
     }
 
     pub fn get(v: &AtomicU64) -> u64 {
         v.load(Ordering::Relaxed)
+    }
+
+    pub fn password_required(&self) -> bool {
+        self.requirepass.read().is_some()
+    }
+
+    /// Compare a password with the configured one in constant time (both
+    /// are hashed first, so neither length nor content leaks through timing).
+    pub fn password_matches(&self, given: &[u8]) -> bool {
+        use sha1::{Digest, Sha1};
+        let guard = self.requirepass.read();
+        let Some(expected) = guard.as_deref() else { return true };
+        let (a, b) = (Sha1::digest(expected), Sha1::digest(given));
+        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }
 
@@ -106,5 +227,20 @@ mod tests {
         assert_eq!(parse_memory("7"), Ok(7));
         assert!(parse_memory("1xb").is_err());
         assert!(parse_memory("").is_err());
+    }
+
+    #[test]
+    fn output_limit_and_yes_no() {
+        assert_eq!(
+            OutputLimit::parse("normal 256mb 64mb 60"),
+            Ok(OutputLimit {
+                hard: 256 << 20,
+                soft: 64 << 20,
+                soft_seconds: 60
+            })
+        );
+        assert!(OutputLimit::parse("replica 0 0 0").is_err());
+        assert_eq!(parse_yes_no("YES"), Ok(true));
+        assert!(parse_yes_no("maybe").is_err());
     }
 }

@@ -9,6 +9,7 @@ use redlockd::protocol::{ArgSource, Decoder, Limits, ProtocolError};
 const LIMITS: Limits = Limits {
     max_bulk_len: 1 << 20,
     max_args: MAX_ARGS,
+    authenticated: true,
 };
 
 /// Decode everything decodable from `chunks` fed one after another; the

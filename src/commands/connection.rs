@@ -35,10 +35,11 @@ pub fn hello(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult
         i = 2;
     }
     let mut setname = None;
+    let mut credentials = None;
     while i < args.len() {
         let more = args.len() - i - 1;
         if is(args[i], "auth") && more >= 2 {
-            // No password is configured: the default user accepts any.
+            credentials = Some((args[i + 1], args[i + 2]));
             i += 3;
         } else if is(args[i], "setname") && more >= 1 {
             setname = Some(args[i + 1]);
@@ -47,6 +48,15 @@ pub fn hello(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult
             let opt = String::from_utf8_lossy(args[i]);
             return Err(CmdError::msg(format!("ERR Syntax error in HELLO option '{opt}'")));
         }
+    }
+    match credentials {
+        Some((user, pass)) => authenticate(ctx, user, pass)?,
+        None if !ctx.client.authenticated => {
+            return Err(CmdError::Static(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            ));
+        }
+        None => {}
     }
     if let Some(name) = setname {
         validate_client_name(name)?;
@@ -89,6 +99,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
     ctx.client.handle.db.store(0, Ordering::Relaxed);
     ctx.out.resp3 = false;
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
+    ctx.client.authenticated = !ctx.shared.settings.password_required();
     ctx.out.simple("RESET");
     Ok(())
 }
@@ -104,23 +115,36 @@ pub fn select(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     Ok(())
 }
 
-/// `AUTH [user] password`. With no password configured the default user
-/// accepts any password; other users do not exist.
+/// `AUTH [user] password`. Without a configured password the default user
+/// accepts any password; there are no other users.
 pub fn auth(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::Syntax);
     }
-    if args.len() == 3 {
-        if args[1] == b"default" {
-            ctx.out.ok();
-            return Ok(());
-        }
+    let (user, pass) = if args.len() == 3 {
+        (args[1], args[2])
+    } else {
+        (&b"default"[..], args[1])
+    };
+    if !ctx.shared.settings.password_required() && args.len() == 2 {
         return Err(CmdError::Static(
-            "WRONGPASS invalid username-password pair or user is disabled.",
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
     }
+    authenticate(ctx, user, pass)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Check credentials for the default user; on success the client is authenticated.
+fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult {
+    if user == b"default" && ctx.shared.settings.password_matches(pass) {
+        ctx.client.authenticated = true;
+        return Ok(());
+    }
+    tracing::warn!(id = ctx.client.handle.id, peer = %ctx.client.handle.addr, "authentication failed");
     Err(CmdError::Static(
-        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        "WRONGPASS invalid username-password pair or user is disabled.",
     ))
 }
 

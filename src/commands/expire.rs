@@ -42,13 +42,14 @@ pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
     if !millis {
         when = when.checked_mul(1000).ok_or(CmdError::InvalidExpire)?;
     }
-    let wall = Clock::wall_ms();
-    // Milliseconds from now until the requested instant.
-    let rel_ms = if absolute {
-        when.saturating_sub(wall)
+    let wall_us = Clock::wall_us();
+    // Microseconds from now until the requested instant (µs, so that an
+    // absolute time comes back exactly from PEXPIRETIME).
+    let rel_us = if absolute {
+        when.saturating_mul(1000).saturating_sub(wall_us)
     } else {
-        when.checked_add(wall).ok_or(CmdError::InvalidExpire)?;
-        when
+        when.checked_add(wall_us / 1000).ok_or(CmdError::InvalidExpire)?;
+        when.saturating_mul(1000)
     };
     let key = args[1];
     let now = keys.now;
@@ -57,7 +58,7 @@ pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
         return Ok(());
     };
     let current = entry.deadline();
-    let new_deadline = offset_deadline(now, rel_ms.saturating_mul(1000));
+    let new_deadline = offset_deadline(now, rel_us);
     let refused = (nx && current != NO_DEADLINE)
         || (xx && current == NO_DEADLINE)
         || (gt && (current == NO_DEADLINE || new_deadline <= current))
@@ -66,7 +67,7 @@ pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
         ctx.out.int(0);
         return Ok(());
     }
-    if rel_ms <= 0 {
+    if rel_us <= 0 {
         keys.remove(key)?;
     } else {
         keys.set_deadline(key, new_deadline)?;

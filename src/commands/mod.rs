@@ -53,11 +53,14 @@ pub struct ClientState {
     pub dirty: Arc<AtomicBool>,
     /// Close the connection once the pending replies are written (QUIT).
     pub close: bool,
+    /// AUTH (or HELLO AUTH) succeeded, or no password is required.
+    pub authenticated: bool,
 }
 
 impl ClientState {
-    pub fn new(handle: Arc<ClientHandle>) -> Self {
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         ClientState {
+            authenticated,
             handle,
             db: 0,
             multi: None,
@@ -76,6 +79,25 @@ pub struct Ctx<'a> {
     pub out: &'a mut ReplyBuf,
 }
 
+impl Ctx<'_> {
+    /// Refuse a lock grant while the restart delay runs (Redlock's delayed
+    /// restart: an instance that lost its memory must not grant a lock that
+    /// a holder may still believe it has).
+    pub fn check_grants_allowed(&self) -> CmdResult {
+        let left = self
+            .shared
+            .grants_resume_at
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        Err(CmdError::msg(format!(
+            "TRYAGAIN instance restarting, lock grants resume in {} ms",
+            left.as_millis().max(1)
+        )))
+    }
+}
+
 /// Execute one request, writing its reply to `out`.
 pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]]) {
     let Some((index, spec)) = table::lookup(args[0]) else {
@@ -86,6 +108,12 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     };
     if !table::arity_ok(spec, args.len()) {
         out.error(&CmdError::WrongArity.text(spec.name));
+        flag_transaction(client);
+        stats::command_rejected(Some(index));
+        return;
+    }
+    if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+        out.error("NOAUTH Authentication required.");
         flag_transaction(client);
         stats::command_rejected(Some(index));
         return;

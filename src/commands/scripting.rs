@@ -122,6 +122,9 @@ fn run_script(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, script: &'static Script,
             "ERR Write commands are not allowed from read-only scripts.",
         ));
     }
+    if script.op.grants() {
+        ctx.check_grants_allowed()?;
+    }
     if let Some(db_arg) = script.select_db {
         // pcall(SELECT n): an invalid index is swallowed; another valid
         // database would need a second keyspace lock, which we do not take.

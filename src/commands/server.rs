@@ -120,9 +120,24 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
         ("loglevel", c.log_level.clone()),
-        ("protected-mode", "yes".into()),
+        (
+            "protected-mode",
+            if s.protected_mode.load(Ordering::Relaxed) {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        ),
         ("tcp-keepalive", "300".into()),
-        ("requirepass", String::new()),
+        (
+            "requirepass",
+            s.requirepass
+                .read()
+                .as_deref()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+        ),
         ("lua-time-limit", "5000".into()),
         ("busy-reply-threshold", "5000".into()),
         ("cluster-enabled", "no".into()),
@@ -155,6 +170,11 @@ fn config_set_one(ctx: &Ctx<'_>, name: &str, value: &[u8]) -> Result<(), String>
             }
             s.client_query_buffer_limit.store(v, Ordering::Relaxed)
         }
+        "requirepass" => *s.requirepass.write() = (!value.is_empty()).then(|| value.into()),
+        "protected-mode" => s.protected_mode.store(
+            crate::config::parse_yes_no(text).map_err(|_| "argument must be 'yes' or 'no'".to_string())?,
+            Ordering::Relaxed,
+        ),
         // Accepted for compatibility: these describe what redlockd always does.
         "save" if text.is_empty() => {}
         "appendonly" if text == "no" => {}

@@ -207,6 +207,12 @@ pub fn set_with(
 
 pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let opts = parse_set_options(args)?;
+    if matches!(
+        opts.cond,
+        Condition::Missing | Condition::ValueNe(_) | Condition::DigestNe(_)
+    ) {
+        ctx.check_grants_allowed()?;
+    }
     let SetOutcome { written, old } = set_with(keys, args[1], args[2], &opts)?;
     if opts.get {
         ctx.out.bulk_or_null(old.as_deref());
@@ -219,6 +225,7 @@ pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 }
 
 pub fn setnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    ctx.check_grants_allowed()?;
     let absent = !keys.contains(args[1])?;
     if absent {
         keys.set(args[1], args[2], NO_DEADLINE)?;

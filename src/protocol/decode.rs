@@ -26,7 +26,14 @@ pub const MAX_ARGS: usize = 1024 * 1024;
 pub struct Limits {
     pub max_bulk_len: u64,
     pub max_args: usize,
+    /// Before AUTH (with a password set) requests must stay tiny, as in
+    /// Redis: at most 10 arguments of at most 16 KiB.
+    pub authenticated: bool,
 }
+
+/// Redis's limits for clients that have not authenticated yet.
+const UNAUTH_MAX_ARGS: i64 = 10;
+const UNAUTH_MAX_BULK: i64 = 16 * 1024;
 
 /// A protocol violation: the connection gets `-ERR Protocol error: <msg>` and is closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +124,9 @@ impl Decoder {
                 match parse_line(input, 1, "too big mbulk count string")? {
                     None => return Ok(None),
                     Some((n, next)) => {
+                        if !limits.authenticated && n > UNAUTH_MAX_ARGS {
+                            return Err(ProtocolError::new("unauthenticated multibulk length"));
+                        }
                         if n > limits.max_args as i64 || n > MAX_ARGS as i64 {
                             return Err(ProtocolError::new("invalid multibulk length"));
                         }
@@ -175,6 +185,9 @@ impl Decoder {
                         Err(e) => break Err(e),
                         Ok(None) => break Ok(None),
                         Ok(Some((len, used))) => {
+                            if !limits.authenticated && len > UNAUTH_MAX_BULK {
+                                break Err(ProtocolError::new("unauthenticated bulk length"));
+                            }
                             if len < 0 || len as u64 > limits.max_bulk_len {
                                 break Err(ProtocolError::new("invalid bulk length"));
                             }
@@ -387,6 +400,7 @@ mod tests {
     const L: Limits = Limits {
         max_bulk_len: 512 * 1024 * 1024,
         max_args: MAX_ARGS,
+        authenticated: true,
     };
 
     fn args_of(d: &Decoder, input: &[u8], f: Frame) -> Vec<Vec<u8>> {
@@ -456,6 +470,7 @@ mod tests {
         let small = Limits {
             max_bulk_len: 10,
             max_args: 4,
+            authenticated: true,
         };
         assert_eq!(
             d.decode(b"*1\r\n$11\r\n", &small),
@@ -472,6 +487,30 @@ mod tests {
         assert_eq!(
             d.decode(b"*1\r\n+x\r\n", &L),
             Err(ProtocolError::new("expected '$', got '+'"))
+        );
+        let unauth = Limits {
+            authenticated: false,
+            ..L
+        };
+        assert_eq!(
+            d.decode(b"*11\r\n", &unauth),
+            Err(ProtocolError::new("unauthenticated multibulk length"))
+        );
+        assert_eq!(
+            d.decode(b"*1\r\n$16385\r\n", &unauth),
+            Err(ProtocolError::new("unauthenticated bulk length"))
+        );
+        let unauth = Limits {
+            authenticated: false,
+            ..L
+        };
+        assert_eq!(
+            d.decode(b"*11\r\n", &unauth),
+            Err(ProtocolError::new("unauthenticated multibulk length"))
+        );
+        assert_eq!(
+            d.decode(b"*1\r\n$16385\r\n", &unauth),
+            Err(ProtocolError::new("unauthenticated bulk length"))
         );
         let long = vec![b'a'; INLINE_MAX + 1];
         assert_eq!(d.decode(&long, &L), Err(ProtocolError::new("too big inline request")));

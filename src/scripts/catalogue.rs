@@ -167,6 +167,15 @@ pub struct Script {
 }
 
 impl Op {
+    /// Whether the operation can grant a lock on a free key (refused during
+    /// the restart delay).
+    pub fn grants(&self) -> bool {
+        matches!(
+            self,
+            Op::AcquireOrRenew { when_free: Some(_), .. } | Op::MultiAcquire { .. } | Op::BsmObtain { .. }
+        )
+    }
+
     /// Whether the operation can change the keyspace (refused by EVAL_RO).
     pub fn writes(&self) -> bool {
         !matches!(self, Op::OwnerTtl { .. } | Op::ValueAndPttl | Op::BsmTtl { .. })

@@ -12,36 +12,66 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::shared::{ClientHandle, Shared};
 use crate::commands::{self, ClientState};
-use crate::config::Settings;
+use crate::config::{OutputLimit, Settings};
 use crate::protocol::decode::MAX_ARGS;
 use crate::protocol::{ArgSource, Decoder, Limits, ReplyBuf};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// An idle connection frees its buffers after this long.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// Write replies out once this much is pending, even mid-batch.
 const OUTPUT_FLUSH: usize = 256 * 1024;
 
+/// Write the pending replies, enforcing the client-output-buffer limit:
+/// more than `hard` bytes pending, or more than `soft` bytes not written
+/// within `soft_seconds`, disconnects the client. (Replies are flushed every
+/// 256 KiB and the connection reads nothing while a write is pending, so a
+/// client that stops reading holds at most that much plus one reply.)
+async fn flush(stream: &mut TcpStream, out: &ReplyBuf, limit: &OutputLimit) -> Result<(), String> {
+    let pending = out.len() as u64;
+    if limit.hard > 0 && pending > limit.hard {
+        return Err(format!(
+            "{pending} bytes of replies exceed the output buffer hard limit"
+        ));
+    }
+    let write = stream.write_all(&out.buf);
+    if limit.soft > 0 && limit.soft_seconds > 0 && pending > limit.soft {
+        match tokio::time::timeout(Duration::from_secs(limit.soft_seconds), write).await {
+            Ok(r) => r.map_err(|e| format!("write failed: {e}")),
+            Err(_) => Err(format!(
+                "{pending} bytes of replies over the soft limit for {} s",
+                limit.soft_seconds
+            )),
+        }
+    } else {
+        write.await.map_err(|e| format!("write failed: {e}"))
+    }
+}
+
 pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHandle>) {
     let mut shutdown = shared.shutdown.subscribe();
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = ReplyBuf::new(READ_CHUNK);
+    let mut rbuf = BytesMut::new();
+    let mut out = ReplyBuf::new(0);
     let mut decoder = Decoder::new();
-    let mut client = ClientState::new(handle.clone());
+    let mut client = ClientState::new(handle.clone(), !shared.settings.password_required());
     loop {
-        let limits = Limits {
-            max_bulk_len: Settings::get(&shared.settings.proto_max_bulk_len),
-            max_args: MAX_ARGS,
-        };
+        let max_bulk_len = Settings::get(&shared.settings.proto_max_bulk_len);
         let mut consumed = 0;
         let mut more = false;
         let mut failure = None;
         loop {
             let input = &rbuf[consumed..];
+            let limits = Limits {
+                max_bulk_len,
+                max_args: MAX_ARGS,
+                authenticated: client.authenticated,
+            };
             match decoder.decode(input, &limits) {
                 Ok(Some(frame)) => {
                     if !decoder.args().is_empty() {
@@ -76,8 +106,8 @@ pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHan
             return;
         }
         if !out.is_empty() {
-            if let Err(e) = stream.write_all(&out.buf).await {
-                debug!(id = handle.id, "write failed: {e}");
+            if let Err(why) = flush(&mut stream, &out, &shared.config.client_output_buffer_limit).await {
+                warn!(id = handle.id, peer = %handle.addr, "closing client: {why}");
                 return;
             }
             out.buf.clear();
@@ -95,35 +125,67 @@ pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHan
             warn!(id = handle.id, "closing client that exceeded the query buffer limit");
             return;
         }
-        let want = decoder.pending_bulk(rbuf.len()).unwrap_or(0).clamp(READ_CHUNK, 1 << 20);
+        match read_more(
+            &mut stream,
+            &mut rbuf,
+            &mut out,
+            &decoder,
+            shared,
+            &handle,
+            &mut shutdown,
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(why) => {
+                debug!(id = handle.id, "closing: {why}");
+                return;
+            }
+        }
+    }
+}
+
+/// Read more request bytes. Tries at once (a pipelining client usually has
+/// sent more already), then waits for readability. A connection idle for
+/// [`IDLE_RELEASE`] gives its buffers back, so idle clients cost little memory.
+async fn read_more(
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    out: &mut ReplyBuf,
+    decoder: &Decoder,
+    shared: &Shared,
+    handle: &ClientHandle,
+    shutdown: &mut tokio::sync::broadcast::Receiver<()>,
+) -> Result<(), &'static str> {
+    let want = decoder.pending_bulk(rbuf.len()).unwrap_or(0).clamp(READ_CHUNK, 1 << 20);
+    let timeout = Settings::get(&shared.settings.timeout);
+    let idle_since = tokio::time::Instant::now();
+    let mut released = false;
+    loop {
         if rbuf.capacity() - rbuf.len() < want / 2 {
             rbuf.reserve(want);
         }
-        let timeout = Settings::get(&shared.settings.timeout);
-        let read = async {
-            if timeout == 0 {
-                Some(stream.read_buf(&mut rbuf).await)
-            } else {
-                tokio::time::timeout(Duration::from_secs(timeout), stream.read_buf(&mut rbuf))
-                    .await
-                    .ok()
-            }
-        };
+        match stream.try_read_buf(rbuf) {
+            Ok(0) => return Err("end of stream"),
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err("read failed"),
+        }
+        let idle_for = idle_since.elapsed();
+        let release_in = IDLE_RELEASE.saturating_sub(idle_for);
+        let timeout_in = (timeout > 0).then(|| Duration::from_secs(timeout).saturating_sub(idle_for));
         tokio::select! {
-            r = read => match r {
-                Some(Ok(0)) => return,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    debug!(id = handle.id, "read failed: {e}");
-                    return;
+            r = stream.readable() => r.map_err(|_| "read failed")?,
+            _ = tokio::time::sleep(release_in), if !released => {
+                out.buf = BytesMut::new();
+                if rbuf.is_empty() {
+                    *rbuf = BytesMut::new();
                 }
-                None => {
-                    debug!(id = handle.id, "closing idle client");
-                    return;
-                }
-            },
-            _ = shutdown.recv() => return,
-            _ = handle.kill.notified() => return,
+                released = true;
+            }
+            _ = tokio::time::sleep(timeout_in.unwrap_or_default()), if timeout_in.is_some() => return Err("idle timeout"),
+            _ = shutdown.recv() => return Err("shutting down"),
+            _ = handle.kill.notified() => return Err("killed"),
         }
     }
 }

@@ -19,9 +19,26 @@ use crate::config::{ServerConfig, Settings};
 use crate::store::expiry::Expirer;
 pub use shared::Shared;
 
-/// Bind the listening socket described by the config.
+/// Bind the listening socket described by the config, with redis-server's
+/// accept backlog (`--tcp-backlog`, 511) rather than the runtime's 128, so a
+/// burst of connections is not dropped and retried a second later.
 pub async fn bind(config: &ServerConfig) -> std::io::Result<TcpListener> {
-    TcpListener::bind((config.bind.as_str(), config.port)).await
+    bind_addr(&config.bind, config.port, config.tcp_backlog)
+}
+
+pub fn bind_addr(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        match socket.bind(&addr.into()).and_then(|_| socket.listen(backlog as i32)) {
+            Ok(()) => return TcpListener::from_std(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("cannot resolve {host}"))))
 }
 
 /// Bind and serve until SIGINT/SIGTERM or SHUTDOWN.
@@ -60,6 +77,7 @@ pub async fn serve(
     config: ServerConfig,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    raise_fd_limit(config.maxclients);
     let shared = Shared::new(config);
     let addr = listener.local_addr()?;
     *shared.local_addr.lock() = Some(addr);
@@ -99,18 +117,65 @@ pub async fn serve(
     Ok(())
 }
 
-/// Register a new client, or refuse it when `maxclients` are connected.
+/// Raise the open-files soft limit towards what `maxclients` needs (as
+/// redis-server does), up to the hard limit.
+fn raise_fd_limit(maxclients: u64) {
+    let wanted = maxclients.saturating_add(64);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= wanted as libc::rlim_t {
+            return;
+        }
+        let target = (wanted as libc::rlim_t).min(lim.rlim_max);
+        if target > lim.rlim_cur {
+            lim.rlim_cur = target;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                warn!("could not raise the open files limit to {target}");
+            }
+        }
+        if lim.rlim_cur < wanted {
+            warn!("open files limit {} is below maxclients + 64 = {wanted}", lim.rlim_cur);
+        }
+    }
+}
+
+/// Redis's reply to a remote client in protected mode.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode, as Redis does it: with no password, only clients on
+/// 127.0.0.1 or ::1 are served.
+pub fn protected_mode_refuses(settings: &Settings, ip: std::net::IpAddr) -> bool {
+    let local = match ip {
+        std::net::IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST),
+    };
+    settings.protected_mode.load(Ordering::Relaxed) && !settings.password_required() && !local
+}
+
+/// Register a new client, or refuse it when `maxclients` are connected or
+/// protected mode forbids it.
 async fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: std::net::SocketAddr, done: mpsc::Sender<()>) {
     shared.counters.connections_received.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     let max = Settings::get(&shared.settings.maxclients) as usize;
-    if shared.clients.count() >= max {
+    let refusal = if shared.clients.count() >= max {
+        Some(&b"-ERR max number of clients reached\r\n"[..])
+    } else if protected_mode_refuses(&shared.settings, peer.ip()) {
+        Some(PROTECTED_MODE_DENIED)
+    } else {
+        None
+    };
+    if let Some(message) = refusal {
         shared.counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
-        debug!(%peer, "refused: max number of clients reached");
+        debug!(%peer, "refused: {}", String::from_utf8_lossy(&message[..message.len().min(60)]).trim());
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             let mut stream = stream;
-            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            let _ = stream.write_all(message).await;
             let _ = stream.shutdown().await;
         });
         return;

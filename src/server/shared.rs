@@ -22,6 +22,8 @@ pub struct Shared {
     pub watches: Watches,
     pub counters: ServerCounters,
     pub started: Instant,
+    /// Until then, lock grants are refused (`--restart-delay`).
+    pub grants_resume_at: Instant,
     pub run_id: String,
     /// The address actually bound (differs from the config with `--port 0`).
     pub local_addr: Mutex<Option<SocketAddr>>,
@@ -42,6 +44,7 @@ impl Shared {
             watches: Watches::default(),
             counters: ServerCounters::default(),
             started: Instant::now(),
+            grants_resume_at: Instant::now() + std::time::Duration::from_millis(config.restart_delay),
             run_id,
             local_addr: Mutex::new(None),
             shutdown,
