@@ -55,12 +55,16 @@ pub struct ClientState {
     pub close: bool,
     /// AUTH (or HELLO AUTH) succeeded, or no password is required.
     pub authenticated: bool,
+    /// End offset of this client's last append-only record not yet known
+    /// durable; replies wait for it with `appendfsync always`.
+    pub aof_mark: u64,
 }
 
 impl ClientState {
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         ClientState {
             authenticated,
+            aof_mark: 0,
             handle,
             db: 0,
             multi: None,
@@ -176,15 +180,47 @@ pub fn run_locked(
     if let Err(e) = result {
         ctx.out.error(&e.text(spec.name));
     }
-    if spec.flags & flags::WRITE != 0
-        && ctx.shared.watches.any()
-        && let Ok(range) = key_positions(&spec.keys, args)
-    {
-        for i in range {
-            ctx.shared.watches.touch(ctx.client.db, args[i]);
+    if spec.flags & flags::WRITE != 0 {
+        if ctx.shared.watches.any()
+            && let Ok(range) = key_positions(&spec.keys, args)
+        {
+            for i in range {
+                ctx.shared.watches.touch(ctx.client.db, args[i]);
+            }
+        }
+        if let Some(aof) = &ctx.shared.aof {
+            ctx.client.aof_mark = log_effects(aof, ctx, spec, locked, args);
         }
     }
     stats::command_done(index, failed);
+}
+
+/// Append the effect of a write command to the log: the resulting state of
+/// each key it names (while their shards are still locked, so records of a
+/// key are in store order), or the flush / fence counter it changed.
+fn log_effects(
+    aof: &crate::persist::Aof,
+    ctx: &Ctx<'_>,
+    spec: &CommandSpec,
+    locked: &mut Locked<'_>,
+    args: &[&[u8]],
+) -> u64 {
+    use crate::persist::aof::{fence_record, flushall_record, flushdb_record, key_record};
+    let db = ctx.client.db;
+    let now = locked.now;
+    aof.append(|buf| match spec.name {
+        "flushdb" => flushdb_record(buf, db),
+        "flushall" => flushall_record(buf),
+        "fence.raise" => fence_record(buf, ctx.shared.keyspace.fences.current()),
+        _ => {
+            if let Ok(range) = key_positions(&spec.keys, args) {
+                for i in range {
+                    let entry = locked.get(args[i]).ok().flatten();
+                    key_record(buf, db, args[i], entry, now);
+                }
+            }
+        }
+    })
 }
 
 /// Indexes of the key arguments of a command, from its key specification.

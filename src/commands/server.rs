@@ -79,6 +79,20 @@ pub fn shutdown(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
     Ok(())
 }
 
+/// `BGREWRITEAOF`: compact the append-only file in the background.
+pub fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
+    let Some(aof) = &ctx.shared.aof else {
+        return Err(CmdError::Static("ERR Background AOF rewriting needs appendonly yes"));
+    };
+    if !aof.request_rewrite() {
+        return Err(CmdError::Static(
+            "ERR Background append only file rewriting already in progress",
+        ));
+    }
+    ctx.out.simple("Background append only file rewriting started");
+    Ok(())
+}
+
 /// `WAIT numreplicas timeout`: there are no replicas, so 0 at once.
 pub fn wait(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     int(args[1])?;
@@ -115,8 +129,10 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             Settings::get(&s.client_query_buffer_limit).to_string(),
         ),
         ("save", String::new()),
-        ("appendonly", "no".into()),
-        ("appendfsync", "everysec".into()),
+        ("appendonly", if c.appendonly { "yes" } else { "no" }.into()),
+        ("appendfsync", c.appendfsync.clone()),
+        ("appendfilename", c.appendfilename.clone()),
+        ("dir", c.dir.display().to_string()),
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
         ("loglevel", c.log_level.clone()),
@@ -323,7 +339,27 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
         );
     }
     if want("persistence") {
-        out.push_str("# Persistence\r\nloading:0\r\naof_enabled:0\r\nrdb_changes_since_last_save:0\r\n\r\n");
+        out.push_str("# Persistence\r\nloading:0\r\n");
+        match &shared.aof {
+            None => out.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\n"),
+            Some(aof) => {
+                let st = &aof.stats;
+                let _ = write!(
+                    out,
+                    "aof_enabled:1\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_last_bgrewrite_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\n",
+                    st.rewrite_in_progress.load(Ordering::Relaxed) as u8,
+                    st.rewrites.load(Ordering::Relaxed),
+                    if st.last_rewrite_ok.load(Ordering::Relaxed) {
+                        "ok"
+                    } else {
+                        "err"
+                    },
+                    st.current_size.load(Ordering::Relaxed),
+                    st.base_size.load(Ordering::Relaxed),
+                );
+            }
+        }
+        out.push_str("\r\n");
     }
     if want("stats") {
         let expired: u64 = shared

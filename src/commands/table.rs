@@ -253,6 +253,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         server::command,
     ),
     spec(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        KNONE,
+        "server",
+        "Asynchronously rewrites the append-only file to disk.",
+        server::bgrewriteaof,
+    ),
+    spec(
         "wait",
         3,
         0,

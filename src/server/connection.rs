@@ -99,6 +99,15 @@ pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHan
             }
         }
         rbuf.advance(consumed);
+        // No reply leaves before its writes are in the log: written (so a
+        // process crash loses nothing acknowledged) and, with appendfsync
+        // always, fsynced (so an OS crash loses nothing either).
+        if client.aof_mark > 0 {
+            if let Some(aof) = &shared.aof {
+                aof.wait_durable(client.aof_mark).await;
+            }
+            client.aof_mark = 0;
+        }
         if let Some(e) = failure {
             warn!(id = handle.id, peer = %handle.addr, "protocol error: {}", e.0);
             out.error(&format!("ERR Protocol error: {}", e.0));

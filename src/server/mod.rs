@@ -78,7 +78,7 @@ pub async fn serve(
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     raise_fd_limit(config.maxclients);
-    let shared = Shared::new(config);
+    let shared = Shared::new(config)?;
     let addr = listener.local_addr()?;
     *shared.local_addr.lock() = Some(addr);
     info!(%addr, "redlockd {} ready to accept connections", crate::VERSION);
@@ -112,6 +112,10 @@ pub async fn serve(
         .is_err()
     {
         warn!("some connections did not close within 5 s");
+    }
+    if let Some(aof) = &shared.aof {
+        aof.shutdown();
+        info!("append-only file flushed");
     }
     info!("redlockd is now ready to exit, bye bye...");
     Ok(())

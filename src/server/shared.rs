@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::{ServerConfig, Settings};
+use crate::persist::aof::{Aof, Fsync, RewritePolicy};
 use crate::stats::ServerCounters;
 use crate::store::Keyspace;
 
@@ -18,6 +19,8 @@ pub struct Shared {
     pub config: ServerConfig,
     pub settings: Settings,
     pub keyspace: Arc<Keyspace>,
+    /// The append-only file, when `--appendonly yes`.
+    pub aof: Option<Arc<Aof>>,
     pub clients: ClientRegistry,
     pub watches: Watches,
     pub counters: ServerCounters,
@@ -32,14 +35,33 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig) -> Arc<Shared> {
+    /// Build the server state; with `--appendonly yes` the log is replayed
+    /// here, before any client is served.
+    pub fn new(config: ServerConfig) -> std::io::Result<Arc<Shared>> {
         let (shutdown, _) = broadcast::channel(1);
         let run_id: String = (0..40)
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
             .collect();
-        Arc::new(Shared {
+        let keyspace = Arc::new(Keyspace::new(config.databases));
+        let aof = if config.appendonly {
+            let path = config.dir.join(&config.appendfilename);
+            let rewrite = RewritePolicy {
+                percentage: config.auto_aof_rewrite_percentage,
+                min_size: config.auto_aof_rewrite_min_size,
+            };
+            Some(Aof::open(
+                &path,
+                Fsync::parse(&config.appendfsync),
+                rewrite,
+                keyspace.clone(),
+            )?)
+        } else {
+            None
+        };
+        Ok(Arc::new(Shared {
             settings: Settings::new(&config),
-            keyspace: Arc::new(Keyspace::new(config.databases)),
+            keyspace,
+            aof,
             clients: ClientRegistry::default(),
             watches: Watches::default(),
             counters: ServerCounters::default(),
@@ -49,7 +71,7 @@ impl Shared {
             local_addr: Mutex::new(None),
             shutdown,
             config,
-        })
+        }))
     }
 }
 

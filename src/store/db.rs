@@ -130,6 +130,21 @@ impl Db {
         }
     }
 
+    /// Visit every live key of one shard under its lock (AOF rewrite takes
+    /// its snapshot shard by shard, so clients wait for one shard at most).
+    pub fn for_each_in_shard(&self, shard: usize, now: u64, mut visit: impl FnMut(&[u8], &Entry)) {
+        let table = self.map.shards()[shard].read();
+        // SAFETY: iteration under the shard's lock; references do not escape.
+        unsafe {
+            for bucket in table.iter() {
+                let (k, v) = bucket.as_ref();
+                if !v.get().is_expired(now) {
+                    visit(k, v.get());
+                }
+            }
+        }
+    }
+
     /// Reclaim expired keys of one shard, at most `budget` of them; returns
     /// (removed, budget exhausted). Shrinks the shard's table when it has
     /// become mostly empty, so that memory really goes back.

@@ -35,6 +35,22 @@ impl Server {
         Server::spawn(port, &[])
     }
 
+    /// Start on a given port with extra flags.
+    pub fn start_on_port_with(port: u16, args: &[&str]) -> Server {
+        Server::spawn(port, args)
+    }
+
+    /// Start and expect the process to exit at once (bad configuration or
+    /// data); its exit status and stderr.
+    pub fn start_expecting_failure(args: &[&str]) -> (std::process::ExitStatus, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_redlockd"))
+            .args(["--port", "0", "--log-level", "warning"])
+            .args(args)
+            .output()
+            .expect("run redlockd");
+        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
     fn spawn(port: u16, args: &[&str]) -> Server {
         let port = port.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_redlockd"))
