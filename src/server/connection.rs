@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
@@ -28,19 +28,59 @@ const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// Write replies out once this much is pending, even mid-batch.
 const OUTPUT_FLUSH: usize = 256 * 1024;
 
+/// A client transport: plain TCP, or TLS over TCP.
+pub trait ClientIo: AsyncWrite + Unpin + Send {
+    /// Read what is available without waiting; None if nothing is.
+    fn try_read_now(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<usize>>;
+    /// Wait for input; Some(n) if the wait itself read n bytes (TLS), None
+    /// if the caller should now `try_read_now` (plain TCP). Cancel-safe.
+    fn wait_input(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> impl std::future::Future<Output = std::io::Result<Option<usize>>> + Send;
+}
+
+impl ClientIo for TcpStream {
+    fn try_read_now(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
+        match self.try_read_buf(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn wait_input(&mut self, _buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
+        self.readable().await.map(|()| None)
+    }
+}
+
+impl ClientIo for tokio_rustls::server::TlsStream<TcpStream> {
+    fn try_read_now(&mut self, _buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
+        Ok(None)
+    }
+
+    async fn wait_input(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
+        use tokio::io::AsyncReadExt;
+        self.read_buf(buf).await.map(Some)
+    }
+}
+
 /// Write the pending replies, enforcing the client-output-buffer limit:
 /// more than `hard` bytes pending, or more than `soft` bytes not written
 /// within `soft_seconds`, disconnects the client. (Replies are flushed every
 /// 256 KiB and the connection reads nothing while a write is pending, so a
 /// client that stops reading holds at most that much plus one reply.)
-async fn flush(stream: &mut TcpStream, out: &ReplyBuf, limit: &OutputLimit) -> Result<(), String> {
+async fn flush<S: ClientIo>(stream: &mut S, out: &ReplyBuf, limit: &OutputLimit) -> Result<(), String> {
     let pending = out.len() as u64;
     if limit.hard > 0 && pending > limit.hard {
         return Err(format!(
             "{pending} bytes of replies exceed the output buffer hard limit"
         ));
     }
-    let write = stream.write_all(&out.buf);
+    let write = async {
+        stream.write_all(&out.buf).await?;
+        stream.flush().await
+    };
     if limit.soft > 0 && limit.soft_seconds > 0 && pending > limit.soft {
         match tokio::time::timeout(Duration::from_secs(limit.soft_seconds), write).await {
             Ok(r) => r.map_err(|e| format!("write failed: {e}")),
@@ -54,7 +94,7 @@ async fn flush(stream: &mut TcpStream, out: &ReplyBuf, limit: &OutputLimit) -> R
     }
 }
 
-pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHandle>) {
+pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<ClientHandle>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut rbuf = BytesMut::new();
     let mut out = ReplyBuf::new(0);
@@ -112,6 +152,7 @@ pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHan
             warn!(id = handle.id, peer = %handle.addr, "protocol error: {}", e.0);
             out.error(&format!("ERR Protocol error: {}", e.0));
             let _ = stream.write_all(&out.buf).await;
+            let _ = stream.flush().await;
             return;
         }
         if !out.is_empty() {
@@ -157,8 +198,8 @@ pub async fn serve(mut stream: TcpStream, shared: &Shared, handle: Arc<ClientHan
 /// Read more request bytes. Tries at once (a pipelining client usually has
 /// sent more already), then waits for readability. A connection idle for
 /// [`IDLE_RELEASE`] gives its buffers back, so idle clients cost little memory.
-async fn read_more(
-    stream: &mut TcpStream,
+async fn read_more<S: ClientIo>(
+    stream: &mut S,
     rbuf: &mut BytesMut,
     out: &mut ReplyBuf,
     decoder: &Decoder,
@@ -174,17 +215,22 @@ async fn read_more(
         if rbuf.capacity() - rbuf.len() < want / 2 {
             rbuf.reserve(want);
         }
-        match stream.try_read_buf(rbuf) {
-            Ok(0) => return Err("end of stream"),
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        match stream.try_read_now(rbuf) {
+            Ok(Some(0)) => return Err("end of stream"),
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
             Err(_) => return Err("read failed"),
         }
         let idle_for = idle_since.elapsed();
         let release_in = IDLE_RELEASE.saturating_sub(idle_for);
         let timeout_in = (timeout > 0).then(|| Duration::from_secs(timeout).saturating_sub(idle_for));
         tokio::select! {
-            r = stream.readable() => r.map_err(|_| "read failed")?,
+            r = stream.wait_input(rbuf) => match r {
+                Ok(Some(0)) => return Err("end of stream"),
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(_) => return Err("read failed"),
+            },
             _ = tokio::time::sleep(release_in), if !released => {
                 out.buf = BytesMut::new();
                 if rbuf.is_empty() {

@@ -5,6 +5,7 @@
 
 pub mod connection;
 pub mod shared;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -83,6 +84,15 @@ pub async fn serve(
     *shared.local_addr.lock() = Some(addr);
     info!(%addr, "redlockd {} ready to accept connections", crate::VERSION);
     let _expirer = Expirer::start(shared.keyspace.clone());
+    let tls = tls::acceptor(&shared.config)?;
+    let tls_listener = match &tls {
+        Some(_) => {
+            let l = bind_addr(&shared.config.bind, shared.config.tls_port, shared.config.tcp_backlog)?;
+            info!(addr = %l.local_addr()?, "accepting TLS connections");
+            Some(l)
+        }
+        None => None,
+    };
     // Every connection task holds a clone; when all are gone, recv() yields None.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut stop = shared.shutdown.subscribe();
@@ -90,10 +100,17 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => admit(&shared, stream, peer, done_tx.clone()).await,
+                Ok((stream, peer)) => admit(&shared, stream, peer, None, done_tx.clone()),
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            accepted = accept_tls(&tls_listener) => match accepted {
+                Ok((stream, peer)) => admit(&shared, stream, peer, tls.clone(), done_tx.clone()),
+                Err(e) => {
+                    warn!("TLS accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -162,7 +179,13 @@ pub fn protected_mode_refuses(settings: &Settings, ip: std::net::IpAddr) -> bool
 
 /// Register a new client, or refuse it when `maxclients` are connected or
 /// protected mode forbids it.
-async fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: std::net::SocketAddr, done: mpsc::Sender<()>) {
+fn admit(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    done: mpsc::Sender<()>,
+) {
     shared.counters.connections_received.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     let max = Settings::get(&shared.settings.maxclients) as usize;
@@ -188,10 +211,27 @@ async fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: std::net::SocketAd
     let handle = shared.clients.register(peer, laddr);
     let shared = shared.clone();
     tokio::spawn(async move {
-        debug!(%peer, id = handle.id, "client connected");
-        connection::serve(stream, &shared, handle.clone()).await;
+        debug!(%peer, id = handle.id, tls = tls.is_some(), "client connected");
+        match tls {
+            None => connection::serve(stream, &shared, handle.clone()).await,
+            Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => connection::serve(tls_stream, &shared, handle.clone()).await,
+                Ok(Err(e)) => warn!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => warn!(%peer, "TLS handshake timed out"),
+            },
+        }
         shared.clients.unregister(handle.id);
         debug!(%peer, id = handle.id, "client closed");
         drop(done);
     });
+}
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept on the TLS listener, or never when there is none.
+async fn accept_tls(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }

@@ -52,6 +52,15 @@ def servers():
         i.stop()
 
 
+def free_port():
+    """A free loopback port (bound and released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_until(predicate, timeout=5.0, step=0.01):
     """Poll `predicate` until true or `timeout` seconds pass; its last value."""
     import time
