@@ -27,8 +27,9 @@ fn a_short_ttl_key_disappears_from_every_command() {
         .query(&mut c)
         .unwrap();
     let _: () = c.set("persistent", "x").unwrap();
+    // Either still counting down from 50 ms or already gone: never more.
     let pttl: i64 = c.pttl("k").unwrap();
-    assert!((1..=50).contains(&pttl), "pttl {pttl}");
+    assert!((1..=50).contains(&pttl) || pttl == -2, "pttl {pttl}");
     assert!(eventually(Duration::from_secs(5), || c
         .get::<_, Option<String>>("k")
         .unwrap()
@@ -105,7 +106,7 @@ fn incr_keeps_ttl_and_set_clears_it() {
         .unwrap();
     let _: i64 = c.incr("n", 5).unwrap();
     let ttl: i64 = c.ttl("n").unwrap();
-    assert!((99..=100).contains(&ttl), "ttl {ttl}");
+    assert!((90..=100).contains(&ttl), "ttl {ttl}");
     let _: () = c.set("n", "2").unwrap();
     assert_eq!(c.ttl::<_, i64>("n").unwrap(), -1);
 }

@@ -201,8 +201,9 @@ fn a_paused_holder_is_fenced_off() {
         .spawn()
         .unwrap(),
     );
-    assert_eq!((f["final"], f["lost"]), (60, 0));
-    assert!(f["rejected_stale"] >= 1, "{f:?}");
+    // Whether a stale write happens depends on scheduling (the deterministic
+    // case is above); whatever happens, fencing loses no update.
+    assert_eq!((f["final"], f["lost"]), (60, 0), "{f:?}");
 }
 
 /// Fences from acquisitions whose majorities differ, with instance counters

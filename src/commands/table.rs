@@ -843,8 +843,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-fn index() -> &'static HashMap<&'static [u8], usize> {
-    static INDEX: OnceLock<HashMap<&'static [u8], usize>> = OnceLock::new();
+type Index = HashMap<&'static [u8], usize, ahash::RandomState>;
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
         COMMANDS
             .iter()

@@ -96,6 +96,18 @@ async fn flush<S: ClientIo>(stream: &mut S, out: &ReplyBuf, limit: &OutputLimit)
 
 pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<ClientHandle>) {
     let mut shutdown = shared.shutdown.subscribe();
+    // Long-lived futures, registered once per connection rather than on
+    // every wait: shutdown, CLIENT KILL, and a housekeeping timer that fires
+    // at most about once a second to free idle buffers and apply --timeout.
+    let mut waits = Waits {
+        shutdown: Box::pin(async move {
+            let _ = shutdown.recv().await;
+        }),
+        kill: Box::pin(handle.kill.notified()),
+        housekeeping: Box::pin(tokio::time::sleep(IDLE_RELEASE)),
+        last_input: tokio::time::Instant::now(),
+        released: false,
+    };
     let mut rbuf = BytesMut::new();
     let mut out = ReplyBuf::new(0);
     let mut decoder = Decoder::new();
@@ -175,28 +187,24 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             warn!(id = handle.id, "closing client that exceeded the query buffer limit");
             return;
         }
-        match read_more(
-            &mut stream,
-            &mut rbuf,
-            &mut out,
-            &decoder,
-            shared,
-            &handle,
-            &mut shutdown,
-        )
-        .await
-        {
-            Ok(()) => {}
-            Err(why) => {
-                debug!(id = handle.id, "closing: {why}");
-                return;
-            }
+        if let Err(why) = read_more(&mut stream, &mut rbuf, &mut out, &decoder, shared, &mut waits).await {
+            debug!(id = handle.id, "closing: {why}");
+            return;
         }
     }
 }
 
+/// What a connection waits on besides its socket.
+struct Waits<'a> {
+    shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
+    kill: std::pin::Pin<Box<tokio::sync::futures::Notified<'a>>>,
+    housekeeping: std::pin::Pin<Box<tokio::time::Sleep>>,
+    last_input: tokio::time::Instant,
+    released: bool,
+}
+
 /// Read more request bytes. Tries at once (a pipelining client usually has
-/// sent more already), then waits for readability. A connection idle for
+/// sent more already), then waits for input. A connection idle for
 /// [`IDLE_RELEASE`] gives its buffers back, so idle clients cost little memory.
 async fn read_more<S: ClientIo>(
     stream: &mut S,
@@ -204,43 +212,58 @@ async fn read_more<S: ClientIo>(
     out: &mut ReplyBuf,
     decoder: &Decoder,
     shared: &Shared,
-    handle: &ClientHandle,
-    shutdown: &mut tokio::sync::broadcast::Receiver<()>,
+    waits: &mut Waits<'_>,
 ) -> Result<(), &'static str> {
     let want = decoder.pending_bulk(rbuf.len()).unwrap_or(0).clamp(READ_CHUNK, 1 << 20);
-    let timeout = Settings::get(&shared.settings.timeout);
-    let idle_since = tokio::time::Instant::now();
-    let mut released = false;
     loop {
         if rbuf.capacity() - rbuf.len() < want / 2 {
             rbuf.reserve(want);
+            waits.released = false;
         }
         match stream.try_read_now(rbuf) {
             Ok(Some(0)) => return Err("end of stream"),
-            Ok(Some(_)) => return Ok(()),
+            Ok(Some(_)) => {
+                waits.last_input = tokio::time::Instant::now();
+                return Ok(());
+            }
             Ok(None) => {}
             Err(_) => return Err("read failed"),
         }
-        let idle_for = idle_since.elapsed();
-        let release_in = IDLE_RELEASE.saturating_sub(idle_for);
-        let timeout_in = (timeout > 0).then(|| Duration::from_secs(timeout).saturating_sub(idle_for));
         tokio::select! {
+            biased;
             r = stream.wait_input(rbuf) => match r {
                 Ok(Some(0)) => return Err("end of stream"),
-                Ok(Some(_)) => return Ok(()),
+                Ok(Some(_)) => {
+                    waits.last_input = tokio::time::Instant::now();
+                    return Ok(());
+                }
                 Ok(None) => {}
                 Err(_) => return Err("read failed"),
             },
-            _ = tokio::time::sleep(release_in), if !released => {
-                out.buf = BytesMut::new();
-                if rbuf.is_empty() {
-                    *rbuf = BytesMut::new();
+            _ = &mut waits.housekeeping => {
+                let idle = waits.last_input.elapsed();
+                let timeout = Settings::get(&shared.settings.timeout);
+                if timeout > 0 && idle >= Duration::from_secs(timeout) {
+                    return Err("idle timeout");
                 }
-                released = true;
+                if idle >= IDLE_RELEASE && !waits.released {
+                    out.buf = BytesMut::new();
+                    if rbuf.is_empty() {
+                        *rbuf = BytesMut::new();
+                    }
+                    waits.released = true;
+                }
+                let mut next = waits.last_input + IDLE_RELEASE;
+                if next <= tokio::time::Instant::now() {
+                    next = tokio::time::Instant::now() + IDLE_RELEASE;
+                }
+                if timeout > 0 {
+                    next = next.min(waits.last_input + Duration::from_secs(timeout));
+                }
+                waits.housekeeping.as_mut().reset(next);
             }
-            _ = tokio::time::sleep(timeout_in.unwrap_or_default()), if timeout_in.is_some() => return Err("idle timeout"),
-            _ = shutdown.recv() => return Err("shutting down"),
-            _ = handle.kill.notified() => return Err("killed"),
+            _ = &mut waits.shutdown => return Err("shutting down"),
+            _ = &mut waits.kill => return Err("killed"),
         }
     }
 }

@@ -17,6 +17,18 @@ use super::Keyspace;
 /// Expired keys removed under one shard lock before it is released.
 const BUDGET_PER_SHARD: usize = 2_000;
 const TICK: Duration = Duration::from_millis(10);
+/// After reclaiming this many keys, hand free heap pages back to the OS.
+const TRIM_AFTER: usize = 50_000;
+
+/// glibc keeps freed memory in its heaps; after a mass expiry, give the
+/// free pages back so RSS follows the keyspace down.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only inspects and releases the allocator's free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 pub struct Expirer {
     stop: Arc<AtomicBool>,
@@ -30,15 +42,22 @@ impl Expirer {
         let thread = std::thread::Builder::new()
             .name("redlockd-expirer".into())
             .spawn(move || {
+                let mut since_trim = 0usize;
                 while !flag.load(Ordering::Relaxed) {
                     let mut more = false;
                     for db in &keyspace.dbs {
                         let now = keyspace.clock.now_us();
                         for shard in 0..db.shard_count() {
-                            more |= db.reclaim_shard(shard, now, BUDGET_PER_SHARD).1;
+                            let (removed, exhausted) = db.reclaim_shard(shard, now, BUDGET_PER_SHARD);
+                            since_trim += removed;
+                            more |= exhausted;
                         }
                     }
                     if !more {
+                        if since_trim >= TRIM_AFTER {
+                            release_free_memory();
+                            since_trim = 0;
+                        }
                         std::thread::sleep(TICK);
                     }
                 }

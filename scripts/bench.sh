@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of redlockd against Debian's redis-server on the same
+# machine, in the same run, alternating A/B per repetition so that machine
+# drift cancels out. Writes bench/results.jsonl (every measurement),
+# bench/results.json and bench/results.md (medians, min-max, ratios) and
+# bench/chart.svg. Environment: REPS (3), N (requests per redis-benchmark run,
+# 200000), KEYS (1000000 for the memory and expiry workloads).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REPS=${REPS:-3}
+N=${N:-200000}
+KEYS=${KEYS:-1000000}
+OUT=$ROOT/bench
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+cargo build --release --quiet
+BIN=$ROOT/target/release/redlockd
+BENCH=$ROOT/target/release/redlockd-bench
+
+# redis-py's release script, as the library sends it (read from the library).
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
+SCRIPT=$(mktemp)
+.venv/bin/python -c 'import sys; from redis.lock import Lock; sys.stdout.write(Lock.LUA_RELEASE_SCRIPT)' >"$SCRIPT"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REDIS_PORT=$(free_port)
+OURS_LOG=$(mktemp)
+REDIS_PID=""; OURS_PID=""; OURS_PORT=""
+start_servers() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 --daemonize no >/dev/null 2>&1 &
+  REDIS_PID=$!
+  : >"$OURS_LOG"
+  if [ -n "$OURS_PORT" ]; then ours_port_arg=$OURS_PORT; else ours_port_arg=0; fi
+  "$BIN" --port "$ours_port_arg" --log-level warning --maxclients 20000 >"$OURS_LOG" 2>&1 &
+  OURS_PID=$!
+  for _ in $(seq 1 200); do
+    grep -q "listening on" "$OURS_LOG" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  OURS_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$OURS_LOG" | head -1)
+}
+stop_servers() {
+  kill "$REDIS_PID" "$OURS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" "$OURS_PID" 2>/dev/null || true
+}
+trap 'stop_servers; rm -f "$SCRIPT" "$OURS_LOG"' EXIT
+start_servers
+VERSION=$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
+echo "redis-server $VERSION on $REDIS_PORT (pid $REDIS_PID), redlockd on $OURS_PORT (pid $OURS_PID)"
+
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+record() { # record WORKLOAD SERVER REP JSON-FIELDS
+  printf '{"workload":"%s","server":"%s","rep":%s,%s}\n' "$1" "$2" "$3" "$4" >>"$RESULTS"
+}
+port_of() { if [ "$1" = redis ]; then echo "$REDIS_PORT"; else echo "$OURS_PORT"; fi; }
+pid_of() { if [ "$1" = redis ]; then echo "$REDIS_PID"; else echo "$OURS_PID"; fi; }
+
+# One redis-benchmark run: requests/s and server CPU µs per request.
+rb() { # rb SERVER REP NAME PIPELINE ARGS...
+  local server=$1 rep=$2 name=$3 pipeline=$4; shift 4
+  local port pid before after csv rps
+  port=$(port_of "$server"); pid=$(pid_of "$server")
+  before=$(cpu_ticks "$pid")
+  csv=$(redis-benchmark -p "$port" -c 50 -n "$N" -r 100000 -P "$pipeline" --csv "$@" 2>/dev/null | tail -1)
+  after=$(cpu_ticks "$pid")
+  rps=$(echo "$csv" | awk -F'","' '{print $2}' | tr -d '"')
+  local cpu
+  cpu=$(awk -v a="$after" -v b="$before" -v t="$TCK" -v n="$N" 'BEGIN{printf "%.3f", (a-b)/t*1e6/n}')
+  record "$name" "$server" "$rep" "\"rps\":$rps,\"cpu_us_per_req\":$cpu"
+  printf '  %-9s %-28s %10s req/s  %6s µs CPU/req\n' "$server" "$name" "$rps" "$cpu"
+}
+
+run_bench() { # run_bench SERVER REP WORKLOAD ARGS... (redlockd-bench)
+  local server=$1 rep=$2 name=$3; shift 3
+  local json
+  json=$("$BENCH" --addr "127.0.0.1:$(port_of "$server")" --pid "$(pid_of "$server")" "$@")
+  local inner=${json#\{}
+  record "$name" "$server" "$rep" "${inner%\}}"
+  printf '  %-9s %-28s %s\n' "$server" "$name" "$json"
+}
+
+for rep in $(seq 1 "$REPS"); do
+  echo "== repetition $rep of $REPS"
+  for server in redis redlockd; do
+    for p in 1 16; do
+      rb "$server" "$rep" "SET -P$p" "$p" -t set
+      rb "$server" "$rep" "GET -P$p" "$p" -t get
+      rb "$server" "$rep" "INCR -P$p" "$p" -t incr
+      rb "$server" "$rep" "SET NX PX (lock) -P$p" "$p" SET 'lock:__rand_int__' tok NX PX 30000
+    done
+  done
+  for server in redis redlockd; do
+    run_bench "$server" "$rep" "lock cycles 1000 keys (EVALSHA)" locks --keys 1000 --tasks 50 --release evalsha --script "$SCRIPT"
+    run_bench "$server" "$rep" "lock cycles 10 keys (EVALSHA)" locks --keys 10 --tasks 50 --release evalsha --script "$SCRIPT"
+  done
+  run_bench redlockd "$rep" "lock cycles 1000 keys (DELEX)" locks --keys 1000 --tasks 50 --release native
+  run_bench redlockd "$rep" "lock cycles 10 keys (DELEX)" locks --keys 10 --tasks 50 --release native
+  # Memory workloads on fresh processes, so earlier allocations do not hide growth.
+  stop_servers
+  start_servers
+  for server in redis redlockd; do
+    run_bench "$server" "$rep" "memory per lock key" load --keys "$KEYS"
+    run_bench "$server" "$rep" "expiry reclaim" expire --keys "$KEYS" --px 2000
+    run_bench "$server" "$rep" "idle connections" idle --conns 10000
+    run_bench "$server" "$rep" "MSET 1k args" mset --args 1000
+    run_bench "$server" "$rep" "MSET 100k args" mset --args 100000
+  done
+  stop_servers
+  start_servers
+done
+
+python3 scripts/bench_report.py "$RESULTS" "$OUT" "redis-server $VERSION" "$(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)"
+cat "$OUT/results.md"

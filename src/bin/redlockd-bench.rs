@@ -1,0 +1,433 @@
+//! Load generator for `scripts/bench.sh`: lock cycles, key loading, expiry
+//! reclaim, idle connections, and a large MSET in small chunks. Every mode
+//! prints one JSON object on stdout. It talks RESP over its own lean
+//! connections (one per task, no pipelining unless stated).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use clap::{Parser, Subcommand};
+use redis_protocol::resp2::decode::decode_range;
+use redis_protocol::resp2::types::RangeFrame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+struct Cli {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    addr: String,
+    /// The server's pid, for RSS and CPU readings from /proc.
+    #[arg(long)]
+    pid: Option<u32>,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Acquire (SET NX PX) → critical section → release, from many tasks.
+    Locks {
+        #[arg(long, default_value_t = 1000)]
+        keys: usize,
+        #[arg(long, default_value_t = 50)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// native (DELEX IFEQ) or evalsha (the script in --script, loaded first).
+        #[arg(long, default_value = "evalsha")]
+        release: String,
+        #[arg(long)]
+        script: Option<std::path::PathBuf>,
+    },
+    /// Load lock keys (22-byte tokens) pipelined; report memory per key.
+    Load {
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: usize,
+        #[arg(long, default_value_t = 600_000)]
+        px: u64,
+    },
+    /// Load keys with a short TTL and time how long after the last deadline
+    /// the server reports them all expired (INFO stats expired_keys).
+    Expire {
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: usize,
+        #[arg(long, default_value_t = 2000)]
+        px: u64,
+    },
+    /// Hold many idle connections; report RSS per connection and PING latency.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+        #[arg(long, default_value_t = 2000)]
+        pings: usize,
+    },
+    /// One MSET with this many arguments sent in chunks; report parse time.
+    Mset {
+        #[arg(long, default_value_t = 100_000)]
+        args: usize,
+        #[arg(long, default_value_t = 1024)]
+        chunk: usize,
+    },
+}
+
+/// A minimal RESP connection.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// A reply reduced to what the bench needs.
+#[derive(Debug, PartialEq)]
+enum R {
+    Ok,
+    Nil,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Err(String),
+    Other,
+}
+
+fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Conn {
+    async fn connect(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            stream,
+            buf: BytesMut::with_capacity(4096),
+        }
+    }
+
+    async fn read_reply(&mut self) -> R {
+        loop {
+            if let Ok(Some((frame, len))) = decode_range(&self.buf) {
+                let text = |(s, e): (usize, usize)| self.buf[s..e].to_vec();
+                let r = match frame {
+                    RangeFrame::SimpleString(_) => R::Ok,
+                    RangeFrame::Null => R::Nil,
+                    RangeFrame::Integer(i) => R::Int(i),
+                    RangeFrame::BulkString(r) => R::Bulk(text(r)),
+                    RangeFrame::Error(r) => R::Err(String::from_utf8_lossy(&text(r)).into_owned()),
+                    RangeFrame::Array(_) => R::Other,
+                };
+                let _ = self.buf.split_to(len);
+                return r;
+            }
+            let n = self.stream.read_buf(&mut self.buf).await.expect("read");
+            assert!(n > 0, "server closed the connection");
+        }
+    }
+
+    async fn cmd(&mut self, args: &[&[u8]]) -> R {
+        let mut out = Vec::with_capacity(64);
+        encode(&mut out, args);
+        self.stream.write_all(&out).await.expect("write");
+        self.read_reply().await
+    }
+
+    /// Send commands pipelined in batches; the replies, in order.
+    async fn pipeline(&mut self, cmds: impl Iterator<Item = Vec<Vec<u8>>>, batch: usize) -> Vec<R> {
+        let mut replies = Vec::new();
+        let mut pending = Vec::new();
+        let mut n = 0;
+        for cmd in cmds {
+            let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
+            encode(&mut pending, &refs);
+            n += 1;
+            if n == batch {
+                self.stream.write_all(&pending).await.expect("write");
+                pending.clear();
+                for _ in 0..n {
+                    replies.push(self.read_reply().await);
+                }
+                n = 0;
+            }
+        }
+        self.stream.write_all(&pending).await.expect("write");
+        for _ in 0..n {
+            replies.push(self.read_reply().await);
+        }
+        replies
+    }
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss_bytes(pid: Option<u32>) -> u64 {
+    pid.map(|p| proc_status_kb(p, "VmRSS:") * 1024).unwrap_or(0)
+}
+
+async fn info_field(c: &mut Conn, section: &str, field: &str) -> i64 {
+    let R::Bulk(text) = c.cmd(&[b"INFO", section.as_bytes()]).await else {
+        return -1;
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn token(i: usize) -> Vec<u8> {
+    // 22 characters, like redlock-py's tokens.
+    format!("{:022}", i).into_bytes()
+}
+
+async fn locks(
+    addr: &str,
+    keys: usize,
+    tasks: usize,
+    seconds: f64,
+    release: &str,
+    script: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let sha = match (release, script) {
+        ("evalsha", Some(path)) => {
+            let text = std::fs::read(path).expect("read release script");
+            let mut c = Conn::connect(addr).await;
+            match c.cmd(&[b"SCRIPT", b"LOAD", &text]).await {
+                R::Bulk(sha) => sha,
+                other => panic!("SCRIPT LOAD: {other:?}"),
+            }
+        }
+        ("evalsha", None) => panic!("--release evalsha needs --script"),
+        _ => Vec::new(),
+    };
+    let held: Arc<Vec<AtomicBool>> = Arc::new((0..keys).map(|_| AtomicBool::new(false)).collect());
+    let overlaps = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (addr, sha, held, overlaps, release) = (
+                addr.to_string(),
+                sha.clone(),
+                held.clone(),
+                overlaps.clone(),
+                release.to_string(),
+            );
+            tokio::spawn(async move {
+                let mut c = Conn::connect(&addr).await;
+                let mut latencies = Vec::new();
+                let mut refused = 0u64;
+                let mut i = t;
+                while Instant::now() < deadline {
+                    let k = (i * 7919) % keys;
+                    i += tasks;
+                    let key = format!("lock:{k}").into_bytes();
+                    let tok = token(t * 1_000_000_000 + i);
+                    let start = Instant::now();
+                    loop {
+                        match c.cmd(&[b"SET", &key, &tok, b"NX", b"PX", b"30000"]).await {
+                            R::Ok => break,
+                            R::Nil => {
+                                refused += 1;
+                                tokio::task::yield_now().await;
+                            }
+                            other => panic!("acquire: {other:?}"),
+                        }
+                    }
+                    if held[k].swap(true, Ordering::SeqCst) {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::task::yield_now().await;
+                    held[k].store(false, Ordering::SeqCst);
+                    let r = if release == "native" {
+                        c.cmd(&[b"DELEX", &key, b"IFEQ", &tok]).await
+                    } else {
+                        c.cmd(&[b"EVALSHA", &sha, b"1", &key, &tok]).await
+                    };
+                    assert_eq!(r, R::Int(1), "release");
+                    latencies.push(start.elapsed().as_micros() as u64);
+                }
+                (latencies, refused)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let mut refused = 0;
+    for h in handles {
+        let (l, r) = h.await.expect("task");
+        all.extend(l);
+        refused += r;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    serde_json::json!({
+        "cycles_per_sec": all.len() as f64 / elapsed,
+        "p50_us": percentile(&all, 0.50),
+        "p99_us": percentile(&all, 0.99),
+        "overlaps": overlaps.load(Ordering::SeqCst),
+        "refused_attempts": refused,
+        "cycles": all.len(),
+    })
+}
+
+fn load_cmds(keys: usize, px: u64, prefix: &'static str) -> impl Iterator<Item = Vec<Vec<u8>>> {
+    (0..keys).map(move |i| {
+        vec![
+            b"SET".to_vec(),
+            format!("{prefix}{i}").into_bytes(),
+            token(i),
+            b"PX".to_vec(),
+            px.to_string().into_bytes(),
+        ]
+    })
+}
+
+async fn load(addr: &str, pid: Option<u32>, keys: usize, px: u64) -> serde_json::Value {
+    let mut c = Conn::connect(addr).await;
+    c.cmd(&[b"FLUSHALL"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rss0, used0) = (rss_bytes(pid), info_field(&mut c, "memory", "used_memory").await);
+    let replies = c.pipeline(load_cmds(keys, px, "lock:"), 1000).await;
+    assert!(replies.iter().all(|r| *r == R::Ok));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rss1, used1) = (rss_bytes(pid), info_field(&mut c, "memory", "used_memory").await);
+    c.cmd(&[b"FLUSHALL"]).await;
+    serde_json::json!({
+        "keys": keys,
+        "rss_per_key": (rss1 as f64 - rss0 as f64) / keys as f64,
+        "used_memory_per_key": (used1 - used0) as f64 / keys as f64,
+    })
+}
+
+async fn expire(addr: &str, pid: Option<u32>, keys: usize, px: u64) -> serde_json::Value {
+    let mut c = Conn::connect(addr).await;
+    c.cmd(&[b"FLUSHALL"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss0 = rss_bytes(pid);
+    let expired0 = info_field(&mut c, "stats", "expired_keys").await;
+    let replies = c.pipeline(load_cmds(keys, px, "exp:"), 1000).await;
+    assert!(replies.iter().all(|r| *r == R::Ok));
+    let last_deadline = Instant::now() + Duration::from_millis(px);
+    let rss_full = rss_bytes(pid);
+    // Poll only INFO stats: it must not itself reclaim keys.
+    let reclaimed_at = loop {
+        let expired = info_field(&mut c, "stats", "expired_keys").await - expired0;
+        if expired >= keys as i64 {
+            break Instant::now();
+        }
+        if Instant::now() > last_deadline + Duration::from_secs(60) {
+            break Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let reclaim_ms = reclaimed_at.saturating_duration_since(last_deadline).as_secs_f64() * 1000.0;
+    let rss_target = rss0 + (rss_full - rss0) / 4;
+    let rss_back_at = loop {
+        if rss_bytes(pid) <= rss_target || Instant::now() > reclaimed_at + Duration::from_secs(30) {
+            break Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    serde_json::json!({
+        "keys": keys,
+        "reclaimed_ms_after_last_deadline": reclaim_ms,
+        "rss_back_ms_after_last_deadline": rss_back_at.saturating_duration_since(last_deadline).as_secs_f64() * 1000.0,
+        "rss_before": rss0, "rss_loaded": rss_full, "rss_after": rss_bytes(pid),
+    })
+}
+
+async fn idle(addr: &str, pid: Option<u32>, conns: usize, pings: usize) -> serde_json::Value {
+    let mut probe = Conn::connect(addr).await;
+    probe.cmd(&[b"PING"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rss0 = rss_bytes(pid);
+    let mut held = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let mut c = Conn::connect(addr).await;
+        assert_eq!(c.cmd(&[b"PING"]).await, R::Ok);
+        held.push(c);
+    }
+    // Let the server settle (redlockd frees idle buffers after 1 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rss1 = rss_bytes(pid);
+    let mut lat = Vec::with_capacity(pings);
+    for _ in 0..pings {
+        let t = Instant::now();
+        probe.cmd(&[b"PING"]).await;
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    lat.sort_unstable();
+    drop(held);
+    serde_json::json!({
+        "conns": conns,
+        "rss_per_conn": (rss1 as f64 - rss0 as f64) / conns as f64,
+        "ping_p50_us": percentile(&lat, 0.5),
+        "ping_p99_us": percentile(&lat, 0.99),
+    })
+}
+
+async fn mset(addr: &str, args: usize, chunk: usize) -> serde_json::Value {
+    let pairs = args / 2;
+    let mut req = Vec::new();
+    let mut owned: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
+    for i in 0..pairs {
+        owned.push(format!("mset:{i}").into_bytes());
+        owned.push(format!("v{i}").into_bytes());
+    }
+    let refs: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
+    encode(&mut req, &refs);
+    let mut c = Conn::connect(addr).await;
+    let start = Instant::now();
+    for piece in req.chunks(chunk) {
+        c.stream.write_all(piece).await.expect("write");
+    }
+    let r = c.read_reply().await;
+    let elapsed = start.elapsed();
+    assert_eq!(r, R::Ok);
+    c.cmd(&[b"FLUSHALL"]).await;
+    serde_json::json!({
+        "args": pairs * 2 + 1,
+        "chunk": chunk,
+        "ms": elapsed.as_secs_f64() * 1000.0,
+        "ns_per_arg": elapsed.as_nanos() as f64 / (pairs * 2 + 1) as f64,
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let out = match cli.mode {
+        Mode::Locks {
+            keys,
+            tasks,
+            seconds,
+            release,
+            script,
+        } => locks(&cli.addr, keys, tasks, seconds, &release, script.as_deref()).await,
+        Mode::Load { keys, px } => load(&cli.addr, cli.pid, keys, px).await,
+        Mode::Expire { keys, px } => expire(&cli.addr, cli.pid, keys, px).await,
+        Mode::Idle { conns, pings } => idle(&cli.addr, cli.pid, conns, pings).await,
+        Mode::Mset { args, chunk } => mset(&cli.addr, args, chunk).await,
+    };
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{out}");
+}
