@@ -261,7 +261,18 @@ fn run_wraps_a_command_under_the_lock() {
     let servers = cluster(3);
     let instances = addrs(&servers);
     let out = Command::new(env!("CARGO_BIN_EXE_redlockd"))
-        .args(["run", "--instances", &instances, "--lock", "job", "--ttl", "3s", "--"])
+        .args([
+            "run",
+            "--instance-timeout",
+            "200ms",
+            "--instances",
+            &instances,
+            "--lock",
+            "job",
+            "--ttl",
+            "3s",
+            "--",
+        ])
         .args(["sh", "-c", "echo fence=$REDLOCKD_FENCE; exit 7"])
         .output()
         .unwrap();
@@ -283,6 +294,8 @@ fn run_wraps_a_command_under_the_lock() {
     let out = Command::new(env!("CARGO_BIN_EXE_redlockd"))
         .args([
             "run",
+            "--instance-timeout",
+            "200ms",
             "--instances",
             &instances,
             "--lock",
@@ -305,6 +318,8 @@ fn run_kills_the_command_when_the_lock_is_lost() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_redlockd"))
         .args([
             "run",
+            "--instance-timeout",
+            "200ms",
             "--instances",
             &instances,
             "--lock",

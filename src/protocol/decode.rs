@@ -121,7 +121,7 @@ impl Decoder {
             }
             self.args.clear();
             if input[0] == b'*' {
-                match parse_line(input, 1, "too big mbulk count string")? {
+                match parse_line(input, Header::MultiBulk)? {
                     None => return Ok(None),
                     Some((n, next)) => {
                         if !limits.authenticated && n > UNAUTH_MAX_ARGS {
@@ -181,7 +181,7 @@ impl Decoder {
                     if input[pos] != b'$' {
                         break Err(ProtocolError(format!("expected '$', got '{}'", input[pos] as char)));
                     }
-                    match parse_line(&input[pos..], 1, "too big bulk count string") {
+                    match parse_line(&input[pos..], Header::Bulk) {
                         Err(e) => break Err(e),
                         Ok(None) => break Ok(None),
                         Ok(Some((len, used))) => {
@@ -222,7 +222,7 @@ impl Decoder {
         let State::Inline { scanned } = self.state else {
             unreachable!("called in inline state")
         };
-        let Some(nl) = input[scanned..].iter().position(|&b| b == b'\n').map(|i| i + scanned) else {
+        let Some(nl) = memchr::memchr(b'\n', &input[scanned..]).map(|i| i + scanned) else {
             if input.len() > INLINE_MAX {
                 self.state = State::Start;
                 return Err(ProtocolError::new("too big inline request"));
@@ -246,28 +246,31 @@ impl Decoder {
     }
 }
 
+/// Which header line is being read (for the error texts).
+#[derive(Clone, Copy)]
+enum Header {
+    MultiBulk,
+    Bulk,
+}
+
 /// Parse `<prefix><integer>\r\n` at the start of `buf`; returns the integer
 /// and the bytes used. The header line itself is bounded by [`INLINE_MAX`].
-fn parse_line(buf: &[u8], skip: usize, too_big: &'static str) -> Result<Option<(i64, usize)>, ProtocolError> {
-    let Some(cr) = buf.iter().position(|&b| b == b'\r') else {
+fn parse_line(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let (too_big, invalid) = match header {
+        Header::MultiBulk => ("too big mbulk count string", "invalid multibulk length"),
+        Header::Bulk => ("too big bulk count string", "invalid bulk length"),
+    };
+    let window = &buf[..buf.len().min(INLINE_MAX + 1)];
+    let Some(cr) = memchr::memchr(b'\r', window) else {
         if buf.len() > INLINE_MAX {
             return Err(ProtocolError::new(too_big));
         }
         return Ok(None);
     };
-    if cr > INLINE_MAX {
-        return Err(ProtocolError::new(too_big));
-    }
     if buf.len() < cr + 2 {
         return Ok(None);
     }
-    let digits = &buf[skip..cr];
-    let err = if too_big.contains("mbulk") {
-        "invalid multibulk length"
-    } else {
-        "invalid bulk length"
-    };
-    let n = parse_i64(digits).ok_or_else(|| ProtocolError::new(err))?;
+    let n = parse_i64(&buf[1..cr]).ok_or_else(|| ProtocolError::new(invalid))?;
     Ok(Some((n, cr + 2)))
 }
 

@@ -25,29 +25,77 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::{DashMap, RwLockWriteGuard, SharedValue};
-use hashbrown::raw::RawTable;
+use hashbrown::raw::{Bucket, RawTable};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use super::clock::{Deadline, NO_DEADLINE};
 use super::entry::Entry;
 
-type Table = RawTable<(Box<[u8]>, SharedValue<Entry>)>;
+type Item = (Box<[u8]>, SharedValue<Entry>);
+type Table = RawTable<Item>;
 type ShardGuard<'a> = RwLockWriteGuard<'a, Table>;
 
 /// Shards per database: enough that two cores rarely meet on one lock,
 /// few enough that EXEC locking all of them stays cheap.
 pub const SHARDS: usize = 32;
 
-/// Deadlines waiting to be reclaimed in one shard.
-#[derive(Default)]
-struct ExpiryIndex {
-    heap: BinaryHeap<Reverse<(Deadline, u64)>>,
+/// Deadlines waiting to be reclaimed in one shard, with the earliest one
+/// readable without a lock, so the expirer passes over shards with nothing
+/// due without touching their locks.
+struct ShardExpiry {
+    heap: Mutex<BinaryHeap<Reverse<(Deadline, u64)>>>,
+    earliest: AtomicU64,
+}
+
+impl ShardExpiry {
+    fn new() -> Self {
+        ShardExpiry {
+            heap: Mutex::new(BinaryHeap::new()),
+            earliest: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn push(&self, deadline: Deadline, hash: u64) {
+        self.heap.lock().push(Reverse((deadline, hash)));
+        self.earliest.fetch_min(deadline, Ordering::Relaxed);
+    }
+
+    fn due(&self, now: u64) -> bool {
+        self.earliest.load(Ordering::Relaxed) <= now
+    }
+
+    /// Pop at most `budget` deadlines that have passed, calling `remove`
+    /// with each one's key hash; how many were popped.
+    fn pop_due(&self, now: u64, budget: usize, mut remove: impl FnMut(u64)) -> usize {
+        let mut heap = self.heap.lock();
+        let mut popped = 0;
+        while let Some(Reverse((deadline, hash))) = heap.peek().copied() {
+            if deadline > now || popped >= budget {
+                break;
+            }
+            heap.pop();
+            popped += 1;
+            remove(hash);
+        }
+        if heap.capacity() > 1024 && heap.len() * 4 < heap.capacity() {
+            let keep = heap.len() * 2;
+            heap.shrink_to(keep);
+        }
+        self.earliest
+            .store(heap.peek().map_or(u64::MAX, |r| r.0.0), Ordering::Relaxed);
+        popped
+    }
+
+    fn clear(&self) {
+        *self.heap.lock() = BinaryHeap::new();
+        self.earliest.store(u64::MAX, Ordering::Relaxed);
+    }
 }
 
 pub struct Db {
     map: DashMap<Box<[u8]>, Entry, ahash::RandomState>,
-    expiry: Box<[Mutex<ExpiryIndex>]>,
+    expiry: Box<[ShardExpiry]>,
     /// Keys removed because their deadline passed (lazily or by the expirer).
     pub expired_keys: AtomicU64,
 }
@@ -61,9 +109,7 @@ impl Default for Db {
 impl Db {
     pub fn new() -> Self {
         let map = DashMap::with_hasher_and_shard_amount(ahash::RandomState::new(), SHARDS);
-        let expiry = (0..map.shards().len())
-            .map(|_| Mutex::new(ExpiryIndex::default()))
-            .collect();
+        let expiry = (0..map.shards().len()).map(|_| ShardExpiry::new()).collect();
         Db {
             map,
             expiry,
@@ -83,33 +129,43 @@ impl Db {
         self.map.shards().len()
     }
 
-    /// A view holding no locks, for commands that touch no key.
-    pub fn unlocked(&self, now: u64) -> Locked<'_> {
-        Locked {
-            db: self,
-            guards: SmallVec::new(),
-            all: false,
-            now,
-            expired: 0,
-        }
-    }
-
-    /// Lock the shards of `keys` (ascending order, each once).
-    pub fn lock_keys<'k>(&self, keys: impl Iterator<Item = &'k [u8]>, now: u64) -> Locked<'_> {
-        let mut shards: SmallVec<[usize; 4]> = keys.map(|k| self.shard_of_hash(self.hash(k))).collect();
-        shards.sort_unstable();
-        shards.dedup();
-        if shards.len() == self.shard_count() {
-            return self.lock_all(now);
-        }
-        let guards = shards.into_iter().map(|s| (s, self.map.shards()[s].write())).collect();
+    fn view<'a>(&'a self, guards: SmallVec<[(usize, ShardGuard<'a>); 2]>, all: bool, now: u64) -> Locked<'a> {
         Locked {
             db: self,
             guards,
-            all: false,
+            all,
             now,
             expired: 0,
+            last_hash: HashCache::default(),
         }
+    }
+
+    /// A view holding no locks, for commands that touch no key.
+    pub fn unlocked(&self, now: u64) -> Locked<'_> {
+        self.view(SmallVec::new(), false, now)
+    }
+
+    /// Lock the shards of `keys` (ascending order, each once).
+    pub fn lock_keys<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>, now: u64) -> Locked<'_> {
+        let Some(first) = keys.next() else {
+            return self.unlocked(now);
+        };
+        let first_hash = self.hash(first);
+        let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
+        shards.push(self.shard_of_hash(first_hash));
+        shards.extend(keys.map(|k| self.shard_of_hash(self.hash(k))));
+        if shards.len() > 1 {
+            shards.sort_unstable();
+            shards.dedup();
+            if shards.len() == self.shard_count() {
+                return self.lock_all(now);
+            }
+        }
+        let guards = shards.into_iter().map(|s| (s, self.map.shards()[s].write())).collect();
+        let mut locked = self.view(guards, false, now);
+        // The command's first key is usually the one it touches: keep its hash.
+        locked.last_hash.put(first, first_hash);
+        locked
     }
 
     /// Lock every shard (ascending order).
@@ -121,13 +177,7 @@ impl Db {
             .enumerate()
             .map(|(i, s)| (i, s.write()))
             .collect();
-        Locked {
-            db: self,
-            guards,
-            all: true,
-            now,
-            expired: 0,
-        }
+        self.view(guards, true, now)
     }
 
     /// Visit every live key of one shard under its lock (AOF rewrite takes
@@ -149,38 +199,54 @@ impl Db {
     /// (removed, budget exhausted). Shrinks the shard's table when it has
     /// become mostly empty, so that memory really goes back.
     pub fn reclaim_shard(&self, shard: usize, now: u64, budget: usize) -> (usize, bool) {
+        if !self.expiry[shard].due(now) {
+            return (0, false);
+        }
         let mut table = self.map.shards()[shard].write();
-        let removed = {
-            let mut idx = self.expiry[shard].lock();
-            let mut removed = 0;
-            let mut popped = 0;
-            while let Some(Reverse((deadline, hash))) = idx.heap.peek().copied() {
-                if deadline > now || popped >= budget {
-                    break;
-                }
-                idx.heap.pop();
-                popped += 1;
-                if table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() {
-                    removed += 1;
-                }
-            }
-            if idx.heap.capacity() > 1024 && idx.heap.len() * 4 < idx.heap.capacity() {
-                let keep = idx.heap.len() * 2;
-                idx.heap.shrink_to(keep);
-            }
-            if popped >= budget {
-                self.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
-                return (removed, true);
-            }
-            removed
-        };
+        let mut removed = 0;
+        let popped = self.expiry[shard].pop_due(now, budget, |hash| {
+            removed += table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() as usize;
+        });
         if table.capacity() > 64 && table.len() * 4 < table.capacity() {
-            let hasher = |e: &(Box<[u8]>, SharedValue<Entry>)| self.hash(&e.0);
+            let hasher = |e: &Item| self.hash(&e.0);
             let keep = table.len() * 2;
             table.shrink_to(keep, hasher);
         }
         self.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
-        (removed, false)
+        (removed, popped >= budget)
+    }
+}
+
+/// The hash of one short key.
+struct HashCache {
+    len: usize,
+    key: [u8; HashCache::MAX],
+    hash: u64,
+}
+
+impl Default for HashCache {
+    fn default() -> Self {
+        HashCache {
+            len: 0,
+            key: [0; HashCache::MAX],
+            hash: 0,
+        }
+    }
+}
+
+impl HashCache {
+    const MAX: usize = 48;
+
+    fn get(&self, key: &[u8]) -> Option<u64> {
+        (self.len > 0 && key.len() == self.len && self.key[..self.len] == *key).then_some(self.hash)
+    }
+
+    fn put(&mut self, key: &[u8], hash: u64) {
+        if !key.is_empty() && key.len() <= Self::MAX {
+            self.key[..key.len()].copy_from_slice(key);
+            self.len = key.len();
+            self.hash = hash;
+        }
     }
 }
 
@@ -194,6 +260,7 @@ pub struct Locked<'a> {
     /// as Redis uses, so a command never sees a key both alive and expired.
     pub now: u64,
     expired: u64,
+    last_hash: HashCache,
 }
 
 impl Drop for Locked<'_> {
@@ -231,56 +298,80 @@ impl<'a> Locked<'a> {
             .ok_or(NotLocked)
     }
 
-    /// Remove `key` if its deadline has passed; true if it is (now) absent
-    /// because of that.
-    fn expire_if_due(&mut self, key: &[u8], hash: u64) -> Result<(), NotLocked> {
-        let now = self.now;
-        let (_, table) = self.table(hash)?;
-        let due = matches!(table.get(hash, |(k, _)| **k == *key), Some((_, v)) if v.get().is_expired(now));
-        if due {
-            table.remove_entry(hash, |(k, _)| **k == *key);
-            self.expired += 1;
+    /// The hash of `key`, remembered for the last (short) key asked about:
+    /// a command usually looks its key up, then writes it (one hash instead
+    /// of three). The cache compares the key's bytes, so it is never stale.
+    fn hash(&mut self, key: &[u8]) -> u64 {
+        if let Some(h) = self.last_hash.get(key) {
+            return h;
         }
-        Ok(())
+        let h = self.db.hash(key);
+        self.last_hash.put(key, h);
+        h
+    }
+
+    /// Find the live entry of `key` with one probe, removing it first if its
+    /// deadline has passed.
+    fn find_live(&mut self, key: &[u8]) -> Result<(usize, u64, Option<Bucket<Item>>), NotLocked> {
+        let hash = self.hash(key);
+        let now = self.now;
+        let (shard, table) = self.table(hash)?;
+        let Some(bucket) = table.find(hash, |(k, _)| **k == *key) else {
+            return Ok((shard, hash, None));
+        };
+        // SAFETY: the bucket was just found in this table, which we hold locked.
+        let expired = unsafe { bucket.as_ref().1.get().is_expired(now) };
+        if expired {
+            // SAFETY: as above; the bucket is full and belongs to this table.
+            unsafe { table.erase(bucket) };
+            self.expired += 1;
+            return Ok((shard, hash, None));
+        }
+        Ok((shard, hash, Some(bucket)))
     }
 
     /// The live entry of `key`, if any.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
-        let hash = self.db.hash(key);
-        self.expire_if_due(key, hash)?;
-        let (_, table) = self.table(hash)?;
-        Ok(table.get(hash, |(k, _)| **k == *key).map(|(_, v)| v.get()))
+        let (_, _, bucket) = self.find_live(key)?;
+        // SAFETY: the bucket is live in a table we hold locked for as long as
+        // the returned reference borrows `self`.
+        Ok(bucket.map(|b| unsafe { b.as_ref() }.1.get()))
     }
 
     /// The live entry of `key` for in-place modification of its value. Its
     /// deadline can only be changed through [`Locked::set_deadline`].
     pub fn get_mut(&mut self, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
-        let hash = self.db.hash(key);
-        self.expire_if_due(key, hash)?;
-        let (_, table) = self.table(hash)?;
-        Ok(table.get_mut(hash, |(k, _)| **k == *key).map(|(_, v)| v.get_mut()))
+        let (_, _, bucket) = self.find_live(key)?;
+        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
+        Ok(bucket.map(|b| unsafe { b.as_mut() }.1.get_mut()))
     }
 
     pub fn contains(&mut self, key: &[u8]) -> Result<bool, NotLocked> {
-        Ok(self.get(key)?.is_some())
+        Ok(self.find_live(key)?.2.is_some())
     }
 
     /// Store `value` under `key` with `deadline`, replacing any old entry.
+    /// Overwriting with the same value keeps the entry's fence.
     pub fn set(&mut self, key: &[u8], value: &[u8], deadline: Deadline) -> Result<(), NotLocked> {
-        let hash = self.db.hash(key);
+        let (shard, hash, bucket) = self.find_live(key)?;
         let db = self.db;
-        let (shard, table) = self.table(hash)?;
-        match table.get_mut(hash, |(k, _)| **k == *key) {
-            Some((_, v)) => {
-                let e = v.get_mut();
+        match bucket {
+            Some(b) => {
+                // SAFETY: live bucket of a table we hold locked.
+                let e = unsafe { b.as_mut() }.1.get_mut();
                 if *e.value != *value {
-                    e.value = value.into();
+                    if e.value.len() == value.len() {
+                        e.value.copy_from_slice(value);
+                    } else {
+                        e.value = value.into();
+                    }
                     e.fence = 0;
                 }
                 e.deadline = deadline;
             }
             None => {
-                let hasher = |e: &(Box<[u8]>, SharedValue<Entry>)| db.hash(&e.0);
+                let (_, table) = self.table(hash)?;
+                let hasher = |e: &Item| db.hash(&e.0);
                 table.insert(
                     hash,
                     (key.into(), SharedValue::new(Entry::new(value, deadline))),
@@ -289,37 +380,33 @@ impl<'a> Locked<'a> {
             }
         }
         if deadline != NO_DEADLINE {
-            db.expiry[shard].lock().heap.push(Reverse((deadline, hash)));
+            db.expiry[shard].push(deadline, hash);
         }
         Ok(())
     }
 
     /// Change the deadline of a live key; false if the key does not exist.
     pub fn set_deadline(&mut self, key: &[u8], deadline: Deadline) -> Result<bool, NotLocked> {
-        let hash = self.db.hash(key);
-        self.expire_if_due(key, hash)?;
-        let db = self.db;
-        let (shard, table) = self.table(hash)?;
-        let Some((_, v)) = table.get_mut(hash, |(k, _)| **k == *key) else {
-            return Ok(false);
-        };
-        let e = v.get_mut();
+        let (shard, hash, bucket) = self.find_live(key)?;
+        let Some(b) = bucket else { return Ok(false) };
+        // SAFETY: live bucket of a table we hold locked.
+        let e = unsafe { b.as_mut() }.1.get_mut();
         let changed = e.deadline != deadline;
         e.deadline = deadline;
         if changed && deadline != NO_DEADLINE {
-            db.expiry[shard].lock().heap.push(Reverse((deadline, hash)));
+            self.db.expiry[shard].push(deadline, hash);
         }
         Ok(true)
     }
 
     /// Remove `key`; the removed live entry, if there was one.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
-        let hash = self.db.hash(key);
-        self.expire_if_due(key, hash)?;
+        let (_, hash, bucket) = self.find_live(key)?;
+        let Some(b) = bucket else { return Ok(None) };
         let (_, table) = self.table(hash)?;
-        Ok(table
-            .remove_entry(hash, |(k, _)| **k == *key)
-            .map(|(_, v)| v.into_inner()))
+        // SAFETY: live bucket of this table, which we hold locked.
+        let ((_, v), _) = unsafe { table.remove(b) };
+        Ok(Some(v.into_inner()))
     }
 
     /// Drop every key whose deadline has passed from the locked shards, so
@@ -329,16 +416,9 @@ impl<'a> Locked<'a> {
         let db = self.db;
         let mut purged = 0;
         for (shard, table) in self.guards.iter_mut() {
-            let mut idx = db.expiry[*shard].lock();
-            while let Some(Reverse((deadline, hash))) = idx.heap.peek().copied() {
-                if deadline > now {
-                    break;
-                }
-                idx.heap.pop();
-                if table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() {
-                    purged += 1;
-                }
-            }
+            db.expiry[*shard].pop_due(now, usize::MAX, |hash| {
+                purged += table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() as u64;
+            });
         }
         self.expired += purged;
     }
@@ -360,8 +440,7 @@ impl<'a> Locked<'a> {
             n += table.len();
             table.clear();
             table.shrink_to(0, |_| 0);
-            let mut idx = self.db.expiry[*shard].lock();
-            idx.heap = BinaryHeap::new();
+            self.db.expiry[*shard].clear();
         }
         n
     }
