@@ -176,7 +176,7 @@ pub fn get(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 /// What a SET did: whether it wrote, and the old value when GET asked for it.
 pub struct SetOutcome {
     pub written: bool,
-    pub old: Option<Box<[u8]>>,
+    pub old: Option<crate::store::SmallBytes>,
 }
 
 /// The core of SET: apply `opts` to `key`.
@@ -413,7 +413,7 @@ pub fn append(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
             let mut v = Vec::with_capacity(e.value.len() + args[2].len());
             v.extend_from_slice(&e.value);
             v.extend_from_slice(args[2]);
-            e.value = v.into_boxed_slice();
+            e.value = v.into();
             e.value.len()
         }
         None => {

@@ -29,10 +29,11 @@ use hashbrown::raw::{Bucket, RawTable};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
+use super::bytes::SmallBytes;
 use super::clock::{Deadline, NO_DEADLINE};
 use super::entry::Entry;
 
-type Item = (Box<[u8]>, SharedValue<Entry>);
+type Item = (SmallBytes, SharedValue<Entry>);
 type Table = RawTable<Item>;
 type ShardGuard<'a> = RwLockWriteGuard<'a, Table>;
 
@@ -94,7 +95,7 @@ impl ShardExpiry {
 }
 
 pub struct Db {
-    map: DashMap<Box<[u8]>, Entry, ahash::RandomState>,
+    map: DashMap<SmallBytes, Entry, ahash::RandomState>,
     expiry: Box<[ShardExpiry]>,
     /// Keys removed because their deadline passed (lazily or by the expirer).
     pub expired_keys: AtomicU64,
@@ -489,7 +490,7 @@ impl<'a> Locked<'a> {
     }
 
     /// A uniformly chosen live key of the locked shards.
-    pub fn random_key(&mut self, mut pick: impl FnMut(usize) -> usize) -> Option<Box<[u8]>> {
+    pub fn random_key(&mut self, mut pick: impl FnMut(usize) -> usize) -> Option<Vec<u8>> {
         let n = self.len();
         if n == 0 {
             return None;
@@ -498,7 +499,7 @@ impl<'a> Locked<'a> {
         for (_, table) in self.guards.iter() {
             if target < table.len() {
                 // SAFETY: iteration under the shard's write lock.
-                let item = unsafe { table.iter().nth(target).map(|b| b.as_ref().0.clone()) };
+                let item = unsafe { table.iter().nth(target).map(|b| b.as_ref().0.to_vec()) };
                 return item;
             }
             target -= table.len();

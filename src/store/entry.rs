@@ -1,5 +1,6 @@
 //! One stored value and its deadline.
 
+use super::bytes::SmallBytes;
 use super::clock::{Deadline, NO_DEADLINE};
 
 /// A string value with an optional deadline. Values are the only type
@@ -7,7 +8,7 @@ use super::clock::{Deadline, NO_DEADLINE};
 /// never, because no command can create them.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub value: Box<[u8]>,
+    pub value: SmallBytes,
     pub(super) deadline: Deadline,
     /// For a lock key: the fencing token of the grant that holds it. For a
     /// key written with FENCE.*: the highest token ever accepted. 0 = none.

@@ -3,12 +3,14 @@
 //! Store operations are plain synchronous functions over a [`Locked`] view;
 //! nothing here awaits, so no shard lock is ever held across a suspension.
 
+pub mod bytes;
 pub mod clock;
 pub mod db;
 pub mod entry;
 pub mod expiry;
 pub mod fence;
 
+pub use bytes::SmallBytes;
 pub use clock::{Clock, Deadline, NO_DEADLINE};
 pub use db::{Db, Locked, NotLocked};
 pub use entry::Entry;
