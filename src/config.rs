@@ -15,6 +15,9 @@ pub struct ServerConfig {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// Worker threads serving clients (0 = one per CPU core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Accept queue length of the listening socket.
     #[arg(long, default_value_t = 511)]
     pub tcp_backlog: u32,
@@ -123,6 +126,7 @@ impl Default for ServerConfig {
         ServerConfig {
             port: 6379,
             bind: "127.0.0.1".into(),
+            threads: 0,
             tcp_backlog: 511,
             databases: 16,
             maxclients: 10_000,

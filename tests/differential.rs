@@ -329,6 +329,11 @@ fn transactions() {
         &["MULTI"],
         &["EXEC"],
         &["UNWATCH"],
+        // Found by fuzzing: a script with an impossible numkeys queued in MULTI.
+        &["MULTI"],
+        &["EVAL", "return 1", "5", "k"],
+        &["EVAL", "return 1", "-1"],
+        &["EXEC"],
     ]);
 }
 

@@ -266,3 +266,26 @@ fn many_connections_dropped_mid_command() {
         list.lines().filter(|l| l.contains("id=")).count() == 1
     }));
 }
+
+/// Inputs that crashed a fuzz target once (tests/data/fuzz-crash-*.bin):
+/// the server must answer them and stay up.
+#[test]
+fn fuzz_regressions() {
+    let server = Server::start();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with("fuzz-crash-") {
+            continue;
+        }
+        let input = std::fs::read(&path).unwrap();
+        let mut c = server.raw();
+        c.send(&input);
+        c.stream.shutdown(std::net::Shutdown::Write).ok();
+        let _ = c.read_until_closed();
+        assert_eq!(server.raw().cmd(&["PING"]), b"+PONG\r\n", "after {}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 1);
+}

@@ -175,7 +175,12 @@ pub fn run_locked(
     args: &[&[u8]],
 ) {
     ctx.client.handle.last_cmd.store(index, Ordering::Relaxed);
-    let result = (spec.handler)(ctx, locked, args);
+    // Key positions were checked when locking, except for commands queued by
+    // MULTI: check them here too, so no handler sees an impossible numkeys.
+    let result = match key_positions(&spec.keys, args) {
+        Ok(_) => (spec.handler)(ctx, locked, args),
+        Err(e) => Err(e),
+    };
     let failed = result.is_err();
     if let Err(e) = result {
         ctx.out.error(&e.text(spec.name));

@@ -96,8 +96,8 @@ impl<'a> Invocation<'a, '_> {
 }
 
 fn run_script(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, script: &'static Script, args: &[&[u8]]) -> CmdResult {
-    // The dispatcher validated numkeys against the argument count already.
-    let numkeys = int(args[2])? as usize;
+    // Checked again here (cheap): a handler must not trust its caller with slicing.
+    let numkeys = super::key_positions(&super::table::KeySpec::NumKeys { at: 2, first: 3 }, args)?.len();
     let inv = Invocation {
         keys: &args[3..3 + numkeys],
         argv: &args[3 + numkeys..],
