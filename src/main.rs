@@ -54,9 +54,15 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(log_filter(&cli.server.log_level))
         .with_writer(std::io::stderr)
         .init();
-    let mut builder = match cli.server.threads {
+    let threads = match cli.server.threads {
+        0 => {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            if cores <= 2 { 1 } else { cores / 2 }
+        }
+        n => n,
+    };
+    let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
-        0 => tokio::runtime::Builder::new_multi_thread(),
         n => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(n);
