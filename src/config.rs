@@ -15,9 +15,8 @@ pub struct ServerConfig {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
-    /// Worker threads serving clients. 0 = automatic: one thread (like
-    /// redis-server) on machines with up to 2 cores, where a second worker
-    /// only competes with the clients for CPU; half the cores otherwise.
+    /// Worker threads serving clients (0 = one per core; 1 = a single-threaded
+    /// event loop, like redis-server).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Accept queue length of the listening socket.

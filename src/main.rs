@@ -55,10 +55,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let threads = match cli.server.threads {
-        0 => {
-            let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            if cores <= 2 { 1 } else { cores / 2 }
-        }
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
     let mut builder = match threads {

@@ -41,24 +41,77 @@ type ShardGuard<'a> = RwLockWriteGuard<'a, Table>;
 /// few enough that EXEC locking all of them stays cheap.
 pub const SHARDS: usize = 32;
 
-/// Deadlines waiting to be reclaimed in one shard, with the earliest one
-/// readable without a lock, so the expirer passes over shards with nothing
-/// due without touching their locks.
+/// Deadlines waiting to be reclaimed in one shard: a timing wheel of
+/// [`WHEEL_SLOTS`] slots of 2^[`SLOT_BITS`] µs (~65 ms, ~67 s in all), with
+/// a heap for deadlines beyond the wheel. A push is O(1) (a lock grant must
+/// stay cheap even when millions of stale entries wait), and the earliest
+/// pending deadline is readable without a lock, so the expirer passes over
+/// shards with nothing due without touching their locks.
 struct ShardExpiry {
-    heap: Mutex<BinaryHeap<Reverse<(Deadline, u64)>>>,
+    wheel: Mutex<Wheel>,
     earliest: AtomicU64,
+}
+
+const SLOT_BITS: u32 = 16;
+const WHEEL_SLOTS: u64 = 1024;
+
+#[derive(Default)]
+struct Wheel {
+    /// Allocated on first use: most shards of most databases never see a TTL.
+    slots: Vec<Vec<(Deadline, u64)>>,
+    /// Absolute slot number (deadline >> SLOT_BITS) of the first slot not yet
+    /// fully processed.
+    cursor: u64,
+    overflow: BinaryHeap<Reverse<(Deadline, u64)>>,
+    /// Entries in the slots (not counting the overflow heap).
+    len: usize,
+}
+
+impl Wheel {
+    fn slot_mut(&mut self, slot: u64) -> &mut Vec<(Deadline, u64)> {
+        if self.slots.is_empty() {
+            self.slots = (0..WHEEL_SLOTS).map(|_| Vec::new()).collect();
+        }
+        &mut self.slots[(slot % WHEEL_SLOTS) as usize]
+    }
+
+    fn push(&mut self, deadline: Deadline, hash: u64, now: u64) {
+        if self.len == 0 && self.overflow.is_empty() {
+            self.cursor = now >> SLOT_BITS;
+        }
+        let slot = (deadline >> SLOT_BITS).max(self.cursor);
+        if slot >= self.cursor + WHEEL_SLOTS {
+            self.overflow.push(Reverse((deadline, hash)));
+        } else {
+            self.slot_mut(slot).push((deadline, hash));
+            self.len += 1;
+        }
+    }
+
+    /// A lower bound of the earliest pending deadline (u64::MAX if none).
+    fn earliest(&self) -> u64 {
+        if self.len > 0 {
+            for i in 0..WHEEL_SLOTS {
+                let slot = &self.slots[((self.cursor + i) % WHEEL_SLOTS) as usize];
+                if let Some(min) = slot.iter().map(|e| e.0).min() {
+                    return min;
+                }
+            }
+        }
+        self.overflow.peek().map_or(u64::MAX, |r| r.0.0)
+    }
 }
 
 impl ShardExpiry {
     fn new() -> Self {
         ShardExpiry {
-            heap: Mutex::new(BinaryHeap::new()),
+            wheel: Mutex::new(Wheel::default()),
             earliest: AtomicU64::new(u64::MAX),
         }
     }
 
-    fn push(&self, deadline: Deadline, hash: u64) {
-        self.heap.lock().push(Reverse((deadline, hash)));
+    fn push(&self, deadline: Deadline, hash: u64, now: u64) {
+        self.wheel.lock().push(deadline, hash, now);
         self.earliest.fetch_min(deadline, Ordering::Relaxed);
     }
 
@@ -66,30 +119,59 @@ impl ShardExpiry {
         self.earliest.load(Ordering::Relaxed) <= now
     }
 
-    /// Pop at most `budget` deadlines that have passed, calling `remove`
-    /// with each one's key hash; how many were popped.
+    /// Take at most `budget` deadlines that have passed, calling `remove`
+    /// with each one's key hash; how many were taken.
     fn pop_due(&self, now: u64, budget: usize, mut remove: impl FnMut(u64)) -> usize {
-        let mut heap = self.heap.lock();
-        let mut popped = 0;
-        while let Some(Reverse((deadline, hash))) = heap.peek().copied() {
-            if deadline > now || popped >= budget {
+        let mut w = self.wheel.lock();
+        let mut taken = 0;
+        // Deadlines that came within the wheel's reach move into it.
+        while let Some(Reverse((deadline, hash))) = w.overflow.peek().copied() {
+            if (deadline >> SLOT_BITS) >= w.cursor + WHEEL_SLOTS {
                 break;
             }
-            heap.pop();
-            popped += 1;
-            remove(hash);
+            w.overflow.pop();
+            w.push(deadline, hash, now);
         }
-        if heap.capacity() > 1024 && heap.len() * 4 < heap.capacity() {
-            let keep = heap.len() * 2;
-            heap.shrink_to(keep);
+        let now_slot = now >> SLOT_BITS;
+        loop {
+            if w.len == 0 {
+                // Nothing in the wheel: no need to walk the empty slots.
+                w.cursor = w.cursor.max(now_slot);
+                break;
+            }
+            if w.cursor > now_slot || taken >= budget {
+                break;
+            }
+            let cursor = w.cursor;
+            let slot = w.slot_mut(cursor);
+            let mut i = 0;
+            let before = slot.len();
+            while i < slot.len() && taken < budget {
+                if slot[i].0 <= now {
+                    remove(slot.swap_remove(i).1);
+                    taken += 1;
+                } else {
+                    i += 1;
+                }
+            }
+            let drained = before - slot.len();
+            if slot.capacity() > 1024 && slot.len() * 4 < slot.capacity() {
+                slot.shrink_to(slot.len() * 2);
+            }
+            let done = slot.is_empty() && cursor < now_slot;
+            w.len -= drained;
+            if done {
+                w.cursor += 1;
+            } else {
+                break;
+            }
         }
-        self.earliest
-            .store(heap.peek().map_or(u64::MAX, |r| r.0.0), Ordering::Relaxed);
-        popped
+        self.earliest.store(w.earliest(), Ordering::Relaxed);
+        taken
     }
 
     fn clear(&self) {
-        *self.heap.lock() = BinaryHeap::new();
+        *self.wheel.lock() = Wheel::default();
         self.earliest.store(u64::MAX, Ordering::Relaxed);
     }
 }
@@ -381,7 +463,7 @@ impl<'a> Locked<'a> {
             }
         }
         if deadline != NO_DEADLINE {
-            db.expiry[shard].push(deadline, hash);
+            db.expiry[shard].push(deadline, hash, self.now);
         }
         Ok(())
     }
@@ -395,7 +477,7 @@ impl<'a> Locked<'a> {
         let changed = e.deadline != deadline;
         e.deadline = deadline;
         if changed && deadline != NO_DEADLINE {
-            self.db.expiry[shard].push(deadline, hash);
+            self.db.expiry[shard].push(deadline, hash, self.now);
         }
         Ok(true)
     }
