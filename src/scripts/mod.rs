@@ -8,6 +8,9 @@
 
 pub mod catalogue;
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use sha1::{Digest, Sha1};
 
 pub use catalogue::{Op, Script};
@@ -17,12 +20,17 @@ pub fn sha1_hex(text: &[u8]) -> String {
     hex::encode(Sha1::digest(text))
 }
 
-/// The native equivalent of a script, by its SHA1 (any case).
+/// The native equivalent of a script, by its SHA1 (any case), without
+/// allocating: EVALSHA is on the hot path of every lock release.
 pub fn lookup(sha: &[u8]) -> Option<&'static Script> {
-    if sha.len() != 40 {
-        return None;
-    }
-    let lower = sha.to_ascii_lowercase();
-    let lower = std::str::from_utf8(&lower).ok()?;
-    catalogue::CATALOGUE.iter().find(|s| s.sha == lower)
+    static INDEX: OnceLock<HashMap<[u8; 40], &'static Script, ahash::RandomState>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        catalogue::CATALOGUE
+            .iter()
+            .map(|s| (<[u8; 40]>::try_from(s.sha.as_bytes()).expect("40 hex digits"), s))
+            .collect()
+    });
+    let mut key: [u8; 40] = sha.try_into().ok()?;
+    key.make_ascii_lowercase();
+    index.get(&key).copied()
 }
