@@ -110,9 +110,9 @@ for rep in $(seq 1 "$REPS"); do
   for server in redis redlockd; do
     run_bench "$server" "$rep" "memory per lock key" load --keys "$KEYS"
     run_bench "$server" "$rep" "expiry reclaim" expire --keys "$KEYS" --px 2000
-    run_bench "$server" "$rep" "idle connections" idle --conns 10000
     run_bench "$server" "$rep" "MSET 1k args" mset --args 1000
     run_bench "$server" "$rep" "MSET 100k args" mset --args 100000
+    run_bench "$server" "$rep" "idle connections" idle --conns 10000
   done
   stop_servers
   start_servers

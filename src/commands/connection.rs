@@ -231,10 +231,7 @@ pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
         }
         ctx.out.ok();
     } else if is(sub, "help") && n == 2 {
-        ctx.out.array(CLIENT_HELP.len());
-        for line in CLIENT_HELP {
-            ctx.out.simple(line);
-        }
+        ctx.help(CLIENT_HELP);
     } else {
         return Err(unknown_subcommand(sub, "client"));
     }

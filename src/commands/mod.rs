@@ -84,6 +84,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Reply to `<CMD> HELP`: one status line per entry.
+    pub fn help(&mut self, lines: &[&str]) {
+        self.out.array(lines.len());
+        for line in lines {
+            self.out.simple(line);
+        }
+    }
+
     /// Refuse a lock grant while the restart delay runs (Redlock's delayed
     /// restart: an instance that lost its memory must not grant a lock that
     /// a holder may still believe it has).

@@ -70,10 +70,7 @@ pub fn script(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
             "HELP",
             "    Print this help.",
         ];
-        ctx.out.array(help.len());
-        for line in help {
-            ctx.out.simple(line);
-        }
+        ctx.help(&help);
     } else {
         return Err(unknown_subcommand(sub, "script"));
     }

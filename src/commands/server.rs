@@ -245,10 +245,7 @@ pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
             "HELP",
             "    Print this help.",
         ];
-        ctx.out.array(help.len());
-        for line in help {
-            ctx.out.simple(line);
-        }
+        ctx.help(&help);
     } else if ["get", "set", "resetstat", "rewrite"].iter().any(|s| is(sub, s)) && !is(sub, "rewrite") {
         let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
         return Err(CmdError::msg(format!(
@@ -577,10 +574,7 @@ pub fn command(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
             "HELP",
             "    Print this help.",
         ];
-        ctx.out.array(help.len());
-        for line in help {
-            ctx.out.simple(line);
-        }
+        ctx.help(&help);
     } else {
         return Err(unknown_subcommand(sub, "command"));
     }

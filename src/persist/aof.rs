@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::protocol::decode::{ArgSource, Decoder, Limits, MAX_ARGS};
+use crate::protocol::encode_command as encode;
 use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE};
 
 /// When the log is fsynced.
@@ -34,16 +35,6 @@ impl Fsync {
             "no" => Fsync::No,
             _ => Fsync::EverySec,
         }
-    }
-}
-
-/// Append one RESP array of bulk strings.
-fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -4,4 +4,20 @@ pub mod decode;
 pub mod reply;
 
 pub use decode::{ArgSource, Decoder, Frame, Limits, ProtocolError};
+
+/// Append a command as a RESP array of bulk strings (what clients send, and
+/// what the append-only file stores).
+pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut n = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(n.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        out.extend_from_slice(n.format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
 pub use reply::ReplyBuf;

@@ -69,17 +69,6 @@ pub struct Instance {
     conn: Mutex<Option<Conn>>,
 }
 
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 impl Instance {
     pub fn new(addr: impl Into<String>) -> Instance {
         Instance {
@@ -104,7 +93,11 @@ impl Instance {
             }
             let conn = guard.as_mut().expect("connected above");
             conn.stream
-                .write_all(&encode(args))
+                .write_all(&{
+                    let mut out = Vec::new();
+                    crate::protocol::encode_command(&mut out, args);
+                    out
+                })
                 .await
                 .map_err(|e| CallError::Unreachable(e.to_string()))?;
             loop {

@@ -22,7 +22,10 @@ use crate::config::{OutputLimit, Settings};
 use crate::protocol::decode::MAX_ARGS;
 use crate::protocol::{ArgSource, Decoder, Limits, ReplyBuf};
 
-const READ_CHUNK: usize = 16 * 1024;
+/// First read buffer of a connection: small, so that idle clients cost
+/// little; it doubles (up to [`READ_CHUNK_MAX`]) while reads fill it.
+const READ_CHUNK: usize = 1024;
+const READ_CHUNK_MAX: usize = 64 * 1024;
 /// An idle connection frees its buffers after this long.
 const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// Write replies out once this much is pending, even mid-batch.
@@ -107,6 +110,7 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
         housekeeping: Box::pin(tokio::time::sleep(IDLE_RELEASE)),
         last_input: tokio::time::Instant::now(),
         released: false,
+        read_hint: READ_CHUNK,
     };
     let mut rbuf = BytesMut::new();
     let mut out = ReplyBuf::new(0);
@@ -194,6 +198,20 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
     }
 }
 
+/// Interpret a read: true when bytes arrived, false when there were none
+/// yet, an error at end of stream or on failure.
+fn got_input(read: std::io::Result<Option<usize>>, waits: &mut Waits<'_>) -> Result<bool, &'static str> {
+    match read {
+        Ok(Some(0)) => Err("end of stream"),
+        Ok(Some(_)) => {
+            waits.last_input = tokio::time::Instant::now();
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
+        Err(_) => Err("read failed"),
+    }
+}
+
 /// What a connection waits on besides its socket.
 struct Waits<'a> {
     shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
@@ -201,6 +219,8 @@ struct Waits<'a> {
     housekeeping: std::pin::Pin<Box<tokio::time::Sleep>>,
     last_input: tokio::time::Instant,
     released: bool,
+    /// How much to reserve for the next read.
+    read_hint: usize,
 }
 
 /// Read more request bytes. Tries at once (a pipelining client usually has
@@ -214,31 +234,30 @@ async fn read_more<S: ClientIo>(
     shared: &Shared,
     waits: &mut Waits<'_>,
 ) -> Result<(), &'static str> {
-    let want = decoder.pending_bulk(rbuf.len()).unwrap_or(0).clamp(READ_CHUNK, 1 << 20);
+    let want = decoder
+        .pending_bulk(rbuf.len())
+        .unwrap_or(0)
+        .clamp(waits.read_hint, 1 << 20);
     loop {
         if rbuf.capacity() - rbuf.len() < want / 2 {
             rbuf.reserve(want);
             waits.released = false;
         }
-        match stream.try_read_now(rbuf) {
-            Ok(Some(0)) => return Err("end of stream"),
-            Ok(Some(_)) => {
-                waits.last_input = tokio::time::Instant::now();
-                return Ok(());
+        let spare = rbuf.capacity() - rbuf.len();
+        let read = stream.try_read_now(rbuf);
+        if let Ok(Some(n)) = read {
+            // A read that filled the buffer: the client sends a lot, read more at once.
+            if n == spare {
+                waits.read_hint = (waits.read_hint * 2).min(READ_CHUNK_MAX);
             }
-            Ok(None) => {}
-            Err(_) => return Err("read failed"),
+        }
+        if got_input(read, waits)? {
+            return Ok(());
         }
         tokio::select! {
             biased;
-            r = stream.wait_input(rbuf) => match r {
-                Ok(Some(0)) => return Err("end of stream"),
-                Ok(Some(_)) => {
-                    waits.last_input = tokio::time::Instant::now();
-                    return Ok(());
-                }
-                Ok(None) => {}
-                Err(_) => return Err("read failed"),
+            r = stream.wait_input(rbuf) => if got_input(r, waits)? {
+                return Ok(());
             },
             _ = &mut waits.housekeeping => {
                 let idle = waits.last_input.elapsed();
