@@ -250,21 +250,28 @@ fn sigterm_exits_zero() {
 #[test]
 fn many_connections_dropped_mid_command() {
     let server = Server::start();
-    for _ in 0..20 {
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+    let before = rss_kb(server.pid());
+    // 2,000 connections, each dropped in the middle of a 1 MiB bulk argument.
+    for _ in 0..40 {
         let mut conns = Vec::new();
         for _ in 0..50 {
             let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-            let _ = s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\npartial");
+            let _ = s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048576\r\npartial");
+            let _ = s.write_all(&[b'x'; 16 * 1024]);
             conns.push(s);
         }
         drop(conns);
     }
-    let mut c = server.raw();
     assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
-    assert!(common::eventually(Duration::from_secs(5), || {
+    assert!(common::eventually(Duration::from_secs(10), || {
         let list = c.cmd_str(&["CLIENT", "LIST"]);
         list.lines().filter(|l| l.contains("id=")).count() == 1
     }));
+    let after = rss_kb(server.pid());
+    assert!(after < before + 32 * 1024, "RSS went from {before} kB to {after} kB");
+    eprintln!("dropped connections: RSS {before} kB before, {after} kB after");
 }
 
 /// Inputs that crashed a fuzz target once (tests/data/fuzz-crash-*.bin):

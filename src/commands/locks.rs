@@ -172,36 +172,35 @@ fn fence_token(arg: &[u8]) -> Result<u64, CmdError> {
     Ok(t as u64)
 }
 
-/// Refuse a write whose token is below the highest the key accepted.
-fn check_fence(keys: &mut Locked<'_>, key: &[u8], token: u64) -> Result<(), CmdError> {
-    if let Some(e) = keys.get(key)?
-        && token < e.fence
-    {
+/// Run `write` on `key` only if `token` is at least the highest token the
+/// key ever accepted (else `-FENCED`), then record `token` as accepted. The
+/// key's fence history survives the write even though the value changes.
+fn fenced_write<T>(
+    keys: &mut Locked<'_>,
+    key: &[u8],
+    token: u64,
+    write: impl FnOnce(&mut Locked<'_>) -> Result<T, CmdError>,
+) -> Result<T, CmdError> {
+    let accepted = keys.get(key)?.map_or(0, |e| e.fence);
+    if token < accepted {
         return Err(CmdError::msg(format!(
-            "FENCED stale token {token}, key already accepted token {}",
-            e.fence
+            "FENCED stale token {token}, key already accepted token {accepted}"
         )));
     }
-    Ok(())
-}
-
-fn record_fence(keys: &mut Locked<'_>, key: &[u8], token: u64) -> Result<(), CmdError> {
+    let result = write(keys)?;
     if let Some(e) = keys.get_mut(key)? {
-        e.fence = e.fence.max(token);
+        e.fence = accepted.max(token);
     }
-    Ok(())
+    Ok(result)
 }
 
-/// `FENCE.SET key value token` → OK, or -FENCED.
+/// `FENCE.SET key value token` → OK, or -FENCED. Keeps the key's TTL.
 pub fn fence_set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let token = fence_token(args[3])?;
-    check_fence(keys, args[1], token)?;
-    let deadline = keys.get(args[1])?.map(|e| e.deadline()).unwrap_or(0);
-    let old_fence = keys.get(args[1])?.map(|e| e.fence).unwrap_or(0);
-    keys.set(args[1], args[2], deadline)?;
-    if let Some(e) = keys.get_mut(args[1])? {
-        e.fence = old_fence.max(token);
-    }
+    fenced_write(keys, args[1], token, |keys| {
+        let deadline = keys.get(args[1])?.map_or(0, |e| e.deadline());
+        Ok(keys.set(args[1], args[2], deadline)?)
+    })?;
     ctx.out.ok();
     Ok(())
 }
@@ -210,13 +209,9 @@ pub fn fence_set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
 pub fn fence_incrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let delta = int(args[2])?;
     let token = fence_token(args[3])?;
-    check_fence(keys, args[1], token)?;
-    let old_fence = keys.get(args[1])?.map(|e| e.fence).unwrap_or(0);
-    let n = super::strings::incr_by(keys, args[1], delta)?;
-    if let Some(e) = keys.get_mut(args[1])? {
-        e.fence = old_fence;
-    }
-    record_fence(keys, args[1], token)?;
+    let n = fenced_write(keys, args[1], token, |keys| {
+        super::strings::incr_by(keys, args[1], delta)
+    })?;
     ctx.out.int(n);
     Ok(())
 }

@@ -220,13 +220,11 @@ pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
         for pair in args[2..].chunks_exact(2) {
             let name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
             if let Err(why) = config_set_one(ctx, &name, pair[1]) {
-                let value = String::from_utf8_lossy(pair[1]);
                 return Err(CmdError::msg(if why.is_empty() {
                     format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
                 } else {
                     format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
-                }))
-                .inspect_err(|_| tracing::debug!(%value, "CONFIG SET refused"));
+                }));
             }
         }
         ctx.out.ok();
@@ -246,7 +244,7 @@ pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
             "    Print this help.",
         ];
         ctx.help(&help);
-    } else if ["get", "set", "resetstat", "rewrite"].iter().any(|s| is(sub, s)) && !is(sub, "rewrite") {
+    } else if ["get", "set", "resetstat"].iter().any(|s| is(sub, s)) {
         let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
         return Err(CmdError::msg(format!(
             "ERR wrong number of arguments for 'config|{sub}' command"
