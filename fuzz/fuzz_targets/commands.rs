@@ -27,15 +27,25 @@ fuzz_target!(|data: &[u8]| {
             db.lock_all(now).clear();
         }
     }
-    let handle = shared.clients.register("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+    let handle = shared
+        .clients
+        .register("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
     let mut client = ClientState::new(handle.clone(), true);
     let mut out = ReplyBuf::new(0);
     let mut decoder = Decoder::new();
-    let limits = Limits { max_bulk_len: 1 << 16, max_args: MAX_ARGS, authenticated: true };
+    let limits = Limits {
+        max_bulk_len: 1 << 16,
+        max_args: MAX_ARGS,
+        authenticated: true,
+    };
     let mut pos = 0;
     while let Ok(Some(frame)) = decoder.decode(&data[pos..], &limits) {
         let input = &data[pos..];
-        let base: &[u8] = if frame.source == ArgSource::Input { input } else { &decoder.scratch };
+        let base: &[u8] = if frame.source == ArgSource::Input {
+            input
+        } else {
+            &decoder.scratch
+        };
         let args: Vec<&[u8]> = decoder.args().iter().map(|r| &base[r.clone()]).collect();
         // SHUTDOWN would only signal the (absent) accept loop; harmless.
         if !args.is_empty() {

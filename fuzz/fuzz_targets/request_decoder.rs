@@ -6,7 +6,11 @@ use libfuzzer_sys::fuzz_target;
 use redlockd::protocol::decode::MAX_ARGS;
 use redlockd::protocol::{ArgSource, Decoder, Limits, ProtocolError};
 
-const LIMITS: Limits = Limits { max_bulk_len: 1 << 16, max_args: MAX_ARGS, authenticated: true };
+const LIMITS: Limits = Limits {
+    max_bulk_len: 1 << 16,
+    max_args: MAX_ARGS,
+    authenticated: true,
+};
 
 fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
     let mut d = Decoder::new();
