@@ -130,23 +130,12 @@ impl ReplyBuf {
         self.bulk(s.as_bytes());
     }
 
-    /// An integer as a bulk string (INCRBYFLOAT-style textual numbers).
-    pub fn bulk_int(&mut self, n: i64) {
-        let mut tmp = itoa::Buffer::new();
-        self.bulk(tmp.format(n).as_bytes());
-    }
-
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
-    }
-
-    /// Drop everything written after `mark` (used to replace a partial reply).
-    pub fn truncate(&mut self, mark: usize) {
-        self.buf.truncate(mark);
     }
 }
 

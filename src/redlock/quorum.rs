@@ -233,10 +233,6 @@ impl Redlock {
         Redlock { members, config }
     }
 
-    pub fn instances(&self) -> usize {
-        self.members.len()
-    }
-
     fn timeout(&self, ttl: Duration) -> Duration {
         self.config
             .instance_timeout

@@ -66,11 +66,6 @@ impl Watchdog {
 
         self.lock.lock().await.clone()
     }
-
-    /// The current fence (unchanged by extensions).
-    pub async fn fence(&self) -> Option<u64> {
-        self.lock.lock().await.fence
-    }
 }
 
 impl Drop for Watchdog {

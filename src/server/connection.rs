@@ -108,7 +108,7 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
         }),
         kill: Box::pin(handle.kill.notified()),
         housekeeping: Box::pin(tokio::time::sleep(IDLE_RELEASE)),
-        last_input: tokio::time::Instant::now(),
+        handle: &handle,
         released: false,
         read_hint: READ_CHUNK,
     };
@@ -181,9 +181,6 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
         if client.close || handle.killed.load(Ordering::Relaxed) {
             return;
         }
-        handle
-            .last_active_ms
-            .store(handle.created.elapsed().as_millis() as u64, Ordering::Relaxed);
         if more {
             continue;
         }
@@ -204,7 +201,7 @@ fn got_input(read: std::io::Result<Option<usize>>, waits: &mut Waits<'_>) -> Res
     match read {
         Ok(Some(0)) => Err("end of stream"),
         Ok(Some(_)) => {
-            waits.last_input = tokio::time::Instant::now();
+            waits.handle.touch();
             Ok(true)
         }
         Ok(None) => Ok(false),
@@ -217,7 +214,8 @@ struct Waits<'a> {
     shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
     kill: std::pin::Pin<Box<tokio::sync::futures::Notified<'a>>>,
     housekeeping: std::pin::Pin<Box<tokio::time::Sleep>>,
-    last_input: tokio::time::Instant,
+    /// Its last-input time is the one CLIENT LIST reports and --timeout uses.
+    handle: &'a ClientHandle,
     released: bool,
     /// How much to reserve for the next read.
     read_hint: usize,
@@ -260,7 +258,7 @@ async fn read_more<S: ClientIo>(
                 return Ok(());
             },
             _ = &mut waits.housekeeping => {
-                let idle = waits.last_input.elapsed();
+                let idle = waits.handle.idle();
                 let timeout = Settings::get(&shared.settings.timeout);
                 if timeout > 0 && idle >= Duration::from_secs(timeout) {
                     return Err("idle timeout");
@@ -272,12 +270,10 @@ async fn read_more<S: ClientIo>(
                     }
                     waits.released = true;
                 }
-                let mut next = waits.last_input + IDLE_RELEASE;
-                if next <= tokio::time::Instant::now() {
-                    next = tokio::time::Instant::now() + IDLE_RELEASE;
-                }
+                let now = tokio::time::Instant::now();
+                let mut next = now + IDLE_RELEASE.checked_sub(idle).unwrap_or(IDLE_RELEASE);
                 if timeout > 0 {
-                    next = next.min(waits.last_input + Duration::from_secs(timeout));
+                    next = next.min(now + Duration::from_secs(timeout).saturating_sub(idle));
                 }
                 waits.housekeeping.as_mut().reset(next);
             }

@@ -86,7 +86,7 @@ pub struct ClientHandle {
     pub lib_ver: Mutex<String>,
     pub db: AtomicUsize,
     pub resp: AtomicU8,
-    /// Milliseconds since `created` of the last command.
+    /// Milliseconds since `created` of the last input.
     pub last_active_ms: AtomicU64,
     /// Command-table index of the last command (for CLIENT LIST `cmd=`).
     pub last_cmd: AtomicUsize,
@@ -118,12 +118,23 @@ impl ClientHandle {
         self.kill.notify_one();
     }
 
+    /// Record input from the client (now).
+    pub fn touch(&self) {
+        self.last_active_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long since the client last sent anything.
+    pub fn idle(&self) -> std::time::Duration {
+        self.created.elapsed().saturating_sub(std::time::Duration::from_millis(
+            self.last_active_ms.load(Ordering::Relaxed),
+        ))
+    }
+
     /// One CLIENT LIST / CLIENT INFO line (without the trailing newline).
     pub fn describe(&self) -> String {
         let age = self.created.elapsed().as_secs();
-        let idle = (self.created.elapsed().as_millis() as u64)
-            .saturating_sub(self.last_active_ms.load(Ordering::Relaxed))
-            / 1000;
+        let idle = self.idle().as_secs();
         let cmd = crate::commands::table::COMMANDS
             .get(self.last_cmd.load(Ordering::Relaxed))
             .map(|c| c.name)
