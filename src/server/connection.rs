@@ -44,10 +44,33 @@ pub trait ClientIo: AsyncWrite + Unpin + Send {
 }
 
 impl ClientIo for TcpStream {
+    /// One `recv` per readiness event, like redis-server's level-triggered
+    /// loop: a read that did not fill the buffer drained the socket, so the
+    /// readiness is cleared there and then. Without this, every request
+    /// costs a second `recv` that only returns EAGAIN. (Tokio clears only
+    /// the readiness it observed before the read: data arriving meanwhile
+    /// sets it again, so no input is missed.)
     fn try_read_now(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
-        match self.try_read_buf(buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        if buf.capacity() == buf.len() {
+            buf.reserve(READ_CHUNK); // a zero-length recv would look like end of stream
+        }
+        let mut got = None;
+        let socket = socket2::SockRef::from(&*self);
+        let read = self.try_io(tokio::io::Interest::READABLE, || {
+            let spare = buf.spare_capacity_mut();
+            let room = spare.len();
+            let n = socket.recv(spare)?;
+            // SAFETY: recv initialised the first n bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            got = Some(n);
+            if n > 0 && n < room {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        match read {
+            Ok(()) => Ok(got),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(got),
             Err(e) => Err(e),
         }
     }
