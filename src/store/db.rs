@@ -1,183 +1,69 @@
 //! One keyspace (a Redis "database"): a sharded map of key → [`Entry`].
 //!
+//! # Layout
+//! Each shard keeps its entries (key, value, deadline, fence: 64 bytes)
+//! densely in a vector, and its hash table holds only 4-byte indexes into
+//! it — the layout of `indexmap`, sharded. Hash tables grow by doubling, so
+//! a table is between 44% and 87% full; with 64-byte entries in the table
+//! that empty space cost up to 70 bytes a key, with 4-byte indexes it costs
+//! at most 5. A removal moves the vector's last entry into the hole and
+//! re-points that entry's index.
+//!
 //! # Locking discipline (decided once, here)
-//! The map is a `DashMap` whose shards are the unit of locking. A command
-//! never calls the map's per-key API: the dispatcher asks for a [`Locked`]
-//! view holding the write locks of exactly the shards its keys live in,
-//! taken **in ascending shard order** (so two multi-key commands can never
-//! deadlock), runs the command against that view, and drops it. A
-//! single-key command therefore holds one shard lock for a few hundred
-//! nanoseconds; MSET/DEL k1 k2/RENAME/scripts hold theirs together and are
-//! atomic; EXEC and whole-keyspace commands (KEYS, SCAN, DBSIZE, FLUSHDB)
-//! lock every shard. No lock is ever held across an `.await`.
+//! The tables are the shards of a `DashMap`, and a shard's lock also guards
+//! its entry vector. A command never calls the map's per-key API: the
+//! dispatcher asks for a [`Locked`] view holding the write locks of exactly
+//! the shards its keys live in, taken **in ascending shard order** (so two
+//! multi-key commands can never deadlock), runs the command against that
+//! view, and drops it. A single-key command therefore holds one shard lock
+//! for a few hundred nanoseconds; MSET/DEL k1 k2/RENAME/scripts hold theirs
+//! together and are atomic; EXEC and whole-keyspace commands (KEYS, SCAN,
+//! DBSIZE, FLUSHDB) lock every shard. No lock is ever held across an `.await`.
 //!
 //! # Expiry
 //! Every access through [`Locked`] checks the deadline first: an expired key
 //! is removed on the spot and reported absent, so correctness never depends
-//! on the background expirer. The expirer only reclaims memory, driven by a
-//! per-shard min-heap of `(deadline, hash)` (16 bytes a key, no key copy).
-//! A heap entry whose key was since rewritten or persisted is stale; popping
-//! it removes nothing, because removal re-checks that the key in the table
-//! really is expired.
+//! on the background expirer. The expirer only reclaims memory, driven by
+//! each shard's timing wheel of `(deadline, hash)` ([`super::wheel`]).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::{DashMap, RwLockWriteGuard, SharedValue};
 use hashbrown::raw::{Bucket, RawTable};
-use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use super::bytes::SmallBytes;
 use super::clock::{Deadline, NO_DEADLINE};
 use super::entry::Entry;
+use super::wheel::ShardExpiry;
 
-type Item = (SmallBytes, SharedValue<Entry>);
-type Table = RawTable<Item>;
+/// A stored key and its entry, in a shard's dense vector.
+type Slot = (SmallBytes, Entry);
+/// A hash-table item: the index of a [`Slot`] in its shard's vector.
+type Index = (u32, SharedValue<()>);
+type Table = RawTable<Index>;
 type ShardGuard<'a> = RwLockWriteGuard<'a, Table>;
+
+/// One shard's entries. Only ever touched while holding the lock of the
+/// shard with the same number: shared for reading, exclusive for writing.
+#[derive(Default)]
+struct Slots(UnsafeCell<Vec<Slot>>);
+
+// SAFETY: every access goes through `Db::slots`/`Db::slots_mut`, whose
+// callers hold the matching shard lock (read or write), which serialises
+// writers and excludes readers during writes exactly as for the table.
+unsafe impl Sync for Slots {}
 
 /// Shards per database: enough that two cores rarely meet on one lock,
 /// few enough that EXEC locking all of them stays cheap.
 pub const SHARDS: usize = 32;
 
-/// Deadlines waiting to be reclaimed in one shard: a timing wheel of
-/// [`WHEEL_SLOTS`] slots of 2^[`SLOT_BITS`] µs (~65 ms, ~67 s in all), with
-/// a heap for deadlines beyond the wheel. A push is O(1) (a lock grant must
-/// stay cheap even when millions of stale entries wait), and the earliest
-/// pending deadline is readable without a lock, so the expirer passes over
-/// shards with nothing due without touching their locks.
-struct ShardExpiry {
-    wheel: Mutex<Wheel>,
-    earliest: AtomicU64,
-}
-
-const SLOT_BITS: u32 = 16;
-const WHEEL_SLOTS: u64 = 1024;
-
-#[derive(Default)]
-struct Wheel {
-    /// Allocated on first use: most shards of most databases never see a TTL.
-    slots: Vec<Vec<(Deadline, u64)>>,
-    /// Absolute slot number (deadline >> SLOT_BITS) of the first slot not yet
-    /// fully processed.
-    cursor: u64,
-    overflow: BinaryHeap<Reverse<(Deadline, u64)>>,
-    /// Entries in the slots (not counting the overflow heap).
-    len: usize,
-}
-
-impl Wheel {
-    fn slot_mut(&mut self, slot: u64) -> &mut Vec<(Deadline, u64)> {
-        if self.slots.is_empty() {
-            self.slots = (0..WHEEL_SLOTS).map(|_| Vec::new()).collect();
-        }
-        &mut self.slots[(slot % WHEEL_SLOTS) as usize]
-    }
-
-    fn push(&mut self, deadline: Deadline, hash: u64, now: u64) {
-        if self.len == 0 && self.overflow.is_empty() {
-            self.cursor = now >> SLOT_BITS;
-        }
-        let slot = (deadline >> SLOT_BITS).max(self.cursor);
-        if slot >= self.cursor + WHEEL_SLOTS {
-            self.overflow.push(Reverse((deadline, hash)));
-        } else {
-            self.slot_mut(slot).push((deadline, hash));
-            self.len += 1;
-        }
-    }
-
-    /// A lower bound of the earliest pending deadline (u64::MAX if none).
-    fn earliest(&self) -> u64 {
-        if self.len > 0 {
-            for i in 0..WHEEL_SLOTS {
-                let slot = &self.slots[((self.cursor + i) % WHEEL_SLOTS) as usize];
-                if let Some(min) = slot.iter().map(|e| e.0).min() {
-                    return min;
-                }
-            }
-        }
-        self.overflow.peek().map_or(u64::MAX, |r| r.0.0)
-    }
-}
-
-impl ShardExpiry {
-    fn new() -> Self {
-        ShardExpiry {
-            wheel: Mutex::new(Wheel::default()),
-            earliest: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    fn push(&self, deadline: Deadline, hash: u64, now: u64) {
-        self.wheel.lock().push(deadline, hash, now);
-        self.earliest.fetch_min(deadline, Ordering::Relaxed);
-    }
-
-    fn due(&self, now: u64) -> bool {
-        self.earliest.load(Ordering::Relaxed) <= now
-    }
-
-    /// Take at most `budget` deadlines that have passed, calling `remove`
-    /// with each one's key hash; how many were taken.
-    fn pop_due(&self, now: u64, budget: usize, mut remove: impl FnMut(u64)) -> usize {
-        let mut w = self.wheel.lock();
-        let mut taken = 0;
-        // Deadlines that came within the wheel's reach move into it.
-        while let Some(Reverse((deadline, hash))) = w.overflow.peek().copied() {
-            if (deadline >> SLOT_BITS) >= w.cursor + WHEEL_SLOTS {
-                break;
-            }
-            w.overflow.pop();
-            w.push(deadline, hash, now);
-        }
-        let now_slot = now >> SLOT_BITS;
-        loop {
-            if w.len == 0 {
-                // Nothing in the wheel: no need to walk the empty slots.
-                w.cursor = w.cursor.max(now_slot);
-                break;
-            }
-            if w.cursor > now_slot || taken >= budget {
-                break;
-            }
-            let cursor = w.cursor;
-            let slot = w.slot_mut(cursor);
-            let mut i = 0;
-            let before = slot.len();
-            while i < slot.len() && taken < budget {
-                if slot[i].0 <= now {
-                    remove(slot.swap_remove(i).1);
-                    taken += 1;
-                } else {
-                    i += 1;
-                }
-            }
-            let drained = before - slot.len();
-            if slot.capacity() > 1024 && slot.len() * 4 < slot.capacity() {
-                slot.shrink_to(slot.len() * 2);
-            }
-            let done = slot.is_empty() && cursor < now_slot;
-            w.len -= drained;
-            if done {
-                w.cursor += 1;
-            } else {
-                break;
-            }
-        }
-        self.earliest.store(w.earliest(), Ordering::Relaxed);
-        taken
-    }
-
-    fn clear(&self) {
-        *self.wheel.lock() = Wheel::default();
-        self.earliest.store(u64::MAX, Ordering::Relaxed);
-    }
-}
-
 pub struct Db {
-    map: DashMap<SmallBytes, Entry, ahash::RandomState>,
+    /// The shard locks and index tables (keys are hashed by hand, so the
+    /// map's own key type is just the index).
+    map: DashMap<u32, (), ahash::RandomState>,
+    slots: Box<[Slots]>,
     expiry: Box<[ShardExpiry]>,
     /// Keys removed because their deadline passed (lazily or by the expirer).
     pub expired_keys: AtomicU64,
@@ -193,8 +79,10 @@ impl Db {
     pub fn new() -> Self {
         let map = DashMap::with_hasher_and_shard_amount(ahash::RandomState::new(), SHARDS);
         let expiry = (0..map.shards().len()).map(|_| ShardExpiry::new()).collect();
+        let slots = (0..map.shards().len()).map(|_| Slots::default()).collect();
         Db {
             map,
+            slots,
             expiry,
             expired_keys: AtomicU64::new(0),
         }
@@ -212,13 +100,33 @@ impl Db {
         self.map.shards().len()
     }
 
+    /// The entries of shard `n`, to read.
+    ///
+    /// # Safety
+    /// The caller holds shard `n`'s lock (read or write) for as long as the
+    /// reference lives, and no `slots_mut` reference to it exists.
+    unsafe fn slots(&self, n: usize) -> &Vec<Slot> {
+        // SAFETY: guaranteed by the caller, as above.
+        unsafe { &*self.slots[n].0.get() }
+    }
+
+    /// The entries of shard `n`, to write.
+    ///
+    /// # Safety
+    /// The caller holds shard `n`'s write lock for as long as the reference
+    /// lives, and makes it the only reference to these entries.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slots_mut(&self, n: usize) -> &mut Vec<Slot> {
+        // SAFETY: guaranteed by the caller, as above.
+        unsafe { &mut *self.slots[n].0.get() }
+    }
+
     fn view<'a>(&'a self, guards: SmallVec<[(usize, ShardGuard<'a>); 2]>, all: bool, now: u64) -> Locked<'a> {
         Locked {
             db: self,
             guards,
             all,
             now,
-            expired: 0,
             last_hash: HashCache::default(),
         }
     }
@@ -266,37 +174,119 @@ impl Db {
     /// Visit every live key of one shard under its lock (AOF rewrite takes
     /// its snapshot shard by shard, so clients wait for one shard at most).
     pub fn for_each_in_shard(&self, shard: usize, now: u64, mut visit: impl FnMut(&[u8], &Entry)) {
-        let table = self.map.shards()[shard].read();
-        // SAFETY: iteration under the shard's lock; references do not escape.
-        unsafe {
-            for bucket in table.iter() {
-                let (k, v) = bucket.as_ref();
-                if !v.get().is_expired(now) {
-                    visit(k, v.get());
-                }
+        let _lock = self.map.shards()[shard].read();
+        // SAFETY: we hold the shard's read lock while the entries are read.
+        for (k, e) in unsafe { self.slots(shard) } {
+            if !e.is_expired(now) {
+                visit(k, e);
             }
         }
     }
 
     /// Reclaim expired keys of one shard, at most `budget` of them; returns
-    /// (removed, budget exhausted). Shrinks the shard's table when it has
-    /// become mostly empty, so that memory really goes back.
+    /// (removed, budget exhausted). Shrinks the shard's table and entries
+    /// when they have become mostly empty, so that memory really goes back.
     pub fn reclaim_shard(&self, shard: usize, now: u64, budget: usize) -> (usize, bool) {
         if !self.expiry[shard].due(now) {
             return (0, false);
         }
         let mut table = self.map.shards()[shard].write();
+        // SAFETY: we hold the shard's write lock, and this is its only reference.
+        let slots = unsafe { self.slots_mut(shard) };
+        let mut locked = Shard {
+            table: &mut table,
+            slots,
+        };
         let mut removed = 0;
         let popped = self.expiry[shard].pop_due(now, budget, |hash| {
-            removed += table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() as usize;
+            removed += locked.remove_expired(self, hash, now) as usize;
         });
-        if table.capacity() > 64 && table.len() * 4 < table.capacity() {
-            let hasher = |e: &Item| self.hash(&e.0);
-            let keep = table.len() * 2;
-            table.shrink_to(keep, hasher);
-        }
+        locked.shrink_if_sparse(self);
         self.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
         (removed, popped >= budget)
+    }
+}
+
+/// A live entry found in a locked shard: its bucket and its position.
+type Found = (Bucket<Index>, usize);
+
+/// Where a key is, or would go: its shard (locked) and hash, and its live
+/// entry if it has one.
+struct Lookup<'t> {
+    shard_no: usize,
+    hash: u64,
+    shard: Shard<'t>,
+    found: Option<Found>,
+}
+
+/// One locked shard: its index table and its entries, borrowed together.
+struct Shard<'t> {
+    table: &'t mut Table,
+    slots: &'t mut Vec<Slot>,
+}
+
+impl Shard<'_> {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Bucket<Index>> {
+        let slots = &*self.slots;
+        self.table.find(hash, |(i, _)| *slots[*i as usize].0 == *key)
+    }
+
+    fn insert(&mut self, db: &Db, hash: u64, slot: Slot) {
+        let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 keys per shard");
+        self.slots.push(slot);
+        let slots = &*self.slots;
+        self.table
+            .insert(hash, (i, SharedValue::new(())), |(j, _)| db.hash(&slots[*j as usize].0));
+    }
+
+    /// Remove the entry `bucket` points to: the last entry moves into its
+    /// place, and that entry's index follows it.
+    ///
+    /// # Safety
+    /// `bucket` is a full bucket of this shard's table.
+    unsafe fn remove(&mut self, db: &Db, bucket: Bucket<Index>) -> Slot {
+        // SAFETY: guaranteed by the caller.
+        let ((i, _), _) = unsafe { self.table.remove(bucket) };
+        let (i, last) = (i as usize, self.slots.len() - 1);
+        if i != last {
+            let hash = db.hash(&self.slots[last].0);
+            let moved = self.table.find(hash, |(j, _)| *j as usize == last);
+            let moved = moved.expect("every entry has an index");
+            // SAFETY: `moved` was just found full in this table.
+            unsafe { moved.as_mut().0 = i as u32 };
+        }
+        self.slots.swap_remove(i)
+    }
+
+    /// Remove an expired entry with this hash, if there is one.
+    fn remove_expired(&mut self, db: &Db, hash: u64, now: u64) -> bool {
+        let slots = &*self.slots;
+        match self.table.find(hash, |(i, _)| slots[*i as usize].1.is_expired(now)) {
+            Some(b) => {
+                // SAFETY: just found full in this table.
+                unsafe { self.remove(db, b) };
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.table.shrink_to(0, |_| 0);
+        *self.slots = Vec::new();
+    }
+
+    /// Give memory back once three quarters of it is unused.
+    fn shrink_if_sparse(&mut self, db: &Db) {
+        let len = self.slots.len();
+        if self.table.capacity() > 64 && len * 4 < self.table.capacity() {
+            let slots = &*self.slots;
+            self.table.shrink_to(len * 2, |(i, _)| db.hash(&slots[*i as usize].0));
+        }
+        if self.slots.capacity() > 64 && len * 4 < self.slots.capacity() {
+            self.slots.shrink_to(len * 2);
+        }
     }
 }
 
@@ -342,16 +332,7 @@ pub struct Locked<'a> {
     /// The command's "now" (monotonic µs): one instant for the whole command,
     /// as Redis uses, so a command never sees a key both alive and expired.
     pub now: u64,
-    expired: u64,
     last_hash: HashCache,
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        if self.expired > 0 {
-            self.db.expired_keys.fetch_add(self.expired, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Why a key could not be reached through a [`Locked`] view. Only a bug in a
@@ -369,16 +350,18 @@ impl<'a> Locked<'a> {
         self.all
     }
 
-    fn table(&mut self, hash: u64) -> Result<(usize, &mut Table), NotLocked> {
-        let shard = self.db.shard_of_hash(hash);
-        if self.all {
-            return Ok((shard, &mut *self.guards[shard].1));
-        }
-        self.guards
-            .iter_mut()
-            .find(|(s, _)| *s == shard)
-            .map(|(s, g)| (*s, &mut **g))
-            .ok_or(NotLocked)
+    /// The locked shard `hash` lives in.
+    fn shard(&mut self, hash: u64) -> Result<(usize, Shard<'_>), NotLocked> {
+        let n = self.db.shard_of_hash(hash);
+        let guard = if self.all {
+            &mut self.guards[n].1
+        } else {
+            &mut self.guards.iter_mut().find(|(s, _)| *s == n).ok_or(NotLocked)?.1
+        };
+        // SAFETY: we hold shard n's write lock, and the entries are borrowed
+        // through `&mut self`, so this is the only reference to them.
+        let slots = unsafe { self.db.slots_mut(n) };
+        Ok((n, Shard { table: guard, slots }))
     }
 
     /// The hash of `key`, remembered for the last (short) key asked about:
@@ -395,53 +378,62 @@ impl<'a> Locked<'a> {
 
     /// Find the live entry of `key` with one probe, removing it first if its
     /// deadline has passed.
-    fn find_live(&mut self, key: &[u8]) -> Result<(usize, u64, Option<Bucket<Item>>), NotLocked> {
+    fn find_live(&mut self, key: &[u8]) -> Result<Lookup<'_>, NotLocked> {
         let hash = self.hash(key);
-        let now = self.now;
-        let (shard, table) = self.table(hash)?;
-        let Some(bucket) = table.find(hash, |(k, _)| **k == *key) else {
-            return Ok((shard, hash, None));
-        };
-        // SAFETY: the bucket was just found in this table, which we hold locked.
-        let expired = unsafe { bucket.as_ref().1.get().is_expired(now) };
-        if expired {
-            // SAFETY: as above; the bucket is full and belongs to this table.
-            unsafe { table.erase(bucket) };
-            self.expired += 1;
-            return Ok((shard, hash, None));
+        let (now, db) = (self.now, self.db);
+        let (shard_no, mut shard) = self.shard(hash)?;
+        let mut found = shard.find(hash, key).map(|bucket| {
+            // SAFETY: the bucket was just found full in this table, which we hold locked.
+            let i = unsafe { bucket.as_ref().0 } as usize;
+            (bucket, i)
+        });
+        if let Some((_, i)) = found
+            && shard.slots[i].1.is_expired(now)
+            && let Some((bucket, _)) = found.take()
+        {
+            // SAFETY: as above.
+            unsafe { shard.remove(db, bucket) };
+            db.expired_keys.fetch_add(1, Ordering::Relaxed);
         }
-        Ok((shard, hash, Some(bucket)))
+        Ok(Lookup {
+            shard_no,
+            hash,
+            shard,
+            found,
+        })
     }
 
     /// The live entry of `key`, if any.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
-        let (_, _, bucket) = self.find_live(key)?;
-        // SAFETY: the bucket is live in a table we hold locked for as long as
-        // the returned reference borrows `self`.
-        Ok(bucket.map(|b| unsafe { b.as_ref() }.1.get()))
+        let Lookup { shard, found, .. } = self.find_live(key)?;
+        let slots: &Vec<Slot> = shard.slots;
+        Ok(found.map(|(_, i)| &slots[i].1))
     }
 
     /// The live entry of `key` for in-place modification of its value. Its
     /// deadline can only be changed through [`Locked::set_deadline`].
     pub fn get_mut(&mut self, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
-        let (_, _, bucket) = self.find_live(key)?;
-        // SAFETY: as in `get`, and `&mut self` makes the access exclusive.
-        Ok(bucket.map(|b| unsafe { b.as_mut() }.1.get_mut()))
+        let Lookup { shard, found, .. } = self.find_live(key)?;
+        Ok(found.map(|(_, i)| &mut shard.slots[i].1))
     }
 
     pub fn contains(&mut self, key: &[u8]) -> Result<bool, NotLocked> {
-        Ok(self.find_live(key)?.2.is_some())
+        Ok(self.find_live(key)?.found.is_some())
     }
 
     /// Store `value` under `key` with `deadline`, replacing any old entry.
     /// Overwriting with the same value keeps the entry's fence.
     pub fn set(&mut self, key: &[u8], value: &[u8], deadline: Deadline) -> Result<(), NotLocked> {
-        let (shard, hash, bucket) = self.find_live(key)?;
-        let db = self.db;
-        match bucket {
-            Some(b) => {
-                // SAFETY: live bucket of a table we hold locked.
-                let e = unsafe { b.as_mut() }.1.get_mut();
+        let (now, db) = (self.now, self.db);
+        let Lookup {
+            shard_no,
+            hash,
+            mut shard,
+            found,
+        } = self.find_live(key)?;
+        match found {
+            Some((_, i)) => {
+                let e = &mut shard.slots[i].1;
                 if *e.value != *value {
                     if e.value.len() == value.len() {
                         e.value.copy_from_slice(value);
@@ -452,58 +444,64 @@ impl<'a> Locked<'a> {
                 }
                 e.deadline = deadline;
             }
-            None => {
-                let (_, table) = self.table(hash)?;
-                let hasher = |e: &Item| db.hash(&e.0);
-                table.insert(
-                    hash,
-                    (key.into(), SharedValue::new(Entry::new(value, deadline))),
-                    hasher,
-                );
-            }
+            None => shard.insert(db, hash, (key.into(), Entry::new(value, deadline))),
         }
         if deadline != NO_DEADLINE {
-            db.expiry[shard].push(deadline, hash, self.now);
+            db.expiry[shard_no].push(deadline, hash, now);
         }
         Ok(())
     }
 
     /// Change the deadline of a live key; false if the key does not exist.
     pub fn set_deadline(&mut self, key: &[u8], deadline: Deadline) -> Result<bool, NotLocked> {
-        let (shard, hash, bucket) = self.find_live(key)?;
-        let Some(b) = bucket else { return Ok(false) };
-        // SAFETY: live bucket of a table we hold locked.
-        let e = unsafe { b.as_mut() }.1.get_mut();
+        let (now, db) = (self.now, self.db);
+        let Lookup {
+            shard_no,
+            hash,
+            shard,
+            found,
+        } = self.find_live(key)?;
+        let Some((_, i)) = found else { return Ok(false) };
+        let e = &mut shard.slots[i].1;
         let changed = e.deadline != deadline;
         e.deadline = deadline;
         if changed && deadline != NO_DEADLINE {
-            self.db.expiry[shard].push(deadline, hash, self.now);
+            db.expiry[shard_no].push(deadline, hash, now);
         }
         Ok(true)
     }
 
     /// Remove `key`; the removed live entry, if there was one.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
-        let (_, hash, bucket) = self.find_live(key)?;
-        let Some(b) = bucket else { return Ok(None) };
-        let (_, table) = self.table(hash)?;
-        // SAFETY: live bucket of this table, which we hold locked.
-        let ((_, v), _) = unsafe { table.remove(b) };
-        Ok(Some(v.into_inner()))
+        let db = self.db;
+        let Lookup { mut shard, found, .. } = self.find_live(key)?;
+        let Some((bucket, _)) = found else { return Ok(None) };
+        // SAFETY: the live bucket just found; nothing changed the table since.
+        Ok(Some(unsafe { shard.remove(db, bucket) }.1))
+    }
+
+    /// The locked shards, each with its number.
+    fn shards(&mut self) -> impl Iterator<Item = (usize, Shard<'_>)> {
+        let db = self.db;
+        self.guards.iter_mut().map(move |(n, guard)| {
+            // SAFETY: we hold shard n's write lock; each shard appears once in
+            // `guards`, and the entries are borrowed through `&mut self`.
+            let slots = unsafe { db.slots_mut(*n) };
+            (*n, Shard { table: guard, slots })
+        })
     }
 
     /// Drop every key whose deadline has passed from the locked shards, so
     /// that counting and iteration see only live keys.
     fn purge_expired(&mut self) {
-        let now = self.now;
-        let db = self.db;
+        let (now, db) = (self.now, self.db);
         let mut purged = 0;
-        for (shard, table) in self.guards.iter_mut() {
-            db.expiry[*shard].pop_due(now, usize::MAX, |hash| {
-                purged += table.remove_entry(hash, |(_, v)| v.get().is_expired(now)).is_some() as u64;
+        for (n, mut shard) in self.shards() {
+            db.expiry[n].pop_due(now, usize::MAX, |hash| {
+                purged += shard.remove_expired(db, hash, now) as u64;
             });
         }
-        self.expired += purged;
+        db.expired_keys.fetch_add(purged, Ordering::Relaxed);
     }
 
     /// Number of live keys in the locked shards.
@@ -518,14 +516,14 @@ impl<'a> Locked<'a> {
 
     /// Remove every key of the locked shards; returns how many there were.
     pub fn clear(&mut self) -> usize {
-        let mut n = 0;
-        for (shard, table) in self.guards.iter_mut() {
-            n += table.len();
-            table.clear();
-            table.shrink_to(0, |_| 0);
-            self.db.expiry[*shard].clear();
+        let db = self.db;
+        let mut removed = 0;
+        for (n, mut shard) in self.shards() {
+            removed += shard.slots.len();
+            shard.clear();
+            db.expiry[n].clear();
         }
-        n
+        removed
     }
 
     /// Visit live keys starting at `cursor` (an opaque position: shard and
@@ -542,18 +540,19 @@ impl<'a> Locked<'a> {
         let mut bucket = (cursor & ((1 << 40) - 1)) as usize;
         let (mut examined, mut visited) = (0usize, 0usize);
         while shard < self.guards.len() {
-            let table = &self.guards[shard].1;
+            let (n, table) = (self.guards[shard].0, &self.guards[shard].1);
+            // SAFETY: we hold shard n's write lock, and only read here.
+            let slots = unsafe { self.db.slots(n) };
             let buckets = table.buckets();
             while bucket < buckets {
                 // SAFETY: `bucket < buckets()` and we hold the shard's write lock,
                 // so the table cannot change while the reference is used.
-                unsafe {
-                    if table.is_bucket_full(bucket) {
-                        let (k, v) = table.bucket(bucket).as_ref();
-                        if !v.get().is_expired(now) {
-                            visit(k, v.get());
-                            visited += 1;
-                        }
+                let index = unsafe { table.is_bucket_full(bucket).then(|| table.bucket(bucket).as_ref().0) };
+                if let Some(i) = index {
+                    let (k, e) = &slots[i as usize];
+                    if !e.is_expired(now) {
+                        visit(k, e);
+                        visited += 1;
                     }
                 }
                 bucket += 1;
@@ -578,13 +577,11 @@ impl<'a> Locked<'a> {
             return None;
         }
         let mut target = pick(n);
-        for (_, table) in self.guards.iter() {
-            if target < table.len() {
-                // SAFETY: iteration under the shard's write lock.
-                let item = unsafe { table.iter().nth(target).map(|b| b.as_ref().0.to_vec()) };
-                return item;
+        for (_, shard) in self.shards() {
+            if let Some((key, _)) = shard.slots.get(target) {
+                return Some(key.to_vec());
             }
-            target -= table.len();
+            target -= shard.slots.len();
         }
         None
     }
@@ -625,6 +622,105 @@ mod tests {
         let mut l = db.lock_all(20);
         assert!(l.get(b"a").unwrap().is_some());
         assert_eq!(l.len(), 1);
+    }
+
+    /// The dense layout moves entries on every removal: random operations
+    /// on few keys (so that removals hit every position) must agree with a
+    /// plain map, through lookups, expiry, reclaim, scans and random picks.
+    #[test]
+    fn agrees_with_a_model_under_random_operations() {
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Set(u8, u8, Option<u64>),
+            Remove(u8),
+            Get(u8),
+            Tick(u64),
+            Reclaim,
+            Scan,
+            Random(usize),
+            Clear,
+        }
+        let op = prop_oneof![
+            8 => (0u8..40, any::<u8>(), prop::option::of(1u64..50)).prop_map(|(k, v, t)| Op::Set(k, v, t)),
+            5 => (0u8..40).prop_map(Op::Remove),
+            4 => (0u8..40).prop_map(Op::Get),
+            2 => (1u64..20).prop_map(Op::Tick),
+            1 => Just(Op::Reclaim),
+            1 => Just(Op::Scan),
+            1 => any::<usize>().prop_map(Op::Random),
+            1 => Just(Op::Clear),
+        ];
+        let config = ProptestConfig {
+            cases: 300,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(ops in prop::collection::vec(op, 1..400))| {
+            let db = Db::new();
+            let mut model: BTreeMap<Vec<u8>, (Vec<u8>, u64)> = BTreeMap::new();
+            let mut now = 1u64;
+            let key = |k: u8| format!("key:{k}").into_bytes();
+            for op in ops {
+                model.retain(|_, (_, d)| *d == NO_DEADLINE || *d > now);
+                match op {
+                    Op::Set(k, v, ttl) => {
+                        let deadline = ttl.map_or(NO_DEADLINE, |t| now + t);
+                        let value = vec![v; 1 + v as usize % 30];
+                        db.lock_keys([&key(k)[..]].into_iter(), now).set(&key(k), &value, deadline).unwrap();
+                        model.insert(key(k), (value, deadline));
+                    }
+                    Op::Remove(k) => {
+                        let got = db.lock_keys([&key(k)[..]].into_iter(), now).remove(&key(k)).unwrap();
+                        prop_assert_eq!(got.map(|e| e.value.to_vec()), model.remove(&key(k)).map(|m| m.0));
+                    }
+                    Op::Get(k) => {
+                        let mut l = db.lock_keys([&key(k)[..]].into_iter(), now);
+                        let got = l.get(&key(k)).unwrap().map(|e| (e.value.to_vec(), e.deadline()));
+                        prop_assert_eq!(got, model.get(&key(k)).cloned());
+                    }
+                    Op::Tick(t) => now += t,
+                    Op::Reclaim => {
+                        for shard in 0..db.shard_count() {
+                            db.reclaim_shard(shard, now, 7);
+                        }
+                    }
+                    Op::Scan => {
+                        let mut l = db.lock_all(now);
+                        let mut seen = BTreeMap::new();
+                        l.scan(0, usize::MAX, |k, e| {
+                            seen.insert(k.to_vec(), (e.value.to_vec(), e.deadline()));
+                        });
+                        prop_assert_eq!(l.len(), model.len());
+                        prop_assert_eq!(&seen, &model);
+                    }
+                    Op::Random(r) => {
+                        let picked = db.lock_all(now).random_key(|n| r % n);
+                        prop_assert_eq!(picked.is_some(), !model.is_empty());
+                        if let Some(k) = picked {
+                            prop_assert!(model.contains_key(&k));
+                        }
+                    }
+                    Op::Clear => {
+                        // Expired keys not yet reclaimed are counted too.
+                        let removed = db.lock_all(now).clear();
+                        prop_assert!(removed >= model.len());
+                        prop_assert_eq!(db.lock_all(now).len(), 0);
+                        model.clear();
+                    }
+                }
+            }
+            let mut rewritten = BTreeMap::new();
+            for shard in 0..db.shard_count() {
+                db.for_each_in_shard(shard, now, |k, e| {
+                    rewritten.insert(k.to_vec(), (e.value.to_vec(), e.deadline()));
+                });
+            }
+            model.retain(|_, (_, d)| *d == NO_DEADLINE || *d > now);
+            prop_assert_eq!(rewritten, model);
+        });
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod db;
 pub mod entry;
 pub mod expiry;
 pub mod fence;
+mod wheel;
 
 pub use bytes::SmallBytes;
 pub use clock::{Clock, Deadline, NO_DEADLINE};
