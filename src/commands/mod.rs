@@ -159,11 +159,12 @@ fn run(ctx: &mut Ctx<'_>, index: usize, spec: &'static CommandSpec, args: &[&[u8
     let keyspace = &ctx.shared.keyspace;
     let db = &keyspace.dbs[ctx.client.db];
     let now = keyspace.clock.now_us();
-    let mut locked = match &spec.keys {
-        KeySpec::None => db.unlocked(now),
-        KeySpec::All => db.lock_all(now),
+    let no_keys = (0..0).step_by(1);
+    let (mut locked, keys) = match &spec.keys {
+        KeySpec::None => (db.unlocked(now), no_keys),
+        KeySpec::All => (db.lock_all(now), no_keys),
         spec_keys => match key_positions(spec_keys, args) {
-            Ok(range) => db.lock_keys(range.map(|i| args[i]), now),
+            Ok(range) => (db.lock_keys(range.clone().map(|i| args[i]), now), range),
             Err(e) => {
                 ctx.out.error(&e.text(spec.name));
                 stats::command_done(index, true);
@@ -171,10 +172,10 @@ fn run(ctx: &mut Ctx<'_>, index: usize, spec: &'static CommandSpec, args: &[&[u8
             }
         },
     };
-    run_locked(ctx, index, spec, &mut locked, args);
+    run_with_keys(ctx, index, spec, &mut locked, args, Ok(keys));
 }
 
-/// Run a command against keys already locked (directly, or by EXEC).
+/// Run a command against keys already locked (by EXEC).
 pub fn run_locked(
     ctx: &mut Ctx<'_>,
     index: usize,
@@ -182,12 +183,25 @@ pub fn run_locked(
     locked: &mut Locked<'_>,
     args: &[&[u8]],
 ) {
+    // Commands queued by MULTI had their key positions checked only now:
+    // no handler may see an impossible numkeys.
+    let keys = key_positions(&spec.keys, args);
+    run_with_keys(ctx, index, spec, locked, args, keys);
+}
+
+/// Run a command whose key positions (or their error) are known.
+fn run_with_keys(
+    ctx: &mut Ctx<'_>,
+    index: usize,
+    spec: &'static CommandSpec,
+    locked: &mut Locked<'_>,
+    args: &[&[u8]],
+    keys: Result<KeyPositions, CmdError>,
+) {
     ctx.client.handle.last_cmd.store(index, Ordering::Relaxed);
-    // Key positions were checked when locking, except for commands queued by
-    // MULTI: check them here too, so no handler sees an impossible numkeys.
-    let result = match key_positions(&spec.keys, args) {
+    let result = match &keys {
         Ok(_) => (spec.handler)(ctx, locked, args),
-        Err(e) => Err(e),
+        Err(e) => Err(e.clone()),
     };
     let failed = result.is_err();
     if let Err(e) = result {
@@ -195,7 +209,7 @@ pub fn run_locked(
     }
     if spec.flags & flags::WRITE != 0 {
         if ctx.shared.watches.any()
-            && let Ok(range) = key_positions(&spec.keys, args)
+            && let Ok(range) = keys
         {
             for i in range {
                 ctx.shared.watches.touch(ctx.client.db, args[i]);
@@ -237,7 +251,7 @@ fn log_effects(
 }
 
 /// Indexes of the key arguments of a command, from its key specification.
-pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<std::iter::StepBy<std::ops::Range<usize>>, CmdError> {
+pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<KeyPositions, CmdError> {
     match *keys {
         KeySpec::None | KeySpec::All => Ok((0..0).step_by(1)),
         KeySpec::Range { first, last, step } => {
@@ -263,6 +277,9 @@ pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<std::iter::StepBy
         }
     }
 }
+
+/// The argument positions of a command's keys.
+pub type KeyPositions = std::iter::StepBy<std::ops::Range<usize>>;
 
 /// Borrow owned arguments as the slice-of-slices handlers take.
 pub fn borrow_args(args: &[Box<[u8]>]) -> SmallVec<[&[u8]; 8]> {

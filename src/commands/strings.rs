@@ -85,7 +85,10 @@ impl ExpiryOpt<'_> {
         if absolute {
             Ok(NewDeadline::Set(Clock::deadline_from_unix_ms(ms, now)))
         } else {
-            if ms > i64::MAX - Clock::wall_ms() {
+            // Redis refuses a TTL that overflows once added to the Unix time
+            // in ms. Only a TTL within 2^45 ms (a millennium) of i64::MAX
+            // can, so only then is the wall clock worth reading.
+            if ms > i64::MAX - (1 << 45) && ms > i64::MAX - Clock::wall_ms() {
                 return Err(CmdError::InvalidExpire);
             }
             Ok(NewDeadline::Set(offset_deadline(now, ms.saturating_mul(1000))))

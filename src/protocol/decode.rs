@@ -256,6 +256,14 @@ enum Header {
 /// Parse `<prefix><integer>\r\n` at the start of `buf`; returns the integer
 /// and the bytes used. The header line itself is bounded by [`INLINE_MAX`].
 fn parse_line(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>, ProtocolError> {
+    match parse_short_count(buf) {
+        Some(parsed) => Ok(Some(parsed)),
+        None => parse_line_general(buf, header),
+    }
+}
+
+/// [`parse_line`] for any input: find the CR, then parse what precedes it.
+fn parse_line_general(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>, ProtocolError> {
     let (too_big, invalid) = match header {
         Header::MultiBulk => ("too big mbulk count string", "invalid multibulk length"),
         Header::Bulk => ("too big bulk count string", "invalid bulk length"),
@@ -272,6 +280,26 @@ fn parse_line(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>, Protoc
     }
     let n = parse_i64(&buf[1..cr]).ok_or_else(|| ProtocolError::new(invalid))?;
     Ok(Some((n, cr + 2)))
+}
+
+/// The common header, `<prefix><1-18 digits>\r\n` without a leading zero,
+/// parsed in one pass (no search for the CR, no overflow checks needed).
+/// Anything else — incomplete, signed, malformed — returns None and takes
+/// the general path, which gives the exact Redis outcome.
+#[inline]
+fn parse_short_count(buf: &[u8]) -> Option<(i64, usize)> {
+    let digits = buf.get(1..)?;
+    let mut value: i64 = 0;
+    for (i, &c) in digits.iter().take(19).enumerate() {
+        match c {
+            b'0'..=b'9' if i < 18 => value = value * 10 + (c - b'0') as i64,
+            b'\r' if i > 0 && (i == 1 || digits[0] != b'0') && digits.len() > i + 1 => {
+                return Some((value, i + 3));
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Strict decimal parse as Redis's string2ll: optional '-', no '+', no spaces,
@@ -399,6 +427,38 @@ fn hex_val(c: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass header parser agrees with the general one on every
+    /// header-like input: digits, signs, zeros, junk, missing CR or LF.
+    #[test]
+    fn short_count_agrees_with_general_parse() {
+        use proptest::prelude::*;
+        let config = ProptestConfig {
+            cases: 20_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |(line in "[*$][-+0-9 a]{0,22}\r?\n?x?")| {
+            let buf = line.as_bytes();
+            for header in [Header::Bulk, Header::MultiBulk] {
+                prop_assert_eq!(parse_line(buf, header), parse_line_general(buf, header));
+            }
+        });
+        for line in [
+            "$0\r\n",
+            "$00\r\n",
+            "$999999999999999999\r\n",
+            "$9999999999999999999\r\n",
+            "$-1\r\n",
+        ] {
+            let buf = line.as_bytes();
+            assert_eq!(
+                parse_line(buf, Header::Bulk),
+                parse_line_general(buf, Header::Bulk),
+                "{line}"
+            );
+        }
+    }
 
     const L: Limits = Limits {
         max_bulk_len: 512 * 1024 * 1024,

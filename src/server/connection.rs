@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
@@ -28,6 +27,8 @@ const READ_CHUNK: usize = 1024;
 const READ_CHUNK_MAX: usize = 64 * 1024;
 /// An idle connection frees its buffers after this long.
 const IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// Requests with up to this many arguments are executed without allocating.
+const SHORT_ARGS: usize = 8;
 /// Write replies out once this much is pending, even mid-batch.
 const OUTPUT_FLUSH: usize = 256 * 1024;
 
@@ -158,8 +159,18 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
                             ArgSource::Input => input,
                             ArgSource::Scratch => &decoder.scratch,
                         };
-                        let args: SmallVec<[&[u8]; 8]> = decoder.args().iter().map(|r| &base[r.clone()]).collect();
-                        commands::execute(shared, &mut client, &mut out, &args);
+                        let ranges = decoder.args();
+                        if ranges.len() <= SHORT_ARGS {
+                            // Most requests: slices on the stack, nothing to allocate or free.
+                            let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
+                            for (arg, r) in args.iter_mut().zip(ranges) {
+                                *arg = &base[r.start..r.end];
+                            }
+                            commands::execute(shared, &mut client, &mut out, &args[..ranges.len()]);
+                        } else {
+                            let args: Vec<&[u8]> = ranges.iter().map(|r| &base[r.start..r.end]).collect();
+                            commands::execute(shared, &mut client, &mut out, &args);
+                        }
                     }
                     consumed += frame.len;
                     if client.close {

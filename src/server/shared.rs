@@ -14,6 +14,7 @@ use crate::config::{ServerConfig, Settings};
 use crate::persist::aof::{Aof, Fsync, RewritePolicy};
 use crate::stats::ServerCounters;
 use crate::store::Keyspace;
+use crate::store::clock::monotonic_us;
 
 pub struct Shared {
     pub config: ServerConfig,
@@ -86,8 +87,8 @@ pub struct ClientHandle {
     pub lib_ver: Mutex<String>,
     pub db: AtomicUsize,
     pub resp: AtomicU8,
-    /// Milliseconds since `created` of the last input.
-    pub last_active_ms: AtomicU64,
+    /// When the client last sent anything ([`monotonic_us`]).
+    pub last_input_us: AtomicU64,
     /// Command-table index of the last command (for CLIENT LIST `cmd=`).
     pub last_cmd: AtomicUsize,
     pub killed: AtomicBool,
@@ -106,7 +107,7 @@ impl ClientHandle {
             lib_ver: Mutex::new(String::new()),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
-            last_active_ms: AtomicU64::new(0),
+            last_input_us: AtomicU64::new(monotonic_us()),
             last_cmd: AtomicUsize::new(usize::MAX),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
@@ -120,15 +121,13 @@ impl ClientHandle {
 
     /// Record input from the client (now).
     pub fn touch(&self) {
-        self.last_active_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_input_us.store(monotonic_us(), Ordering::Relaxed);
     }
 
     /// How long since the client last sent anything.
     pub fn idle(&self) -> std::time::Duration {
-        self.created.elapsed().saturating_sub(std::time::Duration::from_millis(
-            self.last_active_ms.load(Ordering::Relaxed),
-        ))
+        let last = self.last_input_us.load(Ordering::Relaxed);
+        std::time::Duration::from_micros(monotonic_us().saturating_sub(last))
     }
 
     /// One CLIENT LIST / CLIENT INFO line (without the trailing newline).

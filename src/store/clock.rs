@@ -5,7 +5,7 @@
 //! if the wall clock jumps. Absolute times that clients send (EXAT, PXAT,
 //! EXPIREAT) or ask for (EXPIRETIME) are converted once, at the boundary.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A deadline in monotonic microseconds; [`NO_DEADLINE`] means persistent.
 pub type Deadline = u64;
@@ -13,7 +13,20 @@ pub const NO_DEADLINE: Deadline = 0;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    epoch: Instant,
+    /// [`monotonic_us`] when the clock was created.
+    epoch_us: u64,
+}
+
+/// CLOCK_MONOTONIC in microseconds. Every command reads it once, so it
+/// stays in u64 arithmetic (`Instant::elapsed().as_micros()` goes through
+/// u128 and costs several times as much).
+#[inline]
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only the timespec we pass; CLOCK_MONOTONIC
+    // always exists on Linux, so it cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 impl Default for Clock {
@@ -24,12 +37,15 @@ impl Default for Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        Clock { epoch: Instant::now() }
+        Clock {
+            epoch_us: monotonic_us(),
+        }
     }
 
     /// Monotonic microseconds since start, never 0.
+    #[inline]
     pub fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64 + 1
+        monotonic_us() - self.epoch_us + 1
     }
 
     /// Wall-clock milliseconds since the Unix epoch.

@@ -142,17 +142,28 @@ impl Db {
             return self.unlocked(now);
         };
         let first_hash = self.hash(first);
-        let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
-        shards.push(self.shard_of_hash(first_hash));
-        shards.extend(keys.map(|k| self.shard_of_hash(self.hash(k))));
-        if shards.len() > 1 {
-            shards.sort_unstable();
-            shards.dedup();
-            if shards.len() == self.shard_count() {
-                return self.lock_all(now);
+        let first_shard = self.shard_of_hash(first_hash);
+        let mut guards = SmallVec::new();
+        match keys.next() {
+            // One key (most commands): no list of shards to build and sort.
+            None => guards.push((first_shard, self.map.shards()[first_shard].write())),
+            Some(second) => {
+                let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
+                shards.push(first_shard);
+                shards.push(self.shard_of_hash(self.hash(second)));
+                for k in keys {
+                    shards.push(self.shard_of_hash(self.hash(k)));
+                }
+                shards.sort_unstable();
+                shards.dedup();
+                if shards.len() == self.shard_count() {
+                    return self.lock_all(now);
+                }
+                for s in shards {
+                    guards.push((s, self.map.shards()[s].write()));
+                }
             }
         }
-        let guards = shards.into_iter().map(|s| (s, self.map.shards()[s].write())).collect();
         let mut locked = self.view(guards, false, now);
         // The command's first key is usually the one it touches: keep its hash.
         locked.last_hash.put(first, first_hash);
