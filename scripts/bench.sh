@@ -4,14 +4,16 @@
 # drift cancels out. Writes bench/results.jsonl (every measurement),
 # bench/results.json and bench/results.md (medians, min-max, ratios) and
 # bench/chart.svg. Environment: REPS (3), N (requests per redis-benchmark run,
-# 200000), KEYS (1000000 for the memory and expiry workloads).
+# 200000), KEYS (1000000 for the memory and expiry workloads), OURS_ARGS (extra
+# redlockd flags, e.g. "--threads 1"), OUT (output directory, bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPS=${REPS:-3}
 N=${N:-200000}
 KEYS=${KEYS:-1000000}
-OUT=$ROOT/bench
+OUT=${OUT:-$ROOT/bench}
+OURS_ARGS=${OURS_ARGS:-}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
@@ -39,7 +41,8 @@ start_servers() {
   REDIS_PID=$!
   : >"$OURS_LOG"
   if [ -n "$OURS_PORT" ]; then ours_port_arg=$OURS_PORT; else ours_port_arg=0; fi
-  "$BIN" --port "$ours_port_arg" --log-level warning --maxclients 20000 >"$OURS_LOG" 2>&1 &
+  # shellcheck disable=SC2086 # OURS_ARGS is a list of flags
+  "$BIN" --port "$ours_port_arg" --log-level warning --maxclients 20000 $OURS_ARGS >"$OURS_LOG" 2>&1 &
   OURS_PID=$!
   for _ in $(seq 1 200); do
     grep -q "listening on" "$OURS_LOG" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
@@ -118,5 +121,7 @@ for rep in $(seq 1 "$REPS"); do
   start_servers
 done
 
-python3 scripts/bench_report.py "$RESULTS" "$OUT" "redis-server $VERSION" "$(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)"
+LABEL="$(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)"
+if [ -n "$OURS_ARGS" ]; then LABEL="$LABEL; redlockd $OURS_ARGS"; fi
+python3 scripts/bench_report.py "$RESULTS" "$OUT" "redis-server $VERSION" "$LABEL"
 cat "$OUT/results.md"
