@@ -15,9 +15,11 @@ pub struct ServerConfig {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
-    /// Worker threads serving clients (0 = one per core; 1 = a single-threaded
-    /// event loop, like redis-server).
-    #[arg(long, default_value_t = 0)]
+    /// Threads serving clients: 1 (the default) is a single event loop, like
+    /// redis-server, which gives the steadiest latency when the clients share
+    /// the machine's cores; 0 is one worker per core (work-stealing), for
+    /// more throughput than one core gives when clients run elsewhere.
+    #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Accept queue length of the listening socket.
     #[arg(long, default_value_t = 511)]
@@ -127,7 +129,7 @@ impl Default for ServerConfig {
         ServerConfig {
             port: 6379,
             bind: "127.0.0.1".into(),
-            threads: 0,
+            threads: 1,
             tcp_backlog: 511,
             databases: 16,
             maxclients: 10_000,

@@ -217,7 +217,17 @@ fn fenced_writes_reject_stale_tokens() {
 /// critical section checks that it is alone.
 #[test]
 fn native_lock_commands_give_mutual_exclusion() {
-    let server = Server::start();
+    check_mutual_exclusion(Server::start());
+}
+
+/// The same with worker threads executing commands in parallel (`--threads
+/// 2`: the shard locks, not a single event loop, keep the commands atomic).
+#[test]
+fn native_lock_commands_give_mutual_exclusion_on_worker_threads() {
+    check_mutual_exclusion(Server::start_with(&["--threads", "2"]));
+}
+
+fn check_mutual_exclusion(server: Server) {
     let overlaps = Arc::new(AtomicUsize::new(0));
     let grants = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..8)
