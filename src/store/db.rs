@@ -269,10 +269,17 @@ impl Shard<'_> {
         self.slots.swap_remove(i)
     }
 
-    /// Remove an expired entry with this hash, if there is one.
+    /// Remove the expired entry whose key has this hash, if there is one.
+    /// The key's hash is checked, not only the table's 7-bit tag: an expired
+    /// lookalike removed in its place would leave this key behind, counted
+    /// by DBSIZE, with no deadline left in the wheel to reclaim it.
     fn remove_expired(&mut self, db: &Db, hash: u64, now: u64) -> bool {
         let slots = &*self.slots;
-        match self.table.find(hash, |(i, _)| slots[*i as usize].1.is_expired(now)) {
+        let found = self.table.find(hash, |(i, _)| {
+            let (key, entry) = &slots[*i as usize];
+            entry.is_expired(now) && db.hash(key) == hash
+        });
+        match found {
             Some(b) => {
                 // SAFETY: just found full in this table.
                 unsafe { self.remove(db, b) };
@@ -732,6 +739,51 @@ mod tests {
             model.retain(|_, (_, d)| *d == NO_DEADLINE || *d > now);
             prop_assert_eq!(rewritten, model);
         });
+    }
+
+    /// Two expired keys of one shard whose hashes share the table's 7-bit
+    /// tag: reclaiming one key's deadline must remove that key.
+    #[test]
+    fn reclaiming_a_deadline_removes_its_own_key_not_a_lookalike() {
+        let db = Db::new();
+        let mut by_tag: std::collections::HashMap<u64, Vec<u8>> = std::collections::HashMap::new();
+        let mut pairs = Vec::new();
+        for i in 0..200_000 {
+            let key = format!("k{i}").into_bytes();
+            let hash = db.hash(&key);
+            if db.shard_of_hash(hash) != 0 {
+                continue;
+            }
+            match by_tag.remove(&(hash >> 57)) {
+                Some(other) => pairs.push((other, key)),
+                None => {
+                    by_tag.insert(hash >> 57, key);
+                }
+            }
+            if pairs.len() == 40 {
+                break;
+            }
+        }
+        assert_eq!(pairs.len(), 40);
+        for (a, b) in pairs {
+            for (gone, kept) in [(&a, &b), (&b, &a)] {
+                let mut l = db.lock_all(1);
+                l.clear();
+                l.set(&a, b"1", 10).unwrap();
+                l.set(&b, b"1", 10).unwrap();
+                drop(l);
+                let mut table = db.map.shards()[0].write();
+                // SAFETY: shard 0's write lock is held; this is its only reference.
+                let slots = unsafe { db.slots_mut(0) };
+                let mut shard = Shard {
+                    table: &mut table,
+                    slots,
+                };
+                assert!(shard.remove_expired(&db, db.hash(gone), 20));
+                assert_eq!(shard.slots.len(), 1);
+                assert_eq!(*shard.slots[0].0, **kept);
+            }
+        }
     }
 
     #[test]
