@@ -58,6 +58,8 @@ pub struct ClientState {
     /// End offset of this client's last append-only record not yet known
     /// durable; replies wait for it with `appendfsync always`.
     pub aof_mark: u64,
+    /// The command this client sent last.
+    pub last_command: table::LookupCache,
 }
 
 impl ClientState {
@@ -72,6 +74,7 @@ impl ClientState {
             watched: Vec::new(),
             dirty: Arc::new(AtomicBool::new(false)),
             close: false,
+            last_command: table::LookupCache::default(),
         }
     }
 }
@@ -112,7 +115,7 @@ impl Ctx<'_> {
 
 /// Execute one request, writing its reply to `out`.
 pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]]) {
-    let Some((index, spec)) = table::lookup(args[0]) else {
+    let Some((index, spec)) = client.last_command.lookup(args[0]) else {
         out.error(&error::unknown_command(args));
         flag_transaction(client);
         stats::command_rejected(None);
@@ -199,9 +202,9 @@ fn run_with_keys(
     keys: Result<KeyPositions, CmdError>,
 ) {
     ctx.client.handle.last_cmd.store(index, Ordering::Relaxed);
-    let result = match &keys {
-        Ok(_) => (spec.handler)(ctx, locked, args),
-        Err(e) => Err(e.clone()),
+    let (result, keys) = match keys {
+        Ok(keys) => ((spec.handler)(ctx, locked, args), Some(keys)),
+        Err(e) => (Err(e), None),
     };
     let failed = result.is_err();
     if let Err(e) = result {
@@ -209,7 +212,7 @@ fn run_with_keys(
     }
     if spec.flags & flags::WRITE != 0 {
         if ctx.shared.watches.any()
-            && let Ok(range) = keys
+            && let Some(range) = keys
         {
             for i in range {
                 ctx.shared.watches.touch(ctx.client.db, args[i]);

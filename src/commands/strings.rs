@@ -352,14 +352,15 @@ pub fn msetnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
 
 /// Add `delta` to the integer at `key` (0 when missing), keeping its TTL.
 pub fn incr_by(keys: &mut Locked<'_>, key: &[u8], delta: i64) -> Result<i64, CmdError> {
-    let (current, deadline) = match keys.get(key)? {
-        Some(e) => (int(&e.value)?, e.deadline()),
-        None => (0, NO_DEADLINE),
-    };
-    let n = current.checked_add(delta).ok_or(CmdError::Overflow)?;
     let mut buf = itoa::Buffer::new();
-    keys.set(key, buf.format(n).as_bytes(), deadline)?;
-    Ok(n)
+    // An existing counter is updated in place: one lookup, TTL untouched.
+    if let Some(e) = keys.get_mut(key)? {
+        let n = int(&e.value)?.checked_add(delta).ok_or(CmdError::Overflow)?;
+        e.replace_value(buf.format(n).as_bytes());
+        return Ok(n);
+    }
+    keys.set(key, buf.format(delta).as_bytes(), NO_DEADLINE)?;
+    Ok(delta)
 }
 
 /// INCR, DECR, INCRBY and DECRBY, told apart by name.

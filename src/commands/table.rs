@@ -868,6 +868,35 @@ pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     index().get(&*lower).map(|&i| (i, &COMMANDS[i]))
 }
 
+/// The last command name a client sent, exactly as sent, and what it
+/// resolved to: clients repeat their commands (a pipeline of GETs, a lock
+/// loop of SET and EVALSHA), so most lookups are one comparison instead of a
+/// lowercase copy, a hash and a probe.
+#[derive(Default)]
+pub struct LookupCache {
+    /// The name's bytes, zero-padded (names up to 16 bytes are cached).
+    name: u128,
+    len: usize,
+    index: usize,
+}
+
+impl LookupCache {
+    pub fn lookup(&mut self, name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+        if name.len() > 16 {
+            return lookup(name);
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..name.len()].copy_from_slice(name);
+        let packed = u128::from_le_bytes(bytes);
+        if self.len == name.len() && self.name == packed && self.len > 0 {
+            return Some((self.index, &COMMANDS[self.index]));
+        }
+        let found = lookup(name)?;
+        (self.name, self.len, self.index) = (packed, name.len(), found.0);
+        Some(found)
+    }
+}
+
 pub fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
     if spec.arity >= 0 {
         argc == spec.arity as usize

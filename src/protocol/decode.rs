@@ -255,6 +255,7 @@ enum Header {
 
 /// Parse `<prefix><integer>\r\n` at the start of `buf`; returns the integer
 /// and the bytes used. The header line itself is bounded by [`INLINE_MAX`].
+#[inline]
 fn parse_line(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>, ProtocolError> {
     match parse_short_count(buf) {
         Some(parsed) => Ok(Some(parsed)),
@@ -263,6 +264,8 @@ fn parse_line(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>, Protoc
 }
 
 /// [`parse_line`] for any input: find the CR, then parse what precedes it.
+#[cold]
+#[inline(never)]
 fn parse_line_general(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>, ProtocolError> {
     let (too_big, invalid) = match header {
         Header::MultiBulk => ("too big mbulk count string", "invalid multibulk length"),

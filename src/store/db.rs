@@ -439,8 +439,8 @@ impl<'a> Locked<'a> {
         Ok(self.find_live(key)?.found.is_some())
     }
 
-    /// Store `value` under `key` with `deadline`, replacing any old entry.
-    /// Overwriting with the same value keeps the entry's fence.
+    /// Store `value` under `key` with `deadline`, replacing any old entry
+    /// ([`Entry::replace_value`] says what happens to its fence).
     pub fn set(&mut self, key: &[u8], value: &[u8], deadline: Deadline) -> Result<(), NotLocked> {
         let (now, db) = (self.now, self.db);
         let Lookup {
@@ -449,22 +449,20 @@ impl<'a> Locked<'a> {
             mut shard,
             found,
         } = self.find_live(key)?;
-        match found {
+        let deadline_changed = match found {
             Some((_, i)) => {
                 let e = &mut shard.slots[i].1;
-                if *e.value != *value {
-                    if e.value.len() == value.len() {
-                        e.value.copy_from_slice(value);
-                    } else {
-                        e.value = value.into();
-                    }
-                    e.fence = 0;
-                }
-                e.deadline = deadline;
+                e.replace_value(value);
+                std::mem::replace(&mut e.deadline, deadline) != deadline
             }
-            None => shard.insert(db, hash, (key.into(), Entry::new(value, deadline))),
-        }
-        if deadline != NO_DEADLINE {
+            None => {
+                shard.insert(db, hash, (key.into(), Entry::new(value, deadline)));
+                true
+            }
+        };
+        // An unchanged deadline is already in the wheel: INCR on a key with
+        // a TTL must not add an entry per increment.
+        if deadline_changed && deadline != NO_DEADLINE {
             db.expiry[shard_no].push(deadline, hash, now);
         }
         Ok(())
@@ -739,6 +737,19 @@ mod tests {
             model.retain(|_, (_, d)| *d == NO_DEADLINE || *d > now);
             prop_assert_eq!(rewritten, model);
         });
+    }
+
+    #[test]
+    fn rewriting_a_value_under_the_same_deadline_adds_no_expiry_entry() {
+        let db = Db::new();
+        let mut l = db.lock_all(1);
+        l.set(b"counter", b"0", 1_000_000).unwrap();
+        for i in 1..100 {
+            l.set(b"counter", i.to_string().as_bytes(), 1_000_000).unwrap();
+        }
+        l.set(b"counter", b"x", 2_000_000).unwrap();
+        let pending: usize = db.expiry.iter().map(|e| e.pending()).sum();
+        assert_eq!(pending, 2, "one entry per distinct deadline");
     }
 
     /// Two expired keys of one shard whose hashes share the table's 7-bit

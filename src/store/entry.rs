@@ -25,6 +25,19 @@ impl Entry {
         }
     }
 
+    /// Give the entry a new value. A different value resets the fence (it
+    /// belonged to the old value); the same value keeps it.
+    pub fn replace_value(&mut self, value: &[u8]) {
+        if *self.value != *value {
+            if self.value.len() == value.len() {
+                self.value.copy_from_slice(value);
+            } else {
+                self.value = value.into();
+            }
+            self.fence = 0;
+        }
+    }
+
     pub fn deadline(&self) -> Deadline {
         self.deadline
     }

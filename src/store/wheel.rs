@@ -143,6 +143,13 @@ impl ShardExpiry {
         taken
     }
 
+    /// Entries waiting, in the wheel and beyond it.
+    #[cfg(test)]
+    pub fn pending(&self) -> usize {
+        let w = self.wheel.lock();
+        w.len + w.overflow.len()
+    }
+
     pub fn clear(&self) {
         *self.wheel.lock() = Wheel::default();
         self.earliest.store(u64::MAX, Ordering::Relaxed);
