@@ -116,6 +116,12 @@ impl Decoder {
     /// frame with no arguments.
     pub fn decode(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
         if matches!(self.state, State::Start) {
+            if let Some(len) = self.decode_whole_multibulk(input, limits) {
+                return Ok(Some(Frame {
+                    len,
+                    source: ArgSource::Input,
+                }));
+            }
             if input.is_empty() {
                 return Ok(None);
             }
@@ -154,6 +160,47 @@ impl Decoder {
             State::Inline { .. } => self.decode_inline(input),
             State::Start => unreachable!("state set above"),
         }
+    }
+
+    /// The common case in one pass: a complete, well-formed multibulk request
+    /// at the start of `input`, within every limit. Anything else (incomplete,
+    /// malformed, over a limit, empty) returns None, having changed nothing
+    /// but `args`, and the general path below decides what it is.
+    #[inline]
+    fn decode_whole_multibulk(&mut self, input: &[u8], limits: &Limits) -> Option<usize> {
+        if input.first() != Some(&b'*') {
+            return None;
+        }
+        let (n, mut pos) = parse_short_count(input)?;
+        let (max_args, max_bulk) = if limits.authenticated {
+            (limits.max_args.min(MAX_ARGS), limits.max_bulk_len)
+        } else {
+            (
+                UNAUTH_MAX_ARGS as usize,
+                limits.max_bulk_len.min(UNAUTH_MAX_BULK as u64),
+            )
+        };
+        if n == 0 || n as usize > max_args {
+            return None;
+        }
+        self.args.clear();
+        for _ in 0..n {
+            if input.get(pos) != Some(&b'$') {
+                return None;
+            }
+            let (len, used) = parse_short_count(&input[pos..])?;
+            if len as u64 > max_bulk {
+                return None;
+            }
+            let start = pos + used;
+            let end = start + len as usize;
+            if input.get(end..end + 2) != Some(b"\r\n") {
+                return None;
+            }
+            self.args.push(start..end);
+            pos = end + 2;
+        }
+        Some(pos)
     }
 
     fn decode_multibulk(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
