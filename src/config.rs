@@ -15,11 +15,11 @@ pub struct ServerConfig {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
-    /// Threads serving clients: 1 (the default) is a single event loop, like
-    /// redis-server, which gives the steadiest latency when the clients share
-    /// the machine's cores; 0 is one worker per core (work-stealing), for
-    /// more throughput than one core gives when clients run elsewhere.
-    #[arg(long, default_value_t = 1)]
+    /// Threads serving clients: 0 (the default) is one worker per core
+    /// (work-stealing), for the most lock cycles per second; 1 is a single
+    /// event loop, like redis-server, for a steadier tail latency when the
+    /// clients share the machine's few cores.
+    #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Accept queue length of the listening socket.
     #[arg(long, default_value_t = 511)]
@@ -129,7 +129,7 @@ impl Default for ServerConfig {
         ServerConfig {
             port: 6379,
             bind: "127.0.0.1".into(),
-            threads: 1,
+            threads: 0,
             tcp_backlog: 511,
             databases: 16,
             maxclients: 10_000,

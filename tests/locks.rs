@@ -220,11 +220,13 @@ fn native_lock_commands_give_mutual_exclusion() {
     check_mutual_exclusion(Server::start());
 }
 
-/// The same with worker threads executing commands in parallel (`--threads
-/// 2`: the shard locks, not a single event loop, keep the commands atomic).
+/// The same with explicit settings: two workers executing commands in
+/// parallel (the shard locks keep them atomic, even on a one-core machine
+/// where the default would be a single worker), and a single event loop.
 #[test]
-fn native_lock_commands_give_mutual_exclusion_on_worker_threads() {
+fn native_lock_commands_give_mutual_exclusion_on_each_threading_model() {
     check_mutual_exclusion(Server::start_with(&["--threads", "2"]));
+    check_mutual_exclusion(Server::start_with(&["--threads", "1"]));
 }
 
 fn check_mutual_exclusion(server: Server) {
