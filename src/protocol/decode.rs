@@ -613,18 +613,6 @@ mod tests {
             d.decode(b"*1\r\n$16385\r\n", &unauth),
             Err(ProtocolError::new("unauthenticated bulk length"))
         );
-        let unauth = Limits {
-            authenticated: false,
-            ..L
-        };
-        assert_eq!(
-            d.decode(b"*11\r\n", &unauth),
-            Err(ProtocolError::new("unauthenticated multibulk length"))
-        );
-        assert_eq!(
-            d.decode(b"*1\r\n$16385\r\n", &unauth),
-            Err(ProtocolError::new("unauthenticated bulk length"))
-        );
         let long = vec![b'a'; INLINE_MAX + 1];
         assert_eq!(d.decode(&long, &L), Err(ProtocolError::new("too big inline request")));
     }
