@@ -5,8 +5,8 @@
 //! densely in a vector, and its hash table holds only 4-byte indexes into
 //! it — the layout of `indexmap`, sharded. Hash tables grow by doubling, so
 //! a table is between 44% and 87% full; with 64-byte entries in the table
-//! that empty space cost up to 70 bytes a key, with 4-byte indexes it costs
-//! at most 5. A removal moves the vector's last entry into the hole and
+//! that empty space cost up to ~85 bytes a key, with 4-byte indexes (plus
+//! the control byte) it costs at most ~7. A removal moves the vector's last entry into the hole and
 //! re-points that entry's index.
 //!
 //! # Locking discipline (decided once, here)
