@@ -4,13 +4,14 @@
 # drift cancels out. Writes bench/results.jsonl (every measurement),
 # bench/results.json and bench/results.md (medians, min-max, ratios) and
 # bench/chart.svg. Environment: REPS (3), N (requests per redis-benchmark run,
-# 200000), KEYS (1000000 for the memory and expiry workloads), OURS_ARGS (extra
+# 200000; N_PIPELINED for the -P 16 runs, 5 x N), KEYS (1000000 for the memory and expiry workloads), OURS_ARGS (extra
 # redlockd flags, e.g. "--threads 1"), OUT (output directory, bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPS=${REPS:-3}
 N=${N:-200000}
+N_PIPELINED=${N_PIPELINED:-$((N * 5))}
 KEYS=${KEYS:-1000000}
 OUT=${OUT:-$ROOT/bench}
 OURS_ARGS=${OURS_ARGS:-}
@@ -70,14 +71,17 @@ pid_of() { if [ "$1" = redis ]; then echo "$REDIS_PID"; else echo "$OURS_PID"; f
 # One redis-benchmark run: requests/s and server CPU µs per request.
 rb() { # rb SERVER REP NAME PIPELINE ARGS...
   local server=$1 rep=$2 name=$3 pipeline=$4; shift 4
-  local port pid before after csv rps
+  local port pid before after csv rps n=$N
+  # Pipelined runs are ~10x faster: give them more requests, so that a run
+  # lasts about a second and a hiccup of the shared machine weighs less.
+  if [ "$pipeline" -gt 1 ]; then n=$N_PIPELINED; fi
   port=$(port_of "$server"); pid=$(pid_of "$server")
   before=$(cpu_ticks "$pid")
-  csv=$(redis-benchmark -p "$port" -c 50 -n "$N" -r 100000 -P "$pipeline" --csv "$@" 2>/dev/null | tail -1)
+  csv=$(redis-benchmark -p "$port" -c 50 -n "$n" -r 100000 -P "$pipeline" --csv "$@" 2>/dev/null | tail -1)
   after=$(cpu_ticks "$pid")
   rps=$(echo "$csv" | awk -F'","' '{print $2}' | tr -d '"')
   local cpu
-  cpu=$(awk -v a="$after" -v b="$before" -v t="$TCK" -v n="$N" 'BEGIN{printf "%.3f", (a-b)/t*1e6/n}')
+  cpu=$(awk -v a="$after" -v b="$before" -v t="$TCK" -v n="$n" 'BEGIN{printf "%.3f", (a-b)/t*1e6/n}')
   record "$name" "$server" "$rep" "\"rps\":$rps,\"cpu_us_per_req\":$cpu"
   printf '  %-9s %-28s %10s req/s  %6s µs CPU/req\n' "$server" "$name" "$rps" "$cpu"
 }
