@@ -50,7 +50,7 @@ type ShardGuard<'a> = RwLockWriteGuard<'a, Table>;
 #[derive(Default)]
 struct Slots(UnsafeCell<Vec<Slot>>);
 
-// SAFETY: every access goes through `Db::slots`/`Db::slots_mut`, whose
+// SAFETY: every access goes through `Db::slots`/`Db::shard_mut`, whose
 // callers hold the matching shard lock (read or write), which serialises
 // writers and excludes readers during writes exactly as for the table.
 unsafe impl Sync for Slots {}
@@ -104,21 +104,21 @@ impl Db {
     ///
     /// # Safety
     /// The caller holds shard `n`'s lock (read or write) for as long as the
-    /// reference lives, and no `slots_mut` reference to it exists.
+    /// reference lives, and no [`Db::shard_mut`] view of it exists.
     unsafe fn slots(&self, n: usize) -> &Vec<Slot> {
         // SAFETY: guaranteed by the caller, as above.
         unsafe { &*self.slots[n].0.get() }
     }
 
-    /// The entries of shard `n`, to write.
+    /// Shard `n` for writing: its write-locked `table` paired with its entries.
     ///
     /// # Safety
-    /// The caller holds shard `n`'s write lock for as long as the reference
-    /// lives, and makes it the only reference to these entries.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slots_mut(&self, n: usize) -> &mut Vec<Slot> {
+    /// `table` is shard `n`'s table, borrowed from its write guard, and no
+    /// other reference to shard `n`'s entries lives as long as the result.
+    unsafe fn shard_mut<'t>(&'t self, n: usize, table: &'t mut Table) -> Shard<'t> {
         // SAFETY: guaranteed by the caller, as above.
-        unsafe { &mut *self.slots[n].0.get() }
+        let slots = unsafe { &mut *self.slots[n].0.get() };
+        Shard { table, slots }
     }
 
     fn view<'a>(&'a self, guards: SmallVec<[(usize, ShardGuard<'a>); 2]>, all: bool, now: u64) -> Locked<'a> {
@@ -202,12 +202,8 @@ impl Db {
             return (0, false);
         }
         let mut table = self.map.shards()[shard].write();
-        // SAFETY: we hold the shard's write lock, and this is its only reference.
-        let slots = unsafe { self.slots_mut(shard) };
-        let mut locked = Shard {
-            table: &mut table,
-            slots,
-        };
+        // SAFETY: the table of this shard's write guard; the only view of its entries.
+        let mut locked = unsafe { self.shard_mut(shard, &mut table) };
         let mut removed = 0;
         let popped = self.expiry[shard].pop_due(now, budget, |hash| {
             removed += locked.remove_expired(self, hash, now) as usize;
@@ -376,10 +372,9 @@ impl<'a> Locked<'a> {
         } else {
             &mut self.guards.iter_mut().find(|(s, _)| *s == n).ok_or(NotLocked)?.1
         };
-        // SAFETY: we hold shard n's write lock, and the entries are borrowed
-        // through `&mut self`, so this is the only reference to them.
-        let slots = unsafe { self.db.slots_mut(n) };
-        Ok((n, Shard { table: guard, slots }))
+        // SAFETY: the table of shard n's write guard; the view borrows
+        // `&mut self`, so it is the only one of these entries.
+        Ok((n, unsafe { self.db.shard_mut(n, guard) }))
     }
 
     /// The hash of `key`, remembered for the last (short) key asked about:
@@ -500,10 +495,9 @@ impl<'a> Locked<'a> {
     fn shards(&mut self) -> impl Iterator<Item = (usize, Shard<'_>)> {
         let db = self.db;
         self.guards.iter_mut().map(move |(n, guard)| {
-            // SAFETY: we hold shard n's write lock; each shard appears once in
-            // `guards`, and the entries are borrowed through `&mut self`.
-            let slots = unsafe { db.slots_mut(*n) };
-            (*n, Shard { table: guard, slots })
+            // SAFETY: the table of shard n's write guard; each shard appears
+            // once in `guards`, and the views borrow `&mut self`.
+            (*n, unsafe { db.shard_mut(*n, guard) })
         })
     }
 
@@ -784,12 +778,8 @@ mod tests {
                 l.set(&b, b"1", 10).unwrap();
                 drop(l);
                 let mut table = db.map.shards()[0].write();
-                // SAFETY: shard 0's write lock is held; this is its only reference.
-                let slots = unsafe { db.slots_mut(0) };
-                let mut shard = Shard {
-                    table: &mut table,
-                    slots,
-                };
+                // SAFETY: the table of shard 0's write guard; the only view of its entries.
+                let mut shard = unsafe { db.shard_mut(0, &mut table) };
                 assert!(shard.remove_expired(&db, db.hash(gone), 20));
                 assert_eq!(shard.slots.len(), 1);
                 assert_eq!(*shard.slots[0].0, **kept);
