@@ -54,15 +54,15 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(log_filter(&cli.server.log_level))
         .with_writer(std::io::stderr)
         .init();
-    // The server runs as many event-loop threads as --threads says; the
-    // Redlock subcommands are clients and use the multi-threaded scheduler.
-    let threads = match (&cli.command, cli.server.threads) {
-        (Some(_), _) | (None, 0) => std::thread::available_parallelism().map_or(1, usize::from),
-        (None, n) => n,
+    // Server flags cannot be combined with a subcommand, so the Redlock
+    // subcommands always get the default: one worker per core.
+    let threads = match cli.server.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
     };
-    let mut builder = match (&cli.command, threads) {
-        (None, 1) => tokio::runtime::Builder::new_current_thread(),
-        (_, n) => {
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(n);
             b
