@@ -99,13 +99,9 @@ impl Ctx<'_> {
     /// restart: an instance that lost its memory must not grant a lock that
     /// a holder may still believe it has).
     pub fn check_grants_allowed(&self) -> CmdResult {
-        let left = self
-            .shared
-            .grants_resume_at
-            .saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
+        let Some(left) = self.shared.grants.remaining() else {
             return Ok(());
-        }
+        };
         Err(CmdError::msg(format!(
             "TRYAGAIN instance restarting, lock grants resume in {} ms",
             left.as_millis().max(1)

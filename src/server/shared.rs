@@ -26,13 +26,44 @@ pub struct Shared {
     pub watches: Watches,
     pub counters: ServerCounters,
     pub started: Instant,
-    /// Until then, lock grants are refused (`--restart-delay`).
-    pub grants_resume_at: Instant,
+    /// Lock grants are refused until the restart delay has passed (`--restart-delay`).
+    pub grants: GrantGate,
     pub run_id: String,
     /// The address actually bound (differs from the config with `--port 0`).
     pub local_addr: Mutex<Option<SocketAddr>>,
     /// Fired once to stop the server (SIGINT/SIGTERM or SHUTDOWN).
     pub shutdown: broadcast::Sender<()>,
+}
+
+/// Redlock's delayed restart: an instance that lost its memory must not grant
+/// a lock that a holder may still believe it has, so grants wait out a delay.
+pub struct GrantGate {
+    resume_at: Instant,
+    /// Set once the delay has passed: every lock grant asks, and after the
+    /// first few seconds the answer never changes, so it costs one load.
+    open: AtomicBool,
+}
+
+impl GrantGate {
+    pub fn new(delay: std::time::Duration) -> Self {
+        GrantGate {
+            resume_at: Instant::now() + delay,
+            open: AtomicBool::new(delay.is_zero()),
+        }
+    }
+
+    /// How long grants stay refused; None once they are allowed.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        if self.open.load(Ordering::Relaxed) {
+            return None;
+        }
+        let left = self.resume_at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            self.open.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Some(left)
+    }
 }
 
 impl Shared {
@@ -67,7 +98,7 @@ impl Shared {
             watches: Watches::default(),
             counters: ServerCounters::default(),
             started: Instant::now(),
-            grants_resume_at: Instant::now() + std::time::Duration::from_millis(config.restart_delay),
+            grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,
             local_addr: Mutex::new(None),
             shutdown,
