@@ -61,12 +61,10 @@ pub fn delex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
 
 /// Delete `key` if it exists and `cond` holds for its value.
 pub fn delete_if(keys: &mut Locked<'_>, key: &[u8], cond: Condition<'_>) -> Result<bool, CmdError> {
-    let ok = match keys.get(key)? {
-        Some(e) => cond.holds(Some(&e.value)),
-        None => false,
-    };
+    let place = keys.place(key)?;
+    let ok = place.entry().is_some_and(|e| cond.holds(Some(&e.value)));
     if ok {
-        keys.remove(key)?;
+        place.remove();
     }
     Ok(ok)
 }

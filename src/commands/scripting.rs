@@ -209,25 +209,27 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
     let now = keys.now;
     match script.op {
         Op::Release { owner, reply: how } => {
-            let current = value_of(keys, k1)?.map(<[u8]>::to_vec);
+            let place = keys.place(k1)?;
+            let current = place.entry().map(|e| &*e.value);
+            let present = current.is_some();
             let mine = match owner {
-                Some(o) => current.as_deref() == Some(inv.get(o)),
-                None => current.is_some(),
+                Some(o) => current == Some(inv.get(o)),
+                None => present,
             };
             if mine {
-                keys.remove(k1)?;
+                place.remove();
             }
             match how {
                 ReleaseReply::Count => out.int(mine as i64),
                 ReleaseReply::MissingMinusOne => out.int(if mine {
                     1
-                } else if current.is_none() {
+                } else if !present {
                     -1
                 } else {
                     0
                 }),
                 ReleaseReply::AioRedlock if mine => out.int(1),
-                ReleaseReply::AioRedlock if current.is_none() => out.ok(),
+                ReleaseReply::AioRedlock if !present => out.ok(),
                 ReleaseReply::AioRedlock => return Err(CmdError::Static("ERR ERROR")),
                 ReleaseReply::TrueOrNil if mine => out.int(1),
                 ReleaseReply::TrueOrNil | ReleaseReply::AlwaysNil => out.null(),

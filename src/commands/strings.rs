@@ -4,7 +4,7 @@
 //! conditions IFEQ/IFNE (value) and IFDEQ/IFDNE (XXH3 digest) that make an
 //! owner-checked lock extend a single native command.
 
-use super::args::{Cursor, float, int, is};
+use super::args::{Cursor, float, int, is, keyword, keyword_code};
 use super::locks::digest_hex;
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
@@ -103,61 +103,93 @@ pub struct SetOptions<'a> {
     pub expiry: ExpiryOpt<'a>,
 }
 
-const EXPIRY_KEYWORDS: [&str; 4] = ["ex", "px", "exat", "pxat"];
+/// A keyword SET takes.
+#[derive(Clone, Copy, PartialEq)]
+enum SetKeyword {
+    Nx,
+    Xx,
+    IfEq,
+    IfNe,
+    IfDeq,
+    IfDne,
+    Get,
+    KeepTtl,
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
 
-/// Index in [`EXPIRY_KEYWORDS`] of an absolute/relative expiry option.
-fn expiry_keyword(e: ExpiryOpt<'_>) -> Option<usize> {
-    match e {
-        ExpiryOpt::Ex(_) => Some(0),
-        ExpiryOpt::Px(_) => Some(1),
-        ExpiryOpt::ExAt(_) => Some(2),
-        ExpiryOpt::PxAt(_) => Some(3),
-        _ => None,
+impl SetKeyword {
+    /// Recognise a keyword in any case with one integer match (SET is the
+    /// hottest command; a comparison per keyword cost more than the rest of
+    /// the option parsing).
+    fn parse(opt: &[u8]) -> Option<Self> {
+        const NX: u64 = keyword("nx");
+        const XX: u64 = keyword("xx");
+        const IFEQ: u64 = keyword("ifeq");
+        const IFNE: u64 = keyword("ifne");
+        const IFDEQ: u64 = keyword("ifdeq");
+        const IFDNE: u64 = keyword("ifdne");
+        const GET: u64 = keyword("get");
+        const KEEPTTL: u64 = keyword("keepttl");
+        const EX: u64 = keyword("ex");
+        const PX: u64 = keyword("px");
+        const EXAT: u64 = keyword("exat");
+        const PXAT: u64 = keyword("pxat");
+        Some(match keyword_code(opt)? {
+            NX => Self::Nx,
+            XX => Self::Xx,
+            IFEQ => Self::IfEq,
+            IFNE => Self::IfNe,
+            IFDEQ => Self::IfDeq,
+            IFDNE => Self::IfDne,
+            GET => Self::Get,
+            KEEPTTL => Self::KeepTtl,
+            EX => Self::Ex,
+            PX => Self::Px,
+            EXAT => Self::ExAt,
+            PXAT => Self::PxAt,
+            _ => return None,
+        })
     }
 }
 
 /// Parse SET's options (from `args[3]`), with Redis's syntax rules: one
-/// condition, one expiry; NX may repeat, EX may not.
+/// condition, one expiry; NX, XX and an expiry keyword may repeat (the last
+/// value wins), two different ones may not.
 pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdError> {
+    use SetKeyword as K;
     let mut o = SetOptions {
         cond: Condition::Always,
         get: false,
         expiry: ExpiryOpt::None,
     };
+    // The expiry keyword given so far, so that only the same one may repeat.
+    let mut expiry_kw = None;
     let mut c = Cursor::new(args, 3);
     while let Some(opt) = c.next() {
-        let cond_free =
-            |cond: Condition<'_>, same: fn(&Condition<'_>) -> bool| cond == Condition::Always || same(&cond);
-        if is(opt, "nx") && cond_free(o.cond, |c| *c == Condition::Missing) {
-            o.cond = Condition::Missing;
-        } else if is(opt, "xx") && cond_free(o.cond, |c| *c == Condition::Exists) {
-            o.cond = Condition::Exists;
-        } else if is(opt, "ifeq") && o.cond == Condition::Always {
-            o.cond = Condition::ValueEq(c.value()?);
-        } else if is(opt, "ifne") && o.cond == Condition::Always {
-            o.cond = Condition::ValueNe(c.value()?);
-        } else if is(opt, "ifdeq") && o.cond == Condition::Always {
-            o.cond = Condition::DigestEq(c.value()?);
-        } else if is(opt, "ifdne") && o.cond == Condition::Always {
-            o.cond = Condition::DigestNe(c.value()?);
-        } else if is(opt, "get") {
-            o.get = true;
-        } else if is(opt, "keepttl") && matches!(o.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl) {
-            o.expiry = ExpiryOpt::KeepTtl;
-        } else if let Some(kind) = EXPIRY_KEYWORDS.iter().position(|k| is(opt, k)) {
-            // The same option may repeat (the last value wins), as in Redis.
-            if o.expiry != ExpiryOpt::None && expiry_keyword(o.expiry) != Some(kind) {
-                return Err(CmdError::Syntax);
+        let kw = SetKeyword::parse(opt).ok_or(CmdError::Syntax)?;
+        match kw {
+            K::Nx if matches!(o.cond, Condition::Always | Condition::Missing) => o.cond = Condition::Missing,
+            K::Xx if matches!(o.cond, Condition::Always | Condition::Exists) => o.cond = Condition::Exists,
+            K::IfEq if o.cond == Condition::Always => o.cond = Condition::ValueEq(c.value()?),
+            K::IfNe if o.cond == Condition::Always => o.cond = Condition::ValueNe(c.value()?),
+            K::IfDeq if o.cond == Condition::Always => o.cond = Condition::DigestEq(c.value()?),
+            K::IfDne if o.cond == Condition::Always => o.cond = Condition::DigestNe(c.value()?),
+            K::Get => o.get = true,
+            K::KeepTtl if matches!(o.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl) => o.expiry = ExpiryOpt::KeepTtl,
+            K::Ex | K::Px | K::ExAt | K::PxAt if o.expiry == ExpiryOpt::None || expiry_kw == Some(kw) => {
+                let v = c.value()?;
+                expiry_kw = Some(kw);
+                o.expiry = match kw {
+                    K::Ex => ExpiryOpt::Ex(v),
+                    K::Px => ExpiryOpt::Px(v),
+                    K::ExAt => ExpiryOpt::ExAt(v),
+                    _ => ExpiryOpt::PxAt(v),
+                };
             }
-            let v = c.value()?;
-            o.expiry = match kind {
-                0 => ExpiryOpt::Ex(v),
-                1 => ExpiryOpt::Px(v),
-                2 => ExpiryOpt::ExAt(v),
-                _ => ExpiryOpt::PxAt(v),
-            };
-        } else {
-            return Err(CmdError::Syntax);
+            _ => return Err(CmdError::Syntax),
         }
     }
     Ok(o)
@@ -189,9 +221,9 @@ pub fn set_with(
     value: &[u8],
     opts: &SetOptions<'_>,
 ) -> Result<SetOutcome, CmdError> {
-    let now = keys.now;
-    let deadline = opts.expiry.resolve(now)?;
-    let current = keys.get(key)?;
+    let deadline = opts.expiry.resolve(keys.now)?;
+    let place = keys.place(key)?;
+    let current = place.entry();
     let old = if opts.get {
         current.map(|e| e.value.clone())
     } else {
@@ -204,7 +236,7 @@ pub fn set_with(
         NewDeadline::Set(d) => d,
         NewDeadline::Keep => current.map(|e| e.deadline()).unwrap_or(NO_DEADLINE),
     };
-    keys.set(key, value, deadline)?;
+    place.set(value, deadline);
     Ok(SetOutcome { written: true, old })
 }
 
@@ -229,9 +261,10 @@ pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 
 pub fn setnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     ctx.check_grants_allowed()?;
-    let absent = !keys.contains(args[1])?;
+    let place = keys.place(args[1])?;
+    let absent = place.entry().is_none();
     if absent {
-        keys.set(args[1], args[2], NO_DEADLINE)?;
+        place.set(args[2], NO_DEADLINE);
     }
     ctx.out.int(absent as i64);
     Ok(())
@@ -253,8 +286,9 @@ pub fn setex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
 }
 
 pub fn getset(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let old = keys.get(args[1])?.map(|e| e.value.clone());
-    keys.set(args[1], args[2], NO_DEADLINE)?;
+    let place = keys.place(args[1])?;
+    let old = place.entry().map(|e| e.value.clone());
+    place.set(args[2], NO_DEADLINE);
     ctx.out.bulk_or_null(old.as_deref());
     Ok(())
 }

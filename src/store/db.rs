@@ -127,7 +127,7 @@ impl Db {
             guards,
             all,
             now,
-            last_hash: HashCache::default(),
+            first_key: None,
         }
     }
 
@@ -136,8 +136,9 @@ impl Db {
         self.view(SmallVec::new(), false, now)
     }
 
-    /// Lock the shards of `keys` (ascending order, each once).
-    pub fn lock_keys<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>, now: u64) -> Locked<'_> {
+    /// Lock the shards of `keys` (ascending order, each once). The view
+    /// lives no longer than the keys, so it can keep the first one's hash.
+    pub fn lock_keys<'a>(&'a self, mut keys: impl Iterator<Item = &'a [u8]>, now: u64) -> Locked<'a> {
         let Some(first) = keys.next() else {
             return self.unlocked(now);
         };
@@ -166,7 +167,7 @@ impl Db {
         }
         let mut locked = self.view(guards, false, now);
         // The command's first key is usually the one it touches: keep its hash.
-        locked.last_hash.put(first, first_hash);
+        locked.first_key = Some((first, first_hash));
         locked
     }
 
@@ -304,39 +305,6 @@ impl Shard<'_> {
     }
 }
 
-/// The hash of one short key.
-struct HashCache {
-    len: usize,
-    key: [u8; HashCache::MAX],
-    hash: u64,
-}
-
-impl Default for HashCache {
-    fn default() -> Self {
-        HashCache {
-            len: 0,
-            key: [0; HashCache::MAX],
-            hash: 0,
-        }
-    }
-}
-
-impl HashCache {
-    const MAX: usize = 48;
-
-    fn get(&self, key: &[u8]) -> Option<u64> {
-        (self.len > 0 && key.len() == self.len && self.key[..self.len] == *key).then_some(self.hash)
-    }
-
-    fn put(&mut self, key: &[u8], hash: u64) {
-        if !key.is_empty() && key.len() <= Self::MAX {
-            self.key[..key.len()].copy_from_slice(key);
-            self.len = key.len();
-            self.hash = hash;
-        }
-    }
-}
-
 /// Write access to the keys of some shards of one [`Db`], for one command.
 pub struct Locked<'a> {
     db: &'a Db,
@@ -346,7 +314,61 @@ pub struct Locked<'a> {
     /// The command's "now" (monotonic µs): one instant for the whole command,
     /// as Redis uses, so a command never sees a key both alive and expired.
     pub now: u64,
-    last_hash: HashCache,
+    /// The first key locked and its hash, computed to find its shard: the
+    /// key a single-key command then looks up (borrowed, not copied).
+    first_key: Option<(&'a [u8], u64)>,
+}
+
+/// A key's place in a locked shard ([`Locked::place`]): its live entry, if
+/// any, and where a new one would go.
+pub struct Place<'v, 'k> {
+    db: &'v Db,
+    now: u64,
+    key: &'k [u8],
+    lookup: Lookup<'v>,
+}
+
+impl Place<'_, '_> {
+    /// The key's live entry.
+    pub fn entry(&self) -> Option<&Entry> {
+        self.lookup.found.as_ref().map(|(_, i)| &self.lookup.shard.slots[*i].1)
+    }
+
+    /// Store `value` with `deadline`, replacing the live entry if there is one.
+    pub fn set(self, value: &[u8], deadline: Deadline) {
+        let Place { db, now, key, lookup } = self;
+        let Lookup {
+            shard_no,
+            hash,
+            mut shard,
+            found,
+        } = lookup;
+        let deadline_changed = match found {
+            Some((_, i)) => {
+                let e = &mut shard.slots[i].1;
+                e.replace_value(value);
+                std::mem::replace(&mut e.deadline, deadline) != deadline
+            }
+            None => {
+                shard.insert(db, hash, (key.into(), Entry::new(value, deadline)));
+                true
+            }
+        };
+        // An unchanged deadline is already in the wheel: INCR on a key with
+        // a TTL must not add an entry per increment.
+        if deadline_changed && deadline != NO_DEADLINE {
+            db.expiry[shard_no].push(deadline, hash, now);
+        }
+    }
+
+    /// Remove the live entry, returning it.
+    pub fn remove(self) -> Option<Entry> {
+        let Lookup { mut shard, found, .. } = self.lookup;
+        let (bucket, _) = found?;
+        // SAFETY: the live bucket just found; nothing changed the table since
+        // (the place borrows the view mutably).
+        Some(unsafe { shard.remove(self.db, bucket) }.1)
+    }
 }
 
 /// Why a key could not be reached through a [`Locked`] view. Only a bug in a
@@ -377,16 +399,15 @@ impl<'a> Locked<'a> {
         Ok((n, unsafe { self.db.shard_mut(n, guard) }))
     }
 
-    /// The hash of `key`, remembered for the last (short) key asked about:
-    /// a command usually looks its key up, then writes it (one hash instead
-    /// of three). The cache compares the key's bytes, so it is never stale.
-    fn hash(&mut self, key: &[u8]) -> u64 {
-        if let Some(h) = self.last_hash.get(key) {
-            return h;
+    /// The hash of `key`; the first key's was computed when it was locked.
+    /// The same slice (the usual case) is recognised by its address, and the
+    /// bytes are compared otherwise, so the hash is never another key's.
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        match self.first_key {
+            Some((first, hash)) if std::ptr::eq(key, first) || key == first => hash,
+            _ => self.db.hash(key),
         }
-        let h = self.db.hash(key);
-        self.last_hash.put(key, h);
-        h
     }
 
     /// Find the live entry of `key` with one probe, removing it first if its
@@ -434,32 +455,18 @@ impl<'a> Locked<'a> {
         Ok(self.find_live(key)?.found.is_some())
     }
 
+    /// Find `key` once, to read its live entry and then write or remove it
+    /// without a second lookup (SET's condition, then its write).
+    pub fn place<'k>(&mut self, key: &'k [u8]) -> Result<Place<'_, 'k>, NotLocked> {
+        let (now, db) = (self.now, self.db);
+        let lookup = self.find_live(key)?;
+        Ok(Place { db, now, key, lookup })
+    }
+
     /// Store `value` under `key` with `deadline`, replacing any old entry
     /// ([`Entry::replace_value`] says what happens to its fence).
     pub fn set(&mut self, key: &[u8], value: &[u8], deadline: Deadline) -> Result<(), NotLocked> {
-        let (now, db) = (self.now, self.db);
-        let Lookup {
-            shard_no,
-            hash,
-            mut shard,
-            found,
-        } = self.find_live(key)?;
-        let deadline_changed = match found {
-            Some((_, i)) => {
-                let e = &mut shard.slots[i].1;
-                e.replace_value(value);
-                std::mem::replace(&mut e.deadline, deadline) != deadline
-            }
-            None => {
-                shard.insert(db, hash, (key.into(), Entry::new(value, deadline)));
-                true
-            }
-        };
-        // An unchanged deadline is already in the wheel: INCR on a key with
-        // a TTL must not add an entry per increment.
-        if deadline_changed && deadline != NO_DEADLINE {
-            db.expiry[shard_no].push(deadline, hash, now);
-        }
+        self.place(key)?.set(value, deadline);
         Ok(())
     }
 
@@ -484,11 +491,7 @@ impl<'a> Locked<'a> {
 
     /// Remove `key`; the removed live entry, if there was one.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
-        let db = self.db;
-        let Lookup { mut shard, found, .. } = self.find_live(key)?;
-        let Some((bucket, _)) = found else { return Ok(None) };
-        // SAFETY: the live bucket just found; nothing changed the table since.
-        Ok(Some(unsafe { shard.remove(db, bucket) }.1))
+        Ok(self.place(key)?.remove())
     }
 
     /// The locked shards, each with its number.
@@ -687,7 +690,10 @@ mod tests {
                         prop_assert_eq!(got.map(|e| e.value.to_vec()), model.remove(&key(k)).map(|m| m.0));
                     }
                     Op::Get(k) => {
-                        let mut l = db.lock_keys([&key(k)[..]].into_iter(), now);
+                        // Locked with one copy of the key, looked up with another:
+                        // the view must recognise the first key by its bytes too.
+                        let locked_as = key(k);
+                        let mut l = db.lock_keys([&locked_as[..]].into_iter(), now);
                         let got = l.get(&key(k)).unwrap().map(|e| (e.value.to_vec(), e.deadline()));
                         prop_assert_eq!(got, model.get(&key(k)).cloned());
                     }
