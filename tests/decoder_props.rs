@@ -3,7 +3,7 @@
 //! never panics or loops.
 
 use proptest::prelude::*;
-use redlockd::protocol::decode::MAX_ARGS;
+use redlockd::protocol::decode::{MAX_ARGS, SHORT_ARGS};
 use redlockd::protocol::{ArgSource, Decoder, Limits, ProtocolError};
 
 const LIMITS: Limits = Limits {
@@ -12,15 +12,23 @@ const LIMITS: Limits = Limits {
     authenticated: true,
 };
 
-/// Decode everything decodable from `chunks` fed one after another; the
-/// frames' arguments and the error, if any.
-fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
+/// Decode everything decodable from `chunks` fed one after another, as the
+/// server does (the one-pass short path first when `short`, then the general
+/// path); the frames' arguments and the error, if any.
+fn decode_all_with(chunks: &[&[u8]], short: bool) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
     let mut d = Decoder::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut frames = Vec::new();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
+            let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
+            if let Some((len, argc)) = short.then(|| d.decode_short(&buf, &LIMITS, &mut args)).flatten() {
+                assert!(argc > 0 && len > 0 && len <= buf.len());
+                frames.push(args[..argc].iter().map(|a| a.to_vec()).collect());
+                buf.drain(..len);
+                continue;
+            }
             match d.decode(&buf, &LIMITS) {
                 Ok(Some(f)) => {
                     let base: &[u8] = if f.source == ArgSource::Input { &buf } else { &d.scratch };
@@ -36,6 +44,10 @@ fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
         }
     }
     (frames, None)
+}
+
+fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
+    decode_all_with(chunks, true)
 }
 
 fn resp_command() -> impl Strategy<Value = Vec<u8>> {
@@ -74,6 +86,13 @@ proptest! {
         }
         chunks.push(&data[last..]);
         prop_assert_eq!(decode_all(&chunks), whole);
+    }
+
+    /// The short path only ever shortcuts the general one: with it or
+    /// without it, the same frames and the same error.
+    #[test]
+    fn short_path_agrees_with_the_general_path(data in input()) {
+        prop_assert_eq!(decode_all_with(&[&data], true), decode_all_with(&[&data], false));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use redlockd::protocol::decode::MAX_ARGS;
+use redlockd::protocol::decode::{MAX_ARGS, SHORT_ARGS};
 use redlockd::protocol::{ArgSource, Decoder, Limits, ProtocolError};
 
 const LIMITS: Limits = Limits {
@@ -19,6 +19,14 @@ fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
+            // The server's order: the one-pass short path, then the general one.
+            let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
+            if let Some((len, argc)) = d.decode_short(&buf, &LIMITS, &mut args) {
+                assert!(argc > 0 && len > 0 && len <= buf.len(), "a frame must consume input");
+                frames.push(args[..argc].iter().map(|a| a.to_vec()).collect());
+                buf.drain(..len);
+                continue;
+            }
             match d.decode(&buf, &LIMITS) {
                 Ok(Some(f)) => {
                     let base: &[u8] = if f.source == ArgSource::Input { &buf } else { &d.scratch };

@@ -20,6 +20,9 @@ use std::ops::Range;
 pub const INLINE_MAX: usize = 64 * 1024;
 /// Redis's limit on the number of arguments in one multibulk request.
 pub const MAX_ARGS: usize = 1024 * 1024;
+/// Requests with up to this many arguments take [`Decoder::decode_short`].
+pub const SHORT_ARGS: usize = 8;
+const _: () = assert!(SHORT_ARGS as i64 <= UNAUTH_MAX_ARGS);
 
 /// Client-controlled sizes this decoder enforces.
 #[derive(Clone, Copy, Debug)]
@@ -116,12 +119,6 @@ impl Decoder {
     /// frame with no arguments.
     pub fn decode(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
         if matches!(self.state, State::Start) {
-            if let Some(len) = self.decode_whole_multibulk(input, limits) {
-                return Ok(Some(Frame {
-                    len,
-                    source: ArgSource::Input,
-                }));
-            }
             if input.is_empty() {
                 return Ok(None);
             }
@@ -162,29 +159,36 @@ impl Decoder {
         }
     }
 
-    /// The common case in one pass: a complete, well-formed multibulk request
-    /// at the start of `input`, within every limit. Anything else (incomplete,
-    /// malformed, over a limit, empty) returns None, having changed nothing
-    /// but `args`, and the general path below decides what it is.
+    /// The common case in one pass, before [`Decoder::decode`]: a complete,
+    /// well-formed multibulk request of at most [`SHORT_ARGS`] arguments at
+    /// the start of `input`, within every limit, while no frame is in
+    /// progress. Its arguments go straight into `args` as slices of `input`
+    /// (nothing to push, nothing to convert); returns the frame's length and
+    /// its argument count. Anything else — incomplete, malformed, over a
+    /// limit, empty, long — returns None having changed nothing, and
+    /// [`Decoder::decode`] decides what it is.
     #[inline]
-    fn decode_whole_multibulk(&mut self, input: &[u8], limits: &Limits) -> Option<usize> {
-        if input.first() != Some(&b'*') {
+    pub fn decode_short<'a>(
+        &self,
+        input: &'a [u8],
+        limits: &Limits,
+        args: &mut [&'a [u8]; SHORT_ARGS],
+    ) -> Option<(usize, usize)> {
+        if !matches!(self.state, State::Start) || input.first() != Some(&b'*') {
             return None;
         }
         let (n, mut pos) = parse_short_count(input)?;
-        let (max_args, max_bulk) = if limits.authenticated {
-            (limits.max_args.min(MAX_ARGS), limits.max_bulk_len)
+        let max_bulk = if limits.authenticated {
+            limits.max_bulk_len
         } else {
-            (
-                UNAUTH_MAX_ARGS as usize,
-                limits.max_bulk_len.min(UNAUTH_MAX_BULK as u64),
-            )
+            limits.max_bulk_len.min(UNAUTH_MAX_BULK as u64)
         };
-        if n == 0 || n as usize > max_args {
+        // SHORT_ARGS is below UNAUTH_MAX_ARGS (checked at compile time).
+        let n = n as usize;
+        if n == 0 || n > SHORT_ARGS || n > limits.max_args {
             return None;
         }
-        self.args.clear();
-        for _ in 0..n {
+        for arg in &mut args[..n] {
             if input.get(pos) != Some(&b'$') {
                 return None;
             }
@@ -197,10 +201,10 @@ impl Decoder {
             if input.get(end..end + 2) != Some(b"\r\n") {
                 return None;
             }
-            self.args.push(start..end);
+            *arg = &input[start..end];
             pos = end + 2;
         }
-        Some(pos)
+        Some((pos, n))
     }
 
     fn decode_multibulk(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
@@ -338,6 +342,19 @@ fn parse_line_general(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>
 /// the general path, which gives the exact Redis outcome.
 #[inline]
 fn parse_short_count(buf: &[u8]) -> Option<(i64, usize)> {
+    // One or two digits: nearly every header of a lock or counter request.
+    if let [_, first, second, third, ..] = *buf {
+        let d0 = first.wrapping_sub(b'0');
+        if d0 <= 9 {
+            if second == b'\r' {
+                return Some((d0 as i64, 4));
+            }
+            let d1 = second.wrapping_sub(b'0');
+            if d1 <= 9 && d0 != 0 && third == b'\r' && buf.len() > 4 {
+                return Some(((d0 * 10 + d1) as i64, 5));
+            }
+        }
+    }
     let digits = buf.get(1..)?;
     let mut value: i64 = 0;
     for (i, &c) in digits.iter().take(19).enumerate() {
@@ -361,6 +378,18 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     };
     if digits.is_empty() || digits.len() > 19 || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
         return None;
+    }
+    if digits.len() < 19 {
+        // Up to 18 digits cannot overflow: no checked arithmetic per digit.
+        let mut v: i64 = 0;
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + d as i64;
+        }
+        return Some(if neg { -v } else { v });
     }
     let mut v: i64 = 0;
     for &c in digits {
@@ -488,7 +517,8 @@ mod tests {
             failure_persistence: None,
             ..ProptestConfig::default()
         };
-        proptest!(config, |(line in "[*$][-+0-9 a]{0,22}\r?\n?x?")| {
+        // The second alternative dwells on the one- and two-digit shortcut.
+        proptest!(config, |(line in "[*$]([-+0-9 a]{0,22}|[0-9]{0,3})\r?\n?x?")| {
             let buf = line.as_bytes();
             for header in [Header::Bulk, Header::MultiBulk] {
                 prop_assert_eq!(parse_line(buf, header), parse_line_general(buf, header));
@@ -635,6 +665,23 @@ mod tests {
             b"1.0",
         ] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Every digit count (the short unchecked loop and the checked one)
+        /// agrees with the standard parser on strings in Redis's strict form.
+        #[test]
+        fn parse_i64_agrees_with_std(s in "-?[0-9]{1,20}|[-+0-9 a]{0,4}") {
+            let leading_zero = s.starts_with("-0") || (s.starts_with('0') && s.len() > 1);
+            let strict = !s.starts_with('+') && !leading_zero;
+            let expected = if strict { s.parse::<i64>().ok() } else { None };
+            proptest::prop_assert_eq!(parse_i64(s.as_bytes()), expected);
+        }
+
+        #[test]
+        fn parse_i64_round_trips(n: i64) {
+            proptest::prop_assert_eq!(parse_i64(n.to_string().as_bytes()), Some(n));
         }
     }
 }

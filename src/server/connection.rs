@@ -18,8 +18,9 @@ use tracing::{debug, warn};
 use super::shared::{ClientHandle, Shared};
 use crate::commands::{self, ClientState};
 use crate::config::{OutputLimit, Settings};
-use crate::protocol::decode::MAX_ARGS;
-use crate::protocol::{ArgSource, Decoder, Limits, ReplyBuf};
+use crate::protocol::decode::{MAX_ARGS, SHORT_ARGS};
+use crate::protocol::{ArgSource, Decoder, Frame, Limits, ReplyBuf};
+use smallvec::SmallVec;
 
 /// First read buffer of a connection: small, so that idle clients cost
 /// little; it doubles (up to [`READ_CHUNK_MAX`]) while reads fill it.
@@ -27,8 +28,6 @@ const READ_CHUNK: usize = 1024;
 const READ_CHUNK_MAX: usize = 64 * 1024;
 /// An idle connection frees its buffers after this long.
 const IDLE_RELEASE: Duration = Duration::from_secs(1);
-/// Requests with up to this many arguments are executed without allocating.
-const SHORT_ARGS: usize = 8;
 /// Write replies out once this much is pending, even mid-batch.
 const OUTPUT_FLUSH: usize = 256 * 1024;
 
@@ -152,27 +151,24 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
                 max_args: MAX_ARGS,
                 authenticated: client.authenticated,
             };
-            match decoder.decode(input, &limits) {
-                Ok(Some(frame)) => {
-                    if !decoder.args().is_empty() {
-                        let base: &[u8] = match frame.source {
-                            ArgSource::Input => input,
-                            ArgSource::Scratch => &decoder.scratch,
-                        };
-                        let ranges = decoder.args();
-                        if ranges.len() <= SHORT_ARGS {
-                            // Most requests: slices on the stack, nothing to allocate or free.
-                            let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-                            for (arg, r) in args.iter_mut().zip(ranges) {
-                                *arg = &base[r.start..r.end];
-                            }
-                            commands::execute(shared, &mut client, &mut out, &args[..ranges.len()]);
-                        } else {
-                            let args: Vec<&[u8]> = ranges.iter().map(|r| &base[r.start..r.end]).collect();
-                            commands::execute(shared, &mut client, &mut out, &args);
-                        }
-                    }
-                    consumed += frame.len;
+            // Most requests: whole, short, their arguments sliced onto the
+            // stack in one pass. The rest take the general, incremental path.
+            let mut short: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
+            let step = match decoder.decode_short(input, &limits, &mut short) {
+                Some((len, argc)) => {
+                    commands::execute(shared, &mut client, &mut out, &short[..argc]);
+                    Ok(Some(len))
+                }
+                None => decoder.decode(input, &limits).map(|frame| {
+                    frame.map(|frame| {
+                        execute_frame(shared, &mut client, &mut out, &decoder, input, frame);
+                        frame.len
+                    })
+                }),
+            };
+            match step {
+                Ok(Some(len)) => {
+                    consumed += len;
                     if client.close {
                         break;
                     }
@@ -227,6 +223,28 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             return;
         }
     }
+}
+
+/// Execute a frame the general decoding path found (its arguments live in
+/// the input or, for inline commands, in the decoder's scratch buffer).
+fn execute_frame(
+    shared: &Shared,
+    client: &mut ClientState,
+    out: &mut ReplyBuf,
+    decoder: &Decoder,
+    input: &[u8],
+    frame: Frame,
+) {
+    let ranges = decoder.args();
+    if ranges.is_empty() {
+        return;
+    }
+    let base: &[u8] = match frame.source {
+        ArgSource::Input => input,
+        ArgSource::Scratch => &decoder.scratch,
+    };
+    let args: SmallVec<[&[u8]; SHORT_ARGS]> = ranges.iter().map(|r| &base[r.start..r.end]).collect();
+    commands::execute(shared, client, out, &args);
 }
 
 /// Interpret a read: true when bytes arrived, false when there were none
