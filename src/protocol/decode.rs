@@ -340,9 +340,10 @@ fn parse_line_general(buf: &[u8], header: Header) -> Result<Option<(i64, usize)>
 /// parsed in one pass (no search for the CR, no overflow checks needed).
 /// Anything else — incomplete, signed, malformed — returns None and takes
 /// the general path, which gives the exact Redis outcome.
-#[inline]
+#[inline(always)]
 fn parse_short_count(buf: &[u8]) -> Option<(i64, usize)> {
-    // One or two digits: nearly every header of a lock or counter request.
+    // One or two digits: nearly every header of a lock or counter request,
+    // inlined into the decoding loops; longer counts take a call.
     if let [_, first, second, third, ..] = *buf {
         let d0 = first.wrapping_sub(b'0');
         if d0 <= 9 {
@@ -355,6 +356,12 @@ fn parse_short_count(buf: &[u8]) -> Option<(i64, usize)> {
             }
         }
     }
+    parse_longer_count(buf)
+}
+
+/// [`parse_short_count`] for three digits and more.
+#[inline(never)]
+fn parse_longer_count(buf: &[u8]) -> Option<(i64, usize)> {
     let digits = buf.get(1..)?;
     let mut value: i64 = 0;
     for (i, &c) in digits.iter().take(19).enumerate() {
