@@ -387,13 +387,14 @@ pub fn msetnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
 /// Add `delta` to the integer at `key` (0 when missing), keeping its TTL.
 pub fn incr_by(keys: &mut Locked<'_>, key: &[u8], delta: i64) -> Result<i64, CmdError> {
     let mut buf = itoa::Buffer::new();
-    // An existing counter is updated in place: one lookup, TTL untouched.
-    if let Some(e) = keys.get_mut(key)? {
+    // One lookup; an existing counter is updated in place, TTL untouched.
+    let mut place = keys.place(key)?;
+    if let Some(e) = place.entry_mut() {
         let n = int(&e.value)?.checked_add(delta).ok_or(CmdError::Overflow)?;
         e.replace_value(buf.format(n).as_bytes());
         return Ok(n);
     }
-    keys.set(key, buf.format(delta).as_bytes(), NO_DEADLINE)?;
+    place.set(buf.format(delta).as_bytes(), NO_DEADLINE);
     Ok(delta)
 }
 

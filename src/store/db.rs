@@ -334,6 +334,15 @@ impl Place<'_, '_> {
         self.lookup.found.as_ref().map(|(_, i)| &self.lookup.shard.slots[*i].1)
     }
 
+    /// The key's live entry, to modify its value in place. Its deadline can
+    /// only be changed through [`Place::set`] (the expiry wheel must hear of it).
+    pub fn entry_mut(&mut self) -> Option<&mut Entry> {
+        self.lookup
+            .found
+            .as_ref()
+            .map(|(_, i)| &mut self.lookup.shard.slots[*i].1)
+    }
+
     /// Store `value` with `deadline`, replacing the live entry if there is one.
     pub fn set(self, value: &[u8], deadline: Deadline) {
         let Place { db, now, key, lookup } = self;
