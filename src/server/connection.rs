@@ -20,6 +20,7 @@ use crate::commands::{self, ClientState};
 use crate::config::{OutputLimit, Settings};
 use crate::protocol::decode::{MAX_ARGS, SHORT_ARGS};
 use crate::protocol::{ArgSource, Decoder, Frame, Limits, ReplyBuf};
+use crate::store::Db;
 use smallvec::SmallVec;
 
 /// First read buffer of a connection: small, so that idle clients cost
@@ -144,12 +145,17 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
         let mut consumed = 0;
         let mut more = false;
         let mut failure = None;
+        let limits = Limits {
+            max_bulk_len,
+            max_args: MAX_ARGS,
+            authenticated: client.authenticated,
+        };
+        prefetch_batch(&shared.keyspace.dbs[client.db], &decoder, &rbuf, &limits);
         loop {
             let input = &rbuf[consumed..];
             let limits = Limits {
-                max_bulk_len,
-                max_args: MAX_ARGS,
                 authenticated: client.authenticated,
+                ..limits
             };
             // Most requests: whole, short, their arguments sliced onto the
             // stack in one pass. The rest take the general, incremental path.
@@ -222,6 +228,39 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             debug!(id = handle.id, "closing: {why}");
             return;
         }
+    }
+}
+
+/// Requests of one batch whose keys are prefetched ahead of execution.
+const PREFETCH_MAX: usize = 32;
+
+/// Before executing a pipelined batch, start loading the table slots and
+/// entries of its requests' keys ([`Db::prefetch_table`]), so that their
+/// cache misses overlap. The first request runs at once and gains nothing,
+/// so a lone request (no pipelining) costs only one extra header parse.
+/// Every second argument is taken for a key: a wrong guess costs a hash.
+fn prefetch_batch(db: &Db, decoder: &Decoder, input: &[u8], limits: &Limits) {
+    let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
+    let Some((mut pos, _)) = decoder.decode_short(input, limits, &mut args) else {
+        return;
+    };
+    let mut hashes = [0u64; PREFETCH_MAX];
+    let mut n = 0;
+    while n < PREFETCH_MAX {
+        let Some((len, argc)) = decoder.decode_short(&input[pos..], limits, &mut args) else {
+            break;
+        };
+        pos += len;
+        if argc >= 2 {
+            hashes[n] = db.hash(args[1]);
+            n += 1;
+        }
+    }
+    for &hash in &hashes[..n] {
+        db.prefetch_table(hash);
+    }
+    for &hash in &hashes[..n] {
+        db.prefetch_entry(hash);
     }
 }
 
