@@ -435,3 +435,41 @@ fn protocol_errors_close_the_connection() {
     check_protocol_error(b"SET a \"x\"y\r\n");
     check_protocol_error(b"PING\r\n*2\r\n$3\r\nGET\r\n$x\r\n");
 }
+
+/// Requests pipelined behind AUTH or RESET are parsed with the limits the
+/// client has when they run, not when they arrived: a 20 KB bulk is fine
+/// after AUTH and a protocol error after RESET (unauthenticated clients may
+/// send 16 KB at most), whether or not it came in the same read.
+#[test]
+fn limits_follow_authentication_within_a_pipeline() {
+    let mut d = Differential::new();
+    d.check(&["CONFIG", "SET", "requirepass", "pw"]);
+    let big = vec![b'x'; 20_000];
+    let set_big = common::encode(&[b"SET", b"big", &big]);
+    let get_len = common::encode(&[b"STRLEN", b"big"]);
+    // Fresh, unauthenticated connections: AUTH, then the big SET.
+    let mut r = d.redis.raw();
+    let mut o = d.ours.raw();
+    let pipeline = [common::encode(&[b"AUTH", b"pw"]), set_big.clone(), get_len].concat();
+    r.send(&pipeline);
+    o.send(&pipeline);
+    for _ in 0..3 {
+        assert_eq!(
+            String::from_utf8_lossy(&o.read_frame()),
+            String::from_utf8_lossy(&r.read_frame())
+        );
+    }
+    // Authenticated: RESET, then the big SET, which is now refused. (The
+    // big SET just before grows the server's read buffer, so that the
+    // pipeline usually arrives in one read and is decoded as one batch.)
+    assert_eq!(
+        o.cmd_bytes(&[b"SET", b"big", &big]),
+        r.cmd_bytes(&[b"SET", b"big", &big])
+    );
+    let pipeline = [common::encode(&[b"RESET"]), set_big].concat();
+    r.send(&pipeline);
+    o.send(&pipeline);
+    let ours = String::from_utf8_lossy(&o.read_until_closed()).into_owned();
+    assert_eq!(ours, String::from_utf8_lossy(&r.read_until_closed()));
+    assert_eq!(ours, "+RESET\r\n-ERR Protocol error: unauthenticated bulk length\r\n");
+}

@@ -15,12 +15,12 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
+use super::batch::Batch;
 use super::shared::{ClientHandle, Shared};
 use crate::commands::{self, ClientState};
 use crate::config::{OutputLimit, Settings};
 use crate::protocol::decode::{MAX_ARGS, SHORT_ARGS};
-use crate::protocol::{ArgSource, Decoder, Frame, Limits, ReplyBuf};
-use crate::store::Db;
+use crate::protocol::{ArgSource, Decoder, Frame, Limits, ProtocolError, ReplyBuf};
 use smallvec::SmallVec;
 
 /// First read buffer of a connection: small, so that idle clients cost
@@ -150,27 +150,29 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             max_args: MAX_ARGS,
             authenticated: client.authenticated,
         };
-        prefetch_batch(&shared.keyspace.dbs[client.db], &decoder, &rbuf, &limits);
+        // Most requests are whole and short: decoded together, their keys
+        // prefetched, then run. The rest take the general, incremental path.
+        let mut batch = Batch::new();
+        batch.decode(&decoder, &rbuf, &limits);
+        batch.prefetch(&shared.keyspace.dbs[client.db]);
+        let mut batched = batch.requests().iter();
         loop {
             let input = &rbuf[consumed..];
             let limits = Limits {
                 authenticated: client.authenticated,
                 ..limits
             };
-            // Most requests: whole, short, their arguments sliced onto the
-            // stack in one pass. The rest take the general, incremental path.
-            let mut short: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-            let step = match decoder.decode_short(input, &limits, &mut short) {
-                Some((len, argc)) => {
-                    commands::execute(shared, &mut client, &mut out, &short[..argc]);
-                    Ok(Some(len))
+            let step = match batched.next() {
+                // AUTH or RESET in the batch changes the limits the rest must
+                // be decoded with: drop the batch, decode them again.
+                Some(request) if client.authenticated == batch.authenticated => {
+                    commands::execute(shared, &mut client, &mut out, request.args());
+                    Ok(Some(request.len))
                 }
-                None => decoder.decode(input, &limits).map(|frame| {
-                    frame.map(|frame| {
-                        execute_frame(shared, &mut client, &mut out, &decoder, input, frame);
-                        frame.len
-                    })
-                }),
+                _ => {
+                    batched = [].iter();
+                    decode_and_execute(shared, &mut client, &mut out, &mut decoder, input, &limits)
+                }
             };
             match step {
                 Ok(Some(len)) => {
@@ -190,6 +192,7 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
                 }
             }
         }
+        drop(batch); // it borrows the input, which is consumed now
         rbuf.advance(consumed);
         // No reply leaves before its writes are in the log: written (so a
         // process crash loses nothing acknowledged) and, with appendfsync
@@ -231,37 +234,27 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
     }
 }
 
-/// Requests of one batch whose keys are prefetched ahead of execution.
-const PREFETCH_MAX: usize = 32;
-
-/// Before executing a pipelined batch, start loading the table slots and
-/// entries of its requests' keys ([`Db::prefetch_table`]), so that their
-/// cache misses overlap. The first request runs at once and gains nothing,
-/// so a lone request (no pipelining) costs only one extra header parse.
-/// Every second argument is taken for a key: a wrong guess costs a hash.
-fn prefetch_batch(db: &Db, decoder: &Decoder, input: &[u8], limits: &Limits) {
-    let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-    let Some((mut pos, _)) = decoder.decode_short(input, limits, &mut args) else {
-        return;
+/// Decode and execute the request at the start of `input`, if it is whole:
+/// a short one in one pass, anything else on the general, incremental path.
+/// Returns the bytes it occupied.
+fn decode_and_execute(
+    shared: &Shared,
+    client: &mut ClientState,
+    out: &mut ReplyBuf,
+    decoder: &mut Decoder,
+    input: &[u8],
+    limits: &Limits,
+) -> Result<Option<usize>, ProtocolError> {
+    let mut short: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
+    if let Some((len, argc)) = decoder.decode_short(input, limits, &mut short) {
+        commands::execute(shared, client, out, &short[..argc]);
+        return Ok(Some(len));
+    }
+    let Some(frame) = decoder.decode(input, limits)? else {
+        return Ok(None);
     };
-    let mut hashes = [0u64; PREFETCH_MAX];
-    let mut n = 0;
-    while n < PREFETCH_MAX {
-        let Some((len, argc)) = decoder.decode_short(&input[pos..], limits, &mut args) else {
-            break;
-        };
-        pos += len;
-        if argc >= 2 {
-            hashes[n] = db.hash(args[1]);
-            n += 1;
-        }
-    }
-    for &hash in &hashes[..n] {
-        db.prefetch_table(hash);
-    }
-    for &hash in &hashes[..n] {
-        db.prefetch_entry(hash);
-    }
+    execute_frame(shared, client, out, decoder, input, frame);
+    Ok(Some(frame.len))
 }
 
 /// Execute a frame the general decoding path found (its arguments live in

@@ -3,6 +3,7 @@
 //! `bind` then `serve` (or `run` for both): the binary binds first so it can
 //! announce the address actually chosen for `--port 0` before serving.
 
+mod batch;
 pub mod connection;
 pub mod shared;
 pub mod tls;
