@@ -142,57 +142,11 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
     let mut client = ClientState::new(handle.clone(), !shared.settings.password_required());
     loop {
         let max_bulk_len = Settings::get(&shared.settings.proto_max_bulk_len);
-        let mut consumed = 0;
-        let mut more = false;
-        let mut failure = None;
-        let limits = Limits {
-            max_bulk_len,
-            max_args: MAX_ARGS,
-            authenticated: client.authenticated,
-        };
-        // Most requests are whole and short: decoded together, their keys
-        // prefetched, then run. The rest take the general, incremental path.
-        let mut batch = Batch::new();
-        batch.decode(&decoder, &rbuf, &limits);
-        batch.prefetch(&shared.keyspace.dbs[client.db]);
-        let mut batched = batch.requests().iter();
-        loop {
-            let input = &rbuf[consumed..];
-            let limits = Limits {
-                authenticated: client.authenticated,
-                ..limits
-            };
-            let step = match batched.next() {
-                // AUTH or RESET in the batch changes the limits the rest must
-                // be decoded with: drop the batch, decode them again.
-                Some(request) if client.authenticated == batch.authenticated => {
-                    commands::execute(shared, &mut client, &mut out, request.args());
-                    Ok(Some(request.len))
-                }
-                _ => {
-                    batched = [].iter();
-                    decode_and_execute(shared, &mut client, &mut out, &mut decoder, input, &limits)
-                }
-            };
-            match step {
-                Ok(Some(len)) => {
-                    consumed += len;
-                    if client.close {
-                        break;
-                    }
-                    if out.len() >= OUTPUT_FLUSH {
-                        more = true;
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        drop(batch); // it borrows the input, which is consumed now
+        let Drained {
+            consumed,
+            more,
+            failure,
+        } = execute_buffered(shared, &mut client, &mut out, &mut decoder, &rbuf, max_bulk_len);
         rbuf.advance(consumed);
         // No reply leaves before its writes are in the log: written (so a
         // process crash loses nothing acknowledged) and, with appendfsync
@@ -230,6 +184,83 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
         if let Err(why) = read_more(&mut stream, &mut rbuf, &mut out, &decoder, shared, &mut waits).await {
             debug!(id = handle.id, "closing: {why}");
             return;
+        }
+    }
+}
+
+/// What [`execute_buffered`] got through.
+struct Drained {
+    /// Bytes of input the executed requests occupied.
+    consumed: usize,
+    /// Replies reached [`OUTPUT_FLUSH`] with whole requests left: write, then go on.
+    more: bool,
+    /// A protocol violation: reply with it and close.
+    failure: Option<ProtocolError>,
+}
+
+/// Execute every whole request at the start of `input`, replies into `out`.
+///
+/// A plain function, not part of the connection's future: the batch it
+/// decodes is a few kilobytes, and in the future it would be kept for
+/// every idle connection.
+fn execute_buffered(
+    shared: &Shared,
+    client: &mut ClientState,
+    out: &mut ReplyBuf,
+    decoder: &mut Decoder,
+    input: &[u8],
+    max_bulk_len: u64,
+) -> Drained {
+    let mut drained = Drained {
+        consumed: 0,
+        more: false,
+        failure: None,
+    };
+    let limits = Limits {
+        max_bulk_len,
+        max_args: MAX_ARGS,
+        authenticated: client.authenticated,
+    };
+    // Most requests are whole and short: decoded together, their keys
+    // prefetched, then run. The rest take the general, incremental path.
+    let mut batch = Batch::new();
+    batch.decode(decoder, input, &limits);
+    batch.prefetch(&shared.keyspace.dbs[client.db]);
+    let mut batched = batch.requests().iter();
+    loop {
+        let rest = &input[drained.consumed..];
+        let limits = Limits {
+            authenticated: client.authenticated,
+            ..limits
+        };
+        let step = match batched.next() {
+            // AUTH or RESET in the batch changes the limits the rest must
+            // be decoded with: drop the batch, decode them again.
+            Some(request) if client.authenticated == batch.authenticated => {
+                commands::execute(shared, client, out, request.args());
+                Ok(Some(request.len))
+            }
+            _ => {
+                batched = [].iter();
+                decode_and_execute(shared, client, out, decoder, rest, &limits)
+            }
+        };
+        match step {
+            Ok(Some(len)) => {
+                drained.consumed += len;
+                if client.close {
+                    return drained;
+                }
+                if out.len() >= OUTPUT_FLUSH {
+                    drained.more = true;
+                    return drained;
+                }
+            }
+            Ok(None) => return drained,
+            Err(e) => {
+                drained.failure = Some(e);
+                return drained;
+            }
         }
     }
 }
@@ -364,5 +395,26 @@ async fn read_more<S: ClientIo>(
             _ = &mut waits.shutdown => return Err("shutting down"),
             _ = &mut waits.kill => return Err("killed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection's future is what an idle client costs besides its
+    /// socket buffers: it must not grow by what only lives during a batch
+    /// (the batch of decoded requests alone is several kilobytes).
+    #[tokio::test]
+    async fn an_idle_connection_keeps_a_small_future() {
+        let shared = Shared::new(crate::config::ServerConfig::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let handle = Arc::new(ClientHandle::new(1, peer, addr));
+        let future = serve(stream, &shared, handle);
+        let size = std::mem::size_of_val(&future);
+        assert!(size < 2048, "the connection future takes {size} bytes");
     }
 }
