@@ -51,6 +51,24 @@ fn finish(child: std::process::Child) -> (std::collections::HashMap<String, i64>
     (counter_fields(&line), stderr)
 }
 
+/// `redlockd run --lock job` over `instances`, with extra options, around `command`.
+fn run_cmd(instances: &str, options: &[&str], command: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_redlockd"));
+    cmd.args([
+        "run",
+        "--instance-timeout",
+        "200ms",
+        "--instances",
+        instances,
+        "--lock",
+        "job",
+    ])
+    .args(options)
+    .arg("--")
+    .args(command);
+    cmd
+}
+
 #[test]
 fn counter_over_five_instances_loses_no_update() {
     let servers = cluster(5);
@@ -260,22 +278,13 @@ fn quorum_fences_increase_under_adversarial_interleavings() {
 fn run_wraps_a_command_under_the_lock() {
     let servers = cluster(3);
     let instances = addrs(&servers);
-    let out = Command::new(env!("CARGO_BIN_EXE_redlockd"))
-        .args([
-            "run",
-            "--instance-timeout",
-            "200ms",
-            "--instances",
-            &instances,
-            "--lock",
-            "job",
-            "--ttl",
-            "3s",
-            "--",
-        ])
-        .args(["sh", "-c", "echo fence=$REDLOCKD_FENCE; exit 7"])
-        .output()
-        .unwrap();
+    let out = run_cmd(
+        &instances,
+        &["--ttl", "3s"],
+        &["sh", "-c", "echo fence=$REDLOCKD_FENCE; exit 7"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let fence: u64 = stdout
@@ -291,22 +300,7 @@ fn run_wraps_a_command_under_the_lock() {
     for s in &servers {
         s.raw().cmd(&["SET", "job", "other", "PX", "60000"]);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_redlockd"))
-        .args([
-            "run",
-            "--instance-timeout",
-            "200ms",
-            "--instances",
-            &instances,
-            "--lock",
-            "job",
-            "--wait",
-            "300ms",
-            "--",
-            "true",
-        ])
-        .output()
-        .unwrap();
+    let out = run_cmd(&instances, &["--wait", "300ms"], &["true"]).output().unwrap();
     assert_eq!(out.status.code(), Some(75), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no quorum"), "{out:?}");
 }
@@ -315,20 +309,7 @@ fn run_wraps_a_command_under_the_lock() {
 fn run_kills_the_command_when_the_lock_is_lost() {
     let servers = cluster(3);
     let instances = addrs(&servers);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_redlockd"))
-        .args([
-            "run",
-            "--instance-timeout",
-            "200ms",
-            "--instances",
-            &instances,
-            "--lock",
-            "job",
-            "--ttl",
-            "600ms",
-            "--",
-        ])
-        .args(["sleep", "60"])
+    let mut child = run_cmd(&instances, &["--ttl", "600ms"], &["sleep", "60"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
