@@ -215,6 +215,18 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Tell shard `shard_no`'s expiry wheel about a key's changed deadline
+    /// (callers skip an unchanged one, already in the wheel: INCR on a key
+    /// with a TTL must not add an entry per increment). A persistent key
+    /// needs no entry.
+    fn schedule(&self, shard_no: usize, deadline: Deadline, hash: u64, now: u64) {
+        if deadline != NO_DEADLINE {
+            self.expiry[shard_no].push(deadline, hash, now);
+        }
+    }
+}
+
 /// Prefetching, for pipelined batches. A lookup of a key that is not in
 /// the CPU cache waits for three dependent loads: its table's control
 /// group, its index in the table, then its entry. When a batch of requests
@@ -389,19 +401,26 @@ pub struct Place<'v, 'k> {
     lookup: Lookup<'v>,
 }
 
-impl Place<'_, '_> {
+impl<'v> Place<'v, '_> {
     /// The key's live entry.
     pub fn entry(&self) -> Option<&Entry> {
         self.lookup.found.as_ref().map(|(_, i)| &self.lookup.shard.slots[*i].1)
     }
 
     /// The key's live entry, to modify its value in place. Its deadline can
-    /// only be changed through [`Place::set`] (the expiry wheel must hear of it).
+    /// only be changed through [`Place::set`] or [`Place::set_deadline`]
+    /// (the expiry wheel must hear of it).
     pub fn entry_mut(&mut self) -> Option<&mut Entry> {
         self.lookup
             .found
             .as_ref()
             .map(|(_, i)| &mut self.lookup.shard.slots[*i].1)
+    }
+
+    /// [`Place::entry_mut`], for as long as the view's borrow lasts.
+    pub fn into_entry_mut(self) -> Option<&'v mut Entry> {
+        let Lookup { shard, found, .. } = self.lookup;
+        found.map(|(_, i)| &mut shard.slots[i].1)
     }
 
     /// Store `value` with `deadline`, replacing the live entry if there is one.
@@ -424,11 +443,25 @@ impl Place<'_, '_> {
                 true
             }
         };
-        // An unchanged deadline is already in the wheel: INCR on a key with
-        // a TTL must not add an entry per increment.
-        if deadline_changed && deadline != NO_DEADLINE {
-            db.expiry[shard_no].push(deadline, hash, now);
+        if deadline_changed {
+            db.schedule(shard_no, deadline, hash, now);
         }
+    }
+
+    /// Change the live entry's deadline; false if there is no live entry.
+    pub fn set_deadline(self, deadline: Deadline) -> bool {
+        let Place { db, now, lookup, .. } = self;
+        let Lookup {
+            shard_no,
+            hash,
+            shard,
+            found,
+        } = lookup;
+        let Some((_, i)) = found else { return false };
+        if std::mem::replace(&mut shard.slots[i].1.deadline, deadline) != deadline {
+            db.schedule(shard_no, deadline, hash, now);
+        }
+        true
     }
 
     /// Remove the live entry, returning it.
@@ -509,20 +542,17 @@ impl<'a> Locked<'a> {
 
     /// The live entry of `key`, if any.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
-        let Lookup { shard, found, .. } = self.find_live(key)?;
-        let slots: &Vec<Slot> = shard.slots;
-        Ok(found.map(|(_, i)| &slots[i].1))
+        Ok(self.place(key)?.into_entry_mut().map(|e| &*e))
     }
 
     /// The live entry of `key` for in-place modification of its value. Its
     /// deadline can only be changed through [`Locked::set_deadline`].
     pub fn get_mut(&mut self, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
-        let Lookup { shard, found, .. } = self.find_live(key)?;
-        Ok(found.map(|(_, i)| &mut shard.slots[i].1))
+        Ok(self.place(key)?.into_entry_mut())
     }
 
     pub fn contains(&mut self, key: &[u8]) -> Result<bool, NotLocked> {
-        Ok(self.find_live(key)?.found.is_some())
+        Ok(self.place(key)?.entry().is_some())
     }
 
     /// Find `key` once, to read its live entry and then write or remove it
@@ -542,21 +572,7 @@ impl<'a> Locked<'a> {
 
     /// Change the deadline of a live key; false if the key does not exist.
     pub fn set_deadline(&mut self, key: &[u8], deadline: Deadline) -> Result<bool, NotLocked> {
-        let (now, db) = (self.now, self.db);
-        let Lookup {
-            shard_no,
-            hash,
-            shard,
-            found,
-        } = self.find_live(key)?;
-        let Some((_, i)) = found else { return Ok(false) };
-        let e = &mut shard.slots[i].1;
-        let changed = e.deadline != deadline;
-        e.deadline = deadline;
-        if changed && deadline != NO_DEADLINE {
-            db.expiry[shard_no].push(deadline, hash, now);
-        }
-        Ok(true)
+        Ok(self.place(key)?.set_deadline(deadline))
     }
 
     /// Remove `key`; the removed live entry, if there was one.
