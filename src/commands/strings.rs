@@ -165,8 +165,6 @@ pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdErr
         get: false,
         expiry: ExpiryOpt::None,
     };
-    // The expiry keyword given so far, so that only the same one may repeat.
-    let mut expiry_kw = None;
     let mut c = Cursor::new(args, 3);
     while let Some(opt) = c.next() {
         let kw = SetKeyword::parse(opt).ok_or(CmdError::Syntax)?;
@@ -179,15 +177,19 @@ pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdErr
             K::IfDne if o.cond == Condition::Always => o.cond = Condition::DigestNe(c.value()?),
             K::Get => o.get = true,
             K::KeepTtl if matches!(o.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl) => o.expiry = ExpiryOpt::KeepTtl,
-            K::Ex | K::Px | K::ExAt | K::PxAt if o.expiry == ExpiryOpt::None || expiry_kw == Some(kw) => {
+            K::Ex | K::Px | K::ExAt | K::PxAt => {
                 let v = c.value()?;
-                expiry_kw = Some(kw);
-                o.expiry = match kw {
+                let expiry = match kw {
                     K::Ex => ExpiryOpt::Ex(v),
                     K::Px => ExpiryOpt::Px(v),
                     K::ExAt => ExpiryOpt::ExAt(v),
                     _ => ExpiryOpt::PxAt(v),
                 };
+                // Only the same expiry keyword may repeat (the last value wins).
+                if o.expiry != ExpiryOpt::None && std::mem::discriminant(&o.expiry) != std::mem::discriminant(&expiry) {
+                    return Err(CmdError::Syntax);
+                }
+                o.expiry = expiry;
             }
             _ => return Err(CmdError::Syntax),
         }

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
@@ -21,7 +22,6 @@ use crate::commands::{self, ClientState};
 use crate::config::{OutputLimit, Settings};
 use crate::protocol::decode::{MAX_ARGS, SHORT_ARGS};
 use crate::protocol::{ArgSource, Decoder, Frame, Limits, ProtocolError, ReplyBuf};
-use smallvec::SmallVec;
 
 /// First read buffer of a connection: small, so that idle clients cost
 /// little; it doubles (up to [`READ_CHUNK_MAX`]) while reads fill it.
