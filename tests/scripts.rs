@@ -1,7 +1,7 @@
 //! Every catalogued lock script, invoked as its client invokes it (EVALSHA
 //! with the catalogued digest, numkeys and argument layout), on an owned,
 //! foreign, missing and expired key. Expectations are written here from the
-//! catalogue's prose (`tests/data/lock-scripts.json`), independently of the
+//! catalogue's prose (`src/scripts/lock-scripts.json`), independently of the
 //! server's table; a script the table leaves out must be refused clearly.
 
 mod common;
@@ -388,7 +388,7 @@ fn every_catalogued_lock_script_on_owned_foreign_missing_and_expired_keys() {
 
 #[test]
 fn the_catalogue_is_covered_or_refused() {
-    let json: serde_json::Value = serde_json::from_str(include_str!("data/lock-scripts.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(include_str!("../src/scripts/lock-scripts.json")).unwrap();
     let cases = expectations();
     let server = Server::start();
     let mut c = server.raw();
