@@ -1,10 +1,11 @@
 //! Lua scripts recognised by their SHA1 and run as native operations.
 //!
 //! redlockd embeds no Lua interpreter. The lock scripts of popular client
-//! libraries (catalogued in `shared/lock-scripts.json`) are recognised by the
-//! SHA1 of their exact text and mapped to a handful of parameterised native
-//! operations ([`catalogue::Op`]), run by `commands::scripting`. The table is
-//! data; adding a library's script is one line.
+//! libraries (catalogued in `lock-scripts.json`, next to this file) are
+//! recognised by the SHA1 of their exact text and mapped to a handful of
+//! parameterised native operations ([`catalogue::Op`]), run by
+//! `commands::scripting`. The mapping is data (`native.json`, one row per
+//! script), turned into a static table at build time.
 
 pub mod catalogue;
 
