@@ -23,7 +23,7 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
-cargo build --release --quiet
+cargo build --release --quiet --features bench
 BIN=$ROOT/target/release/redlockd
 BENCH=$ROOT/target/release/redlockd-bench
 

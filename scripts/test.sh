@@ -38,7 +38,7 @@ stage "cargo fmt --check"
 cargo fmt --check
 
 stage "cargo clippy -- -D warnings"
-cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --all-targets --all-features -- -D warnings
 
 stage "cargo test --release"
 cargo build --release
