@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{parse_duration, say};
 use crate::redlock::{Instance, Redlock, RedlockConfig, Reply};
@@ -206,44 +205,43 @@ pub async fn main(args: CounterArgs) -> u8 {
     if ok { 0 } else { 1 }
 }
 
-/// An indicatif bar on a terminal, plain lines (every 10%) otherwise.
+/// A live count on a terminal (one line, redrawn), plain lines (every 10%) otherwise.
 struct Progress {
-    bar: Option<ProgressBar>,
+    terminal: bool,
     total: u64,
+    started: Instant,
     last_decile: AtomicU64,
 }
 
 impl Progress {
     fn new(total: u64) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} increments ({per_sec})") {
-                bar.set_style(style);
-            }
-            bar
-        });
         Progress {
-            bar,
+            terminal: std::io::stderr().is_terminal(),
             total,
+            started: Instant::now(),
             last_decile: AtomicU64::new(0),
         }
     }
 
     fn update(&self, done: u64) {
-        match &self.bar {
-            Some(bar) => bar.set_position(done),
-            None => {
-                let decile = (done * 10).checked_div(self.total).unwrap_or(10);
-                if decile > self.last_decile.swap(decile, Ordering::Relaxed) {
-                    say(format!("counter: {done}/{} increments", self.total));
-                }
+        if self.terminal {
+            let per_sec = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            let _ = write!(
+                std::io::stderr(),
+                "\rcounter: {done}/{} increments ({per_sec:.0}/s)",
+                self.total
+            );
+        } else {
+            let decile = (done * 10).checked_div(self.total).unwrap_or(10);
+            if decile > self.last_decile.swap(decile, Ordering::Relaxed) {
+                say(format!("counter: {done}/{} increments", self.total));
             }
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish();
+        if self.terminal {
+            let _ = writeln!(std::io::stderr());
         }
     }
 }
