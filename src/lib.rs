@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod glob;
 pub mod persist;
+pub mod prefetch;
 pub mod protocol;
 pub mod redlock;
 pub mod scripts;

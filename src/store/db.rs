@@ -10,15 +10,25 @@
 //! re-points that entry's index.
 //!
 //! # Locking discipline (decided once, here)
-//! The tables are the shards of a `DashMap`, and a shard's lock also guards
-//! its entry vector. A command never calls the map's per-key API: the
-//! dispatcher asks for a [`Locked`] view holding the write locks of exactly
-//! the shards its keys live in, taken **in ascending shard order** (so two
-//! multi-key commands can never deadlock), runs the command against that
-//! view, and drops it. A single-key command therefore holds one shard lock
-//! for a few hundred nanoseconds; MSET/DEL k1 k2/RENAME/scripts hold theirs
-//! together and are atomic; EXEC and whole-keyspace commands (KEYS, SCAN,
-//! DBSIZE, FLUSHDB) lock every shard. No lock is ever held across an `.await`.
+//! A shard is one [`RwLock`] owning everything of the shard: its index
+//! table, its entries and its expiry wheel ([`super::wheel`]), so nothing
+//! of a shard is reachable without its lock. A command never locks a shard
+//! itself: the dispatcher asks for a [`Locked`] view holding the write
+//! locks of exactly the shards its keys live in, taken **in ascending
+//! shard order** (so two multi-key commands can never deadlock), runs the
+//! command against that view, and drops it. A single-key command therefore
+//! holds one shard lock for a few hundred nanoseconds; MSET/DEL k1 k2/
+//! RENAME/scripts hold theirs together and are atomic; EXEC and
+//! whole-keyspace commands (KEYS, SCAN, DBSIZE, FLUSHDB) lock every shard.
+//! No lock is ever held across an `.await`. Beside each lock, outside it,
+//! is only an atomic copy of the wheel's earliest deadline, so that the
+//! expirer passes over shards with nothing due without taking their locks.
+//!
+//! # Hashing
+//! A key is hashed once (ahash, seeded per database); the hash picks the
+//! shard from the bits just below its top 7, and the shard's table uses its
+//! low bits (the bucket) and top 7 bits (the control byte's tag), so the
+//! three choices do not correlate.
 //!
 //! # Expiry
 //! Every access through [`Locked`] checks the deadline first: an expired key
@@ -26,47 +36,64 @@
 //! on the background expirer. The expirer only reclaims memory, driven by
 //! each shard's timing wheel of `(deadline, hash)` ([`super::wheel`]).
 
-use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::{DashMap, RwLockWriteGuard, SharedValue};
-use hashbrown::raw::{Bucket, RawTable};
+use hashbrown::HashTable;
+use parking_lot::{RwLock, RwLockWriteGuard};
 use smallvec::SmallVec;
 
 use super::bytes::SmallBytes;
 use super::clock::{Deadline, NO_DEADLINE};
 use super::entry::Entry;
-use super::wheel::ShardExpiry;
+use super::wheel::Wheel;
+use crate::prefetch::prefetch;
 
 /// A stored key and its entry, in a shard's dense vector.
 type Slot = (SmallBytes, Entry);
-/// A hash-table item: the index of a [`Slot`] in its shard's vector.
-type Index = (u32, SharedValue<()>);
-type Table = RawTable<Index>;
-type ShardGuard<'a> = RwLockWriteGuard<'a, Table>;
-
-/// One shard's entries. Only ever touched while holding the lock of the
-/// shard with the same number: shared for reading, exclusive for writing.
-#[derive(Default)]
-struct Slots(UnsafeCell<Vec<Slot>>);
-
-// SAFETY: every access goes through `Db::slots`/`Db::shard_mut`, whose
-// callers hold the matching shard lock (read or write), which serialises
-// writers and excludes readers during writes exactly as for the table.
-unsafe impl Sync for Slots {}
+type Hasher = ahash::RandomState;
 
 /// Shards per database: enough that two cores rarely meet on one lock,
 /// few enough that EXEC locking all of them stays cheap.
 pub const SHARDS: usize = 32;
+/// A hash's shard is its bits `63-7-log2(SHARDS)..63-7` (see "Hashing").
+const SHARD_SHIFT: u32 = 64 - SHARDS.trailing_zeros();
 
 pub struct Db {
-    /// The shard locks and index tables (keys are hashed by hand, so the
-    /// map's own key type is just the index).
-    map: DashMap<u32, (), ahash::RandomState>,
-    slots: Box<[Slots]>,
-    expiry: Box<[ShardExpiry]>,
+    shards: Box<[ShardLock]>,
+    hasher: Hasher,
     /// Keys removed because their deadline passed (lazily or by the expirer).
     pub expired_keys: AtomicU64,
+}
+
+/// A shard's lock and the one thing kept outside it. Cache-line aligned,
+/// so that cores taking neighbouring shards do not contend for one line.
+#[repr(align(128))]
+struct ShardLock {
+    shard: RwLock<Shard>,
+    /// A lower bound of the earliest deadline in the shard's wheel
+    /// (u64::MAX if none), written under the write lock: lowered by every
+    /// push, recomputed by every pop.
+    earliest: AtomicU64,
+}
+
+/// Everything of one shard, guarded by its one lock.
+#[derive(Default)]
+struct Shard {
+    keys: Keys,
+    wheel: Wheel,
+}
+
+/// A shard's keys: the dense entries and the table of their indexes.
+#[derive(Default)]
+struct Keys {
+    table: HashTable<u32>,
+    slots: Vec<Slot>,
+    /// Where the table's item array ends (its address; 0 while the table
+    /// has no allocation), for [`Db::prefetch_table`] only: hashbrown stores
+    /// bucket `b`'s item at `end - (b + 1)` items and bucket `b`'s control
+    /// byte at `end + b`. Noted when the table may have moved (an insert, a
+    /// shrink, a clear); a wrong value would only make prefetches useless.
+    table_end: usize,
 }
 
 impl Default for Db {
@@ -77,48 +104,29 @@ impl Default for Db {
 
 impl Db {
     pub fn new() -> Self {
-        let map = DashMap::with_hasher_and_shard_amount(ahash::RandomState::new(), SHARDS);
-        let expiry = (0..map.shards().len()).map(|_| ShardExpiry::new()).collect();
-        let slots = (0..map.shards().len()).map(|_| Slots::default()).collect();
+        let shards = (0..SHARDS)
+            .map(|_| ShardLock {
+                shard: RwLock::new(Shard::default()),
+                earliest: AtomicU64::new(u64::MAX),
+            })
+            .collect();
         Db {
-            map,
-            slots,
-            expiry,
+            shards,
+            hasher: Hasher::new(),
             expired_keys: AtomicU64::new(0),
         }
     }
 
     pub fn hash(&self, key: &[u8]) -> u64 {
-        self.map.hash_usize(&key) as u64
+        Keys::hash(&self.hasher, key)
     }
 
     pub fn shard_of_hash(&self, hash: u64) -> usize {
-        self.map.determine_shard(hash as usize)
+        ((hash << 7) >> SHARD_SHIFT) as usize
     }
 
     pub fn shard_count(&self) -> usize {
-        self.map.shards().len()
-    }
-
-    /// The entries of shard `n`, to read.
-    ///
-    /// # Safety
-    /// The caller holds shard `n`'s lock (read or write) for as long as the
-    /// reference lives, and no [`Db::shard_mut`] view of it exists.
-    unsafe fn slots(&self, n: usize) -> &Vec<Slot> {
-        // SAFETY: guaranteed by the caller, as above.
-        unsafe { &*self.slots[n].0.get() }
-    }
-
-    /// Shard `n` for writing: its write-locked `table` paired with its entries.
-    ///
-    /// # Safety
-    /// `table` is shard `n`'s table, borrowed from its write guard, and no
-    /// other reference to shard `n`'s entries lives as long as the result.
-    unsafe fn shard_mut<'t>(&'t self, n: usize, table: &'t mut Table) -> Shard<'t> {
-        // SAFETY: guaranteed by the caller, as above.
-        let slots = unsafe { &mut *self.slots[n].0.get() };
-        Shard { table, slots }
+        self.shards.len()
     }
 
     fn view<'a>(&'a self, guards: SmallVec<[(usize, ShardGuard<'a>); 2]>, all: bool, now: u64) -> Locked<'a> {
@@ -147,7 +155,7 @@ impl Db {
         let mut guards = SmallVec::new();
         match keys.next() {
             // One key (most commands): no list of shards to build and sort.
-            None => guards.push((first_shard, self.map.shards()[first_shard].write())),
+            None => guards.push((first_shard, self.shards[first_shard].shard.write())),
             Some(second) => {
                 let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
                 shards.push(first_shard);
@@ -161,7 +169,7 @@ impl Db {
                     return self.lock_all(now);
                 }
                 for s in shards {
-                    guards.push((s, self.map.shards()[s].write()));
+                    guards.push((s, self.shards[s].shard.write()));
                 }
             }
         }
@@ -174,11 +182,10 @@ impl Db {
     /// Lock every shard (ascending order).
     pub fn lock_all(&self, now: u64) -> Locked<'_> {
         let guards = self
-            .map
-            .shards()
+            .shards
             .iter()
             .enumerate()
-            .map(|(i, s)| (i, s.write()))
+            .map(|(i, s)| (i, s.shard.write()))
             .collect();
         self.view(guards, true, now)
     }
@@ -186,9 +193,7 @@ impl Db {
     /// Visit every live key of one shard under its lock (AOF rewrite takes
     /// its snapshot shard by shard, so clients wait for one shard at most).
     pub fn for_each_in_shard(&self, shard: usize, now: u64, mut visit: impl FnMut(&[u8], &Entry)) {
-        let _lock = self.map.shards()[shard].read();
-        // SAFETY: we hold the shard's read lock while the entries are read.
-        for (k, e) in unsafe { self.slots(shard) } {
+        for (k, e) in &self.shards[shard].shard.read().keys.slots {
             if !e.is_expired(now) {
                 visit(k, e);
             }
@@ -198,31 +203,40 @@ impl Db {
     /// Reclaim expired keys of one shard, at most `budget` of them; returns
     /// (removed, budget exhausted). Shrinks the shard's table and entries
     /// when they have become mostly empty, so that memory really goes back.
-    pub fn reclaim_shard(&self, shard: usize, now: u64, budget: usize) -> (usize, bool) {
-        if !self.expiry[shard].due(now) {
+    pub fn reclaim_shard(&self, shard_no: usize, now: u64, budget: usize) -> (usize, bool) {
+        if self.shards[shard_no].earliest.load(Ordering::Relaxed) > now {
             return (0, false);
         }
-        let mut table = self.map.shards()[shard].write();
-        // SAFETY: the table of this shard's write guard; the only view of its entries.
-        let mut locked = unsafe { self.shard_mut(shard, &mut table) };
-        let mut removed = 0;
-        let popped = self.expiry[shard].pop_due(now, budget, |hash| {
-            removed += locked.remove_expired(self, hash, now) as usize;
-        });
-        locked.shrink_if_sparse(self);
+        let mut shard = self.shards[shard_no].shard.write();
+        let (removed, popped) = self.pop_due(shard_no, &mut shard, now, budget);
+        shard.keys.shrink_if_sparse(&self.hasher);
         self.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
         (removed, popped >= budget)
     }
-}
 
-impl Db {
-    /// Tell shard `shard_no`'s expiry wheel about a key's changed deadline
-    /// (callers skip an unchanged one, already in the wheel: INCR on a key
-    /// with a TTL must not add an entry per increment). A persistent key
-    /// needs no entry.
-    fn schedule(&self, shard_no: usize, deadline: Deadline, hash: u64, now: u64) {
+    /// Take at most `budget` passed deadlines from locked shard `shard_no`'s
+    /// wheel and remove their keys if still expired; returns (keys removed,
+    /// deadlines taken).
+    fn pop_due(&self, shard_no: usize, shard: &mut Shard, now: u64, budget: usize) -> (usize, usize) {
+        let Shard { keys, wheel } = shard;
+        let mut removed = 0;
+        let popped = wheel.pop_due(now, budget, |hash| {
+            removed += keys.remove_expired(&self.hasher, hash, now) as usize;
+        });
+        self.shards[shard_no]
+            .earliest
+            .store(wheel.earliest(), Ordering::Relaxed);
+        (removed, popped)
+    }
+
+    /// Tell locked shard `shard_no`'s expiry wheel about a key's changed
+    /// deadline (callers skip an unchanged one, already in the wheel: INCR
+    /// on a key with a TTL must not add an entry per increment). A
+    /// persistent key needs no entry.
+    fn schedule(&self, shard_no: usize, wheel: &mut Wheel, deadline: Deadline, hash: u64, now: u64) {
         if deadline != NO_DEADLINE {
-            self.expiry[shard_no].push(deadline, hash, now);
+            wheel.push(deadline, hash, now);
+            self.shards[shard_no].earliest.fetch_min(deadline, Ordering::Relaxed);
         }
     }
 }
@@ -233,108 +247,102 @@ impl Db {
 /// has arrived, the connection asks for the first two of every request's
 /// key before executing any ([`Db::prefetch_table`]), then for the entries
 /// ([`Db::prefetch_entry`]), so the loads overlap instead of queueing up
-/// one request at a time. Only hints: nothing is read that a write could
-/// change without a read lock, and a busy shard is skipped.
+/// one request at a time. Only hints, under a read lock (a busy shard is
+/// skipped): the addresses are computed, and [`prefetch`] never reads them.
 impl Db {
     /// Start loading the control group and the index at the home position
-    /// of `hash` in its shard's table.
+    /// of `hash` in its shard's table (hashbrown probes from bucket
+    /// `hash & (buckets - 1)`; [`Keys::table_end`] says where it lies).
     pub fn prefetch_table(&self, hash: u64) {
-        let shard = self.shard_of_hash(hash);
-        let Some(table) = self.map.shards()[shard].try_read() else {
+        let Some(shard) = self.shards[self.shard_of_hash(hash)].shard.try_read() else {
             return;
         };
-        // hashbrown probes from bucket `hash & mask`; its control bytes start
-        // at `data_end`, and bucket i's index is stored just below, at
-        // `data_end - (i + 1)`. Prefetching computes addresses, never reads.
-        let home = hash as usize & (table.buckets() - 1);
-        let data_end = table.data_end().as_ptr();
-        prefetch(data_end.cast::<u8>().wrapping_add(home));
-        prefetch(data_end.wrapping_sub(home + 1));
+        let keys = &shard.keys;
+        if keys.table_end == 0 {
+            return;
+        }
+        let home = hash as usize & (keys.table.num_buckets() - 1);
+        let control = keys.table_end.wrapping_add(home);
+        let index = keys.table_end.wrapping_sub((home + 1) * size_of::<u32>());
+        prefetch(std::ptr::without_provenance::<u8>(control));
+        prefetch(std::ptr::without_provenance::<u32>(index));
     }
 
     /// Start loading the entry that `hash`'s first candidate bucket points
     /// to (after [`Db::prefetch_table`], its control group and index are
     /// usually in cache by now).
     pub fn prefetch_entry(&self, hash: u64) {
-        let shard = self.shard_of_hash(hash);
-        let Some(table) = self.map.shards()[shard].try_read() else {
+        let Some(shard) = self.shards[self.shard_of_hash(hash)].shard.try_read() else {
             return;
         };
-        // SAFETY: the table outlives the iterator (both within this call),
-        // and the read lock we hold keeps writers out while we read a bucket
-        // and the entries vector.
-        unsafe {
-            if let Some(bucket) = table.iter_hash(hash).next() {
-                let i = bucket.as_ref().0 as usize;
-                let slots = self.slots(shard);
-                if i < slots.len() {
-                    prefetch(slots.as_ptr().add(i));
-                }
-            }
+        let keys = &shard.keys;
+        if let Some(&i) = keys.table.iter_hash(hash).next()
+            && let Some(slot) = keys.slots.get(i as usize)
+        {
+            prefetch(slot);
         }
     }
 }
 
-/// Ask the CPU to start loading the cache line holding `p` (any address:
-/// a prefetch never faults).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 has no architectural effect, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+/// The address where a table's item array ends, from one of its items and
+/// that item's bucket (see [`Keys::table_end`]).
+fn table_end(item: &u32, bucket: usize) -> usize {
+    (item as *const u32).addr() + (bucket + 1) * size_of::<u32>()
 }
 
-/// A live entry found in a locked shard: its bucket and its position.
-type Found = (Bucket<Index>, usize);
+/// A live entry found in a locked shard: its bucket in the table and its
+/// position in the entries.
+type Found = (usize, usize);
 
 /// Where a key is, or would go: its shard (locked) and hash, and its live
 /// entry if it has one.
 struct Lookup<'t> {
     shard_no: usize,
     hash: u64,
-    shard: Shard<'t>,
+    shard: &'t mut Shard,
     found: Option<Found>,
 }
 
-/// One locked shard: its index table and its entries, borrowed together.
-struct Shard<'t> {
-    table: &'t mut Table,
-    slots: &'t mut Vec<Slot>,
-}
-
-impl Shard<'_> {
-    fn find(&self, hash: u64, key: &[u8]) -> Option<Bucket<Index>> {
-        let slots = &*self.slots;
-        self.table.find(hash, |(i, _)| *slots[*i as usize].0 == *key)
+impl Keys {
+    fn hash(hasher: &Hasher, key: &[u8]) -> u64 {
+        hasher.hash_one(key)
     }
 
-    fn insert(&mut self, db: &Db, hash: u64, slot: Slot) {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Found> {
+        let slots = &self.slots;
+        // The comparison that succeeds is the last one made: keep its index
+        // rather than read the bucket again.
+        let mut at = 0;
+        let bucket = self.table.find_bucket_index(hash, |&i| {
+            at = i as usize;
+            *slots[at].0 == *key
+        })?;
+        Some((bucket, at))
+    }
+
+    fn insert(&mut self, hasher: &Hasher, hash: u64, slot: Slot) {
         let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 keys per shard");
         self.slots.push(slot);
-        let slots = &*self.slots;
-        self.table
-            .insert(hash, (i, SharedValue::new(())), |(j, _)| db.hash(&slots[*j as usize].0));
+        let slots = &self.slots;
+        let item = self
+            .table
+            .insert_unique(hash, i, |&j| Self::hash(hasher, &slots[j as usize].0));
+        // The table may have grown into a new allocation.
+        self.table_end = table_end(item.get(), item.bucket_index());
     }
 
-    /// Remove the entry `bucket` points to: the last entry moves into its
-    /// place, and that entry's index follows it.
-    ///
-    /// # Safety
-    /// `bucket` is a full bucket of this shard's table.
-    unsafe fn remove(&mut self, db: &Db, bucket: Bucket<Index>) -> Slot {
-        // SAFETY: guaranteed by the caller.
-        let ((i, _), _) = unsafe { self.table.remove(bucket) };
+    /// Remove the entry that `bucket` (full) points to: the last entry moves
+    /// into its place, and that entry's index follows it.
+    fn remove(&mut self, hasher: &Hasher, bucket: usize) -> Slot {
+        let Ok(item) = self.table.get_bucket_entry(bucket) else {
+            unreachable!("a bucket just found full");
+        };
+        let (i, _) = item.remove();
         let (i, last) = (i as usize, self.slots.len() - 1);
         if i != last {
-            let hash = db.hash(&self.slots[last].0);
-            let moved = self.table.find(hash, |(j, _)| *j as usize == last);
-            let moved = moved.expect("every entry has an index");
-            // SAFETY: `moved` was just found full in this table.
-            unsafe { moved.as_mut().0 = i as u32 };
+            let hash = Self::hash(hasher, &self.slots[last].0);
+            let moved = self.table.find_mut(hash, |&j| j as usize == last);
+            *moved.expect("every entry has an index") = i as u32;
         }
         self.slots.swap_remove(i)
     }
@@ -343,40 +351,42 @@ impl Shard<'_> {
     /// The key's hash is checked, not only the table's 7-bit tag: an expired
     /// lookalike removed in its place would leave this key behind, counted
     /// by DBSIZE, with no deadline left in the wheel to reclaim it.
-    fn remove_expired(&mut self, db: &Db, hash: u64, now: u64) -> bool {
-        let slots = &*self.slots;
-        let found = self.table.find(hash, |(i, _)| {
-            let (key, entry) = &slots[*i as usize];
-            entry.is_expired(now) && db.hash(key) == hash
+    fn remove_expired(&mut self, hasher: &Hasher, hash: u64, now: u64) -> bool {
+        let slots = &self.slots;
+        let found = self.table.find_bucket_index(hash, |&i| {
+            let (key, entry) = &slots[i as usize];
+            entry.is_expired(now) && Self::hash(hasher, key) == hash
         });
         match found {
-            Some(b) => {
-                // SAFETY: just found full in this table.
-                unsafe { self.remove(db, b) };
+            Some(bucket) => {
+                self.remove(hasher, bucket);
                 true
             }
             None => false,
         }
     }
 
-    fn clear(&mut self) {
-        self.table.clear();
-        self.table.shrink_to(0, |_| 0);
-        *self.slots = Vec::new();
-    }
-
     /// Give memory back once three quarters of it is unused.
-    fn shrink_if_sparse(&mut self, db: &Db) {
+    fn shrink_if_sparse(&mut self, hasher: &Hasher) {
         let len = self.slots.len();
         if self.table.capacity() > 64 && len * 4 < self.table.capacity() {
-            let slots = &*self.slots;
-            self.table.shrink_to(len * 2, |(i, _)| db.hash(&slots[*i as usize].0));
+            let slots = &self.slots;
+            self.table
+                .shrink_to(len * 2, |&i| Self::hash(hasher, &slots[i as usize].0));
+            let table = &self.table;
+            let any_item = table
+                .iter_buckets()
+                .next()
+                .and_then(|b| Some((table.get_bucket(b)?, b)));
+            self.table_end = any_item.map_or(0, |(item, b)| table_end(item, b));
         }
         if self.slots.capacity() > 64 && len * 4 < self.slots.capacity() {
             self.slots.shrink_to(len * 2);
         }
     }
 }
+
+type ShardGuard<'a> = RwLockWriteGuard<'a, Shard>;
 
 /// Write access to the keys of some shards of one [`Db`], for one command.
 pub struct Locked<'a> {
@@ -404,23 +414,20 @@ pub struct Place<'v, 'k> {
 impl<'v> Place<'v, '_> {
     /// The key's live entry.
     pub fn entry(&self) -> Option<&Entry> {
-        self.lookup.found.as_ref().map(|(_, i)| &self.lookup.shard.slots[*i].1)
+        self.lookup.found.map(|(_, i)| &self.lookup.shard.keys.slots[i].1)
     }
 
     /// The key's live entry, to modify its value in place. Its deadline can
     /// only be changed through [`Place::set`] or [`Place::set_deadline`]
     /// (the expiry wheel must hear of it).
     pub fn entry_mut(&mut self) -> Option<&mut Entry> {
-        self.lookup
-            .found
-            .as_ref()
-            .map(|(_, i)| &mut self.lookup.shard.slots[*i].1)
+        self.lookup.found.map(|(_, i)| &mut self.lookup.shard.keys.slots[i].1)
     }
 
     /// [`Place::entry_mut`], for as long as the view's borrow lasts.
     pub fn into_entry_mut(self) -> Option<&'v mut Entry> {
         let Lookup { shard, found, .. } = self.lookup;
-        found.map(|(_, i)| &mut shard.slots[i].1)
+        found.map(|(_, i)| &mut shard.keys.slots[i].1)
     }
 
     /// Store `value` with `deadline`, replacing the live entry if there is one.
@@ -429,22 +436,24 @@ impl<'v> Place<'v, '_> {
         let Lookup {
             shard_no,
             hash,
-            mut shard,
+            shard,
             found,
         } = lookup;
         let deadline_changed = match found {
             Some((_, i)) => {
-                let e = &mut shard.slots[i].1;
+                let e = &mut shard.keys.slots[i].1;
                 e.replace_value(value);
                 std::mem::replace(&mut e.deadline, deadline) != deadline
             }
             None => {
-                shard.insert(db, hash, (key.into(), Entry::new(value, deadline)));
+                shard
+                    .keys
+                    .insert(&db.hasher, hash, (key.into(), Entry::new(value, deadline)));
                 true
             }
         };
         if deadline_changed {
-            db.schedule(shard_no, deadline, hash, now);
+            db.schedule(shard_no, &mut shard.wheel, deadline, hash, now);
         }
     }
 
@@ -458,19 +467,17 @@ impl<'v> Place<'v, '_> {
             found,
         } = lookup;
         let Some((_, i)) = found else { return false };
-        if std::mem::replace(&mut shard.slots[i].1.deadline, deadline) != deadline {
-            db.schedule(shard_no, deadline, hash, now);
+        if std::mem::replace(&mut shard.keys.slots[i].1.deadline, deadline) != deadline {
+            db.schedule(shard_no, &mut shard.wheel, deadline, hash, now);
         }
         true
     }
 
     /// Remove the live entry, returning it.
     pub fn remove(self) -> Option<Entry> {
-        let Lookup { mut shard, found, .. } = self.lookup;
+        let Lookup { shard, found, .. } = self.lookup;
         let (bucket, _) = found?;
-        // SAFETY: the live bucket just found; nothing changed the table since
-        // (the place borrows the view mutably).
-        Some(unsafe { shard.remove(self.db, bucket) }.1)
+        Some(shard.keys.remove(&self.db.hasher, bucket).1)
     }
 }
 
@@ -490,16 +497,14 @@ impl<'a> Locked<'a> {
     }
 
     /// The locked shard `hash` lives in.
-    fn shard(&mut self, hash: u64) -> Result<(usize, Shard<'_>), NotLocked> {
+    fn shard(&mut self, hash: u64) -> Result<(usize, &mut Shard), NotLocked> {
         let n = self.db.shard_of_hash(hash);
         let guard = if self.all {
             &mut self.guards[n].1
         } else {
             &mut self.guards.iter_mut().find(|(s, _)| *s == n).ok_or(NotLocked)?.1
         };
-        // SAFETY: the table of shard n's write guard; the view borrows
-        // `&mut self`, so it is the only one of these entries.
-        Ok((n, unsafe { self.db.shard_mut(n, guard) }))
+        Ok((n, guard))
     }
 
     /// The hash of `key`; the first key's was computed when it was locked.
@@ -518,18 +523,13 @@ impl<'a> Locked<'a> {
     fn find_live(&mut self, key: &[u8]) -> Result<Lookup<'_>, NotLocked> {
         let hash = self.hash(key);
         let (now, db) = (self.now, self.db);
-        let (shard_no, mut shard) = self.shard(hash)?;
-        let mut found = shard.find(hash, key).map(|bucket| {
-            // SAFETY: the bucket was just found full in this table, which we hold locked.
-            let i = unsafe { bucket.as_ref().0 } as usize;
-            (bucket, i)
-        });
+        let (shard_no, shard) = self.shard(hash)?;
+        let mut found = shard.keys.find(hash, key);
         if let Some((_, i)) = found
-            && shard.slots[i].1.is_expired(now)
+            && shard.keys.slots[i].1.is_expired(now)
             && let Some((bucket, _)) = found.take()
         {
-            // SAFETY: as above.
-            unsafe { shard.remove(db, bucket) };
+            shard.keys.remove(&db.hasher, bucket);
             db.expired_keys.fetch_add(1, Ordering::Relaxed);
         }
         Ok(Lookup {
@@ -581,13 +581,8 @@ impl<'a> Locked<'a> {
     }
 
     /// The locked shards, each with its number.
-    fn shards(&mut self) -> impl Iterator<Item = (usize, Shard<'_>)> {
-        let db = self.db;
-        self.guards.iter_mut().map(move |(n, guard)| {
-            // SAFETY: the table of shard n's write guard; each shard appears
-            // once in `guards`, and the views borrow `&mut self`.
-            (*n, unsafe { db.shard_mut(*n, guard) })
-        })
+    fn shards(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> {
+        self.guards.iter_mut().map(|(n, guard)| (*n, &mut **guard))
     }
 
     /// Drop every key whose deadline has passed from the locked shards, so
@@ -595,10 +590,8 @@ impl<'a> Locked<'a> {
     fn purge_expired(&mut self) {
         let (now, db) = (self.now, self.db);
         let mut purged = 0;
-        for (n, mut shard) in self.shards() {
-            db.expiry[n].pop_due(now, usize::MAX, |hash| {
-                purged += shard.remove_expired(db, hash, now) as u64;
-            });
+        for (n, shard) in self.shards() {
+            purged += db.pop_due(n, shard, now, usize::MAX).0 as u64;
         }
         db.expired_keys.fetch_add(purged, Ordering::Relaxed);
     }
@@ -606,7 +599,7 @@ impl<'a> Locked<'a> {
     /// Number of live keys in the locked shards.
     pub fn len(&mut self) -> usize {
         self.purge_expired();
-        self.guards.iter().map(|(_, t)| t.len()).sum()
+        self.guards.iter().map(|(_, shard)| shard.keys.table.len()).sum()
     }
 
     pub fn is_empty(&mut self) -> bool {
@@ -617,10 +610,10 @@ impl<'a> Locked<'a> {
     pub fn clear(&mut self) -> usize {
         let db = self.db;
         let mut removed = 0;
-        for (n, mut shard) in self.shards() {
-            removed += shard.slots.len();
-            shard.clear();
-            db.expiry[n].clear();
+        for (n, shard) in self.shards() {
+            removed += shard.keys.slots.len();
+            *shard = Shard::default();
+            db.shards[n].earliest.store(u64::MAX, Ordering::Relaxed);
         }
         removed
     }
@@ -639,16 +632,11 @@ impl<'a> Locked<'a> {
         let mut bucket = (cursor & ((1 << 40) - 1)) as usize;
         let (mut examined, mut visited) = (0usize, 0usize);
         while shard < self.guards.len() {
-            let (n, table) = (self.guards[shard].0, &self.guards[shard].1);
-            // SAFETY: we hold shard n's write lock, and only read here.
-            let slots = unsafe { self.db.slots(n) };
-            let buckets = table.buckets();
+            let keys = &self.guards[shard].1.keys;
+            let buckets = keys.table.num_buckets();
             while bucket < buckets {
-                // SAFETY: `bucket < buckets()` and we hold the shard's write lock,
-                // so the table cannot change while the reference is used.
-                let index = unsafe { table.is_bucket_full(bucket).then(|| table.bucket(bucket).as_ref().0) };
-                if let Some(i) = index {
-                    let (k, e) = &slots[i as usize];
+                if let Some(&i) = keys.table.get_bucket(bucket) {
+                    let (k, e) = &keys.slots[i as usize];
                     if !e.is_expired(now) {
                         visit(k, e);
                         visited += 1;
@@ -676,11 +664,12 @@ impl<'a> Locked<'a> {
             return None;
         }
         let mut target = pick(n);
-        for (_, shard) in self.shards() {
-            if let Some((key, _)) = shard.slots.get(target) {
+        for (_, shard) in &self.guards {
+            let slots = &shard.keys.slots;
+            if let Some((key, _)) = slots.get(target) {
                 return Some(key.to_vec());
             }
-            target -= shard.slots.len();
+            target -= slots.len();
         }
         None
     }
@@ -834,7 +823,8 @@ mod tests {
             l.set(b"counter", i.to_string().as_bytes(), 1_000_000).unwrap();
         }
         l.set(b"counter", b"x", 2_000_000).unwrap();
-        let pending: usize = db.expiry.iter().map(|e| e.pending()).sum();
+        drop(l);
+        let pending: usize = db.shards.iter().map(|s| s.shard.read().wheel.pending()).sum();
         assert_eq!(pending, 2, "one entry per distinct deadline");
     }
 
@@ -869,12 +859,10 @@ mod tests {
                 l.set(&a, b"1", 10).unwrap();
                 l.set(&b, b"1", 10).unwrap();
                 drop(l);
-                let mut table = db.map.shards()[0].write();
-                // SAFETY: the table of shard 0's write guard; the only view of its entries.
-                let mut shard = unsafe { db.shard_mut(0, &mut table) };
-                assert!(shard.remove_expired(&db, db.hash(gone), 20));
-                assert_eq!(shard.slots.len(), 1);
-                assert_eq!(*shard.slots[0].0, **kept);
+                let mut shard = db.shards[0].shard.write();
+                assert!(shard.keys.remove_expired(&db.hasher, db.hash(gone), 20));
+                assert_eq!(shard.keys.slots.len(), 1);
+                assert_eq!(*shard.keys.slots[0].0, **kept);
             }
         }
     }
@@ -922,6 +910,56 @@ mod tests {
             db.prefetch_entry(db.hash(k));
         }
         assert_eq!(everything(&db), before);
+    }
+
+    /// Prefetching finds a shard's table through [`Keys::table_end`]: it
+    /// must follow the table through growth, removals, shrinking and
+    /// clearing, and be where hashbrown really keeps the items (a change of
+    /// hashbrown's layout fails here instead of quietly making every
+    /// prefetch miss).
+    #[test]
+    fn table_end_follows_the_table() {
+        let db = Db::new();
+        let check = |db: &Db| {
+            let mut items = 0;
+            for lock in &db.shards {
+                let keys = &lock.shard.read().keys;
+                for b in keys.table.iter_buckets() {
+                    assert_eq!(table_end(keys.table.get_bucket(b).unwrap(), b), keys.table_end);
+                    items += 1;
+                }
+            }
+            items
+        };
+        let key = |i: u32| format!("key:{i}").into_bytes();
+        let mut l = db.lock_all(1);
+        for i in 0..20_000 {
+            let deadline = if i % 8 == 0 { NO_DEADLINE } else { 100 };
+            l.set(&key(i), b"v", deadline).unwrap();
+        }
+        drop(l);
+        assert_eq!(check(&db), 20_000);
+        let mut l = db.lock_all(1);
+        for i in (0..20_000).step_by(16) {
+            l.remove(&key(i)).unwrap();
+        }
+        drop(l);
+        assert_eq!(check(&db), 20_000 - 1250);
+        let capacity = |db: &Db| -> usize { db.shards.iter().map(|s| s.shard.read().keys.table.capacity()).sum() };
+        let before = capacity(&db);
+        for shard in 0..db.shard_count() {
+            db.reclaim_shard(shard, 200, usize::MAX);
+        }
+        assert!(capacity(&db) * 2 < before, "the tables shrank");
+        assert_eq!(check(&db), 1250);
+        db.lock_all(200).clear();
+        assert_eq!(check(&db), 0);
+        let mut l = db.lock_all(200);
+        for i in 0..1000 {
+            l.set(&key(i), b"v", NO_DEADLINE).unwrap();
+        }
+        drop(l);
+        assert_eq!(check(&db), 1000);
     }
 
     #[test]
