@@ -30,6 +30,12 @@ pub struct ServerConfig {
     /// Most simultaneous clients; the next one gets an error and is closed.
     #[arg(long, default_value_t = 10_000)]
     pub maxclients: u64,
+    /// Past this many bytes allocated, refuse commands that may grow memory
+    /// (SET, LOCK.ACQUIRE...) with -OOM; reads, deletes, lock releases and
+    /// expiry go on, and no lock is ever evicted (policy noeviction).
+    /// redis-server units: 100mb, 1gb; 0 = no limit.
+    #[arg(long, default_value = "0", value_parser = parse_memory)]
+    pub maxmemory: u64,
     /// Close a client idle this many seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
@@ -133,6 +139,7 @@ impl Default for ServerConfig {
             tcp_backlog: 511,
             databases: 16,
             maxclients: 10_000,
+            maxmemory: 0,
             timeout: 0,
             log_level: "notice".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -183,6 +190,8 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
 /// The settings `CONFIG SET` can change while the server runs.
 pub struct Settings {
     pub maxclients: AtomicU64,
+    /// Bytes; 0 = no limit.
+    pub maxmemory: AtomicU64,
     pub timeout: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub client_query_buffer_limit: AtomicU64,
@@ -195,6 +204,7 @@ impl Settings {
     pub fn new(cfg: &ServerConfig) -> Self {
         Settings {
             maxclients: AtomicU64::new(cfg.maxclients),
+            maxmemory: AtomicU64::new(cfg.maxmemory),
             timeout: AtomicU64::new(cfg.timeout),
             proto_max_bulk_len: AtomicU64::new(cfg.proto_max_bulk_len),
             client_query_buffer_limit: AtomicU64::new(cfg.client_query_buffer_limit),

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod glob;
+pub mod memory;
 pub mod persist;
 pub mod prefetch;
 pub mod protocol;

@@ -8,6 +8,9 @@ use redlockd::cli::{counter::CounterArgs, run::RunArgs};
 use redlockd::config::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: redlockd::memory::Counting = redlockd::memory::Counting;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "redlockd",

@@ -26,6 +26,9 @@ pub enum CmdError {
 
 pub type CmdResult = Result<(), CmdError>;
 
+/// Past `maxmemory`, to a command that may grow memory (Redis's `oomerr`).
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
 impl CmdError {
     /// The reply text (without the leading '-'); `cmd` is the lowercase name
     /// of the command that failed.

@@ -26,10 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use smallvec::SmallVec;
 
+use crate::config::Settings;
 use crate::protocol::ReplyBuf;
 use crate::server::shared::{ClientHandle, Shared};
-use crate::stats;
 use crate::store::Locked;
+use crate::{memory, stats};
 pub use error::{CmdError, CmdResult};
 use table::{CommandSpec, KeySpec, flags};
 
@@ -125,6 +126,18 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     }
     if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
         out.error("NOAUTH Authentication required.");
+        flag_transaction(client);
+        stats::command_rejected(Some(index));
+        return;
+    }
+    // Past maxmemory, refuse what may grow memory; inside MULTI queueing grows
+    // it too, so all but EXEC/DISCARD/QUIT/RESET (as Redis's processCommand).
+    if (spec.flags & flags::DENYOOM != 0 || client.multi.is_some())
+        && memory::over(Settings::get(&shared.settings.maxmemory))
+        && (client.multi.is_none()
+            || spec.flags & flags::NO_MULTI == 0 && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
+    {
+        out.error(error::OOM);
         flag_transaction(client);
         stats::command_rejected(Some(index));
         return;

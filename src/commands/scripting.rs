@@ -7,8 +7,10 @@
 //! them. Anything else gets a clear error instead of a wrong answer.
 
 use super::args::{int, is};
-use super::error::unknown_subcommand;
+use super::error::{OOM, unknown_subcommand};
 use super::{CmdError, CmdResult, Ctx};
+use crate::config::Settings;
+use crate::memory;
 use crate::protocol::ReplyBuf;
 use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, Reply, Script, Ttl};
 use crate::scripts::{self, sha1_hex};
@@ -81,6 +83,8 @@ pub fn script(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 struct Invocation<'a, 'b> {
     keys: &'b [&'a [u8]],
     argv: &'b [&'a [u8]],
+    /// Memory was past maxmemory when the script started.
+    past_maxmemory: bool,
 }
 
 impl<'a> Invocation<'a, '_> {
@@ -90,6 +94,18 @@ impl<'a> Invocation<'a, '_> {
             Arg::K(i) => self.keys.get(i - 1).copied().unwrap_or(b""),
         }
     }
+
+    /// Call before a script's SET. Redis 7 runs a script without a shebang
+    /// until its first write; if that is a command that may grow memory and
+    /// memory was past maxmemory when the script started, the script fails
+    /// there (so releases and PEXPIRE extends go on). In every operation
+    /// here a SET is the first write.
+    fn may_grow(&self) -> CmdResult {
+        if self.past_maxmemory {
+            return Err(CmdError::Static(OOM));
+        }
+        Ok(())
+    }
 }
 
 fn run_script(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, script: &'static Script, args: &[&[u8]]) -> CmdResult {
@@ -98,6 +114,7 @@ fn run_script(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, script: &'static Script,
     let inv = Invocation {
         keys: &args[3..3 + numkeys],
         argv: &args[3 + numkeys..],
+        past_maxmemory: memory::over(Settings::get(&ctx.shared.settings.maxmemory)),
     };
     let keys_ok = match script.numkeys {
         NumKeys::Exactly(n) => numkeys == n,
@@ -253,7 +270,12 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             }
             let pttl = entry.has_deadline().then(|| remaining_ms(entry.deadline(), now));
             match add_mode {
-                None => apply_ttl(keys, key, token, inv.get(ttl), how)?,
+                None => {
+                    if how == Ttl::SetPx {
+                        inv.may_grow()?;
+                    }
+                    apply_ttl(keys, key, token, inv.get(ttl), how)?
+                }
                 Some(mode) => {
                     let Some(p) = pttl else {
                         return reply(out, refused);
@@ -301,6 +323,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 && gate_open
                 && let Some(r) = when_free
             {
+                inv.may_grow()?;
                 // An empty TTL means none (redis-py 2.10's LuaLock without timeout).
                 let d = if ttl_arg.is_empty() {
                     NO_DEADLINE
@@ -312,6 +335,9 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             }
             match when_owned {
                 Some((how, r)) if owned_now => {
+                    if how == Ttl::SetPx {
+                        inv.may_grow()?;
+                    }
                     apply_ttl(keys, k1, token, ttl_arg, how)?;
                     reply(out, r)?;
                 }
@@ -325,6 +351,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     return Ok(());
                 }
             }
+            inv.may_grow()?;
             let d = px_deadline(now, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, inv.get(value), d)?;
@@ -339,6 +366,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     return Ok(());
                 }
             }
+            inv.may_grow()?;
             let d = px_deadline(now, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, token, d)?;
@@ -357,6 +385,8 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             out.int(n);
         }
         Op::BsmObtain { value, len, ttl } => {
+            // Its script starts with MSETNX, whatever the keys hold.
+            inv.may_grow()?;
             let token = inv.get(value);
             let len = int(inv.get(len))?;
             let mut all_free = true;
@@ -472,6 +502,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 Some(c) => c < candidate,
             };
             if raise {
+                inv.may_grow()?;
                 let text = format_lua_number(candidate);
                 keys.set(k1, text.as_bytes(), NO_DEADLINE)?;
                 out.int(candidate as i64);

@@ -11,7 +11,7 @@ use super::table::{COMMANDS, CommandSpec, KeySpec, flags};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::{Settings, parse_memory};
 use crate::store::{Clock, Locked};
-use crate::{VERSION, VERSION_COMPAT, glob, stats};
+use crate::{VERSION, VERSION_COMPAT, glob, memory, stats};
 
 pub fn dbsize(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
     let n = keys.len();
@@ -133,7 +133,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("appendfsync", c.appendfsync.clone()),
         ("appendfilename", c.appendfilename.clone()),
         ("dir", c.dir.display().to_string()),
-        ("maxmemory", "0".into()),
+        ("maxmemory", Settings::get(&s.maxmemory).to_string()),
         ("maxmemory-policy", "noeviction".into()),
         ("loglevel", c.log_level.clone()),
         (
@@ -172,6 +172,24 @@ fn config_set_one(ctx: &Ctx<'_>, name: &str, value: &[u8]) -> Result<(), String>
     match name {
         "maxclients" => s.maxclients.store(number()?, Ordering::Relaxed),
         "timeout" => s.timeout.store(number()?, Ordering::Relaxed),
+        "maxmemory" => {
+            let v = parse_memory(text).map_err(|_| "argument must be a memory value".to_string())?;
+            s.maxmemory.store(v, Ordering::Relaxed);
+            if memory::over(v) {
+                tracing::warn!(
+                    "the new maxmemory value set via CONFIG SET ({v}) is smaller than the current memory usage ({}): commands that may grow memory are refused until enough keys are deleted or expire",
+                    memory::used()
+                );
+            }
+        }
+        // A lock server never evicts a lock: noeviction is the only policy.
+        "maxmemory-policy" if text.eq_ignore_ascii_case("noeviction") => {}
+        "maxmemory-policy" => {
+            return Err(
+                "redlockd never evicts keys (an evicted lock is a lock granted twice): the only policy is noeviction"
+                    .into(),
+            );
+        }
         "proto-max-bulk-len" => {
             let v = parse_memory(text).map_err(|_| "argument must be a memory value".to_string())?;
             if v < 1024 * 1024 {
@@ -327,10 +345,16 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
         );
     }
     if want("memory") {
-        let rss = rss_bytes();
+        let (used, rss, peak) = (memory::used(), rss_bytes(), memory::peak());
+        let max = Settings::get(&shared.settings.maxmemory);
+        let h = memory::human;
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n"
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n",
+            h(used),
+            h(rss),
+            h(peak),
+            h(max),
         );
     }
     if want("persistence") {
