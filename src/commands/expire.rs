@@ -60,17 +60,20 @@ fn expire_generic(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], form
         return Ok(());
     };
     let current = entry.deadline();
-    let new_deadline = when.deadline(now);
+    // GT and LT compare Unix times in ms, as Redis does: the same PEXPIREAT
+    // twice is neither greater nor less, whatever µs the clocks moved by.
     // A key without a deadline counts as expiring never: GT never beats it,
     // LT always does.
+    let compare = || when.unix_ms().cmp(&Clock::unix_ms_of(current, now));
     let refused = (nx && current != NO_DEADLINE)
         || (xx && current == NO_DEADLINE)
-        || (gt && (current == NO_DEADLINE || new_deadline <= current))
-        || (lt && current != NO_DEADLINE && new_deadline >= current);
+        || (gt && (current == NO_DEADLINE || compare().is_le()))
+        || (lt && current != NO_DEADLINE && compare().is_ge());
     if refused {
         ctx.out.int(0);
         return Ok(());
     }
+    let new_deadline = when.deadline(now);
     if new_deadline <= now {
         keys.remove(key)?;
     } else {

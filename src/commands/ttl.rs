@@ -88,6 +88,15 @@ impl ExpireArg {
         Ok(ExpireArg::In(ms))
     }
 
+    /// The Unix time in ms it names, as Redis computes it (from the wall
+    /// clock's ms for a relative one).
+    pub fn unix_ms(self) -> i64 {
+        match self {
+            ExpireArg::In(ms) => Clock::wall_ms().saturating_add(ms),
+            ExpireArg::At(unix_ms) => unix_ms,
+        }
+    }
+
     /// The store deadline; one at or before `now_us` when the time has come.
     pub fn deadline(self, now_us: u64) -> Deadline {
         match self {
