@@ -55,7 +55,7 @@ impl ExpireArg {
     /// be positive, and in seconds at most `i64::MAX / 1000`.
     pub fn set_style(form: Form, arg: &[u8]) -> Result<ExpireArg, CmdError> {
         let n = int(arg)?;
-        if n <= 0 || n > i64::MAX / form.unit_ms() {
+        if n <= 0 || (form.unit_ms() == 1000 && n > i64::MAX / 1000) {
             return Err(CmdError::InvalidExpire);
         }
         Self::from_ms(form.absolute(), n * form.unit_ms())
