@@ -13,9 +13,10 @@
 //!
 //! 0 ([`NO_DEADLINE`]) means persistent. A far deadline compares greater
 //! than every near deadline and every monotonic "now", so the store's
-//! `deadline <= now` checks and ordering (GT/LT, the expiry wheel's heap)
-//! stay plain integer comparisons: a far deadline never comes in the life
-//! of the process. Between two far deadlines the order is their Unix time.
+//! `deadline <= now` checks and the order of deadlines stay plain integer
+//! comparisons: a far deadline never comes in the life of the process
+//! (which is also why the expiry wheel does not keep one). Between two far
+//! deadlines the order is their Unix time.
 //!
 //! Absolute times that clients send (EXAT, PXAT, EXPIREAT) or ask for
 //! (EXPIRETIME) and relative TTLs in ms are converted here and nowhere else.
@@ -120,6 +121,12 @@ impl Clock {
     }
 }
 
+/// Whether a deadline is far: one that never comes while the process runs,
+/// so the expiry wheel need not keep it.
+pub fn is_far(deadline: Deadline) -> bool {
+    deadline & FAR != 0
+}
+
 /// A far deadline at `unix_ms` (clamped to what the form holds).
 fn far(unix_ms: i64) -> Deadline {
     FAR | unix_ms.max(0) as u64
@@ -137,7 +144,7 @@ fn past(now_us: u64, ago_us: u128) -> Deadline {
 /// A near one is rounded up, so that a key set with `PX 100` reports 100
 /// immediately afterwards, as Redis does.
 pub fn remaining_ms(deadline: Deadline, now_us: u64) -> i64 {
-    if deadline & FAR != 0 {
+    if is_far(deadline) {
         return ((deadline & !FAR) as i64 - Clock::wall_ms()).max(0);
     }
     (deadline.saturating_sub(now_us) as i64 + 999) / 1000
@@ -204,6 +211,19 @@ mod tests {
         assert!((9_000_000_000_000_000_000 - 1000..=9_000_000_000_000_000_000).contains(&left));
         // Saturates rather than wrapping past i64::MAX.
         assert_eq!(Clock::unix_ms_of(Clock::deadline_in_ms(i64::MAX, now), now), i64::MAX);
+    }
+
+    #[test]
+    fn the_expiry_wheel_keeps_no_far_deadline() {
+        let wheel = super::super::wheel::ShardExpiry::new();
+        let now = 5_000_000;
+        wheel.push(Clock::deadline_from_unix_ms(i64::MAX, now), 1, now);
+        wheel.push(Clock::deadline_in_ms(9_000_000_000_000_000_000, now), 2, now);
+        assert_eq!(wheel.pending(), 0);
+        assert!(!wheel.due(u64::MAX >> 1));
+        wheel.push(Clock::deadline_in_ms(10_000_000_000_000_000, now), 3, now);
+        wheel.push(Clock::deadline_in_ms(1, now), 4, now);
+        assert_eq!(wheel.pending(), 1);
     }
 
     #[test]

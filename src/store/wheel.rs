@@ -84,6 +84,9 @@ impl ShardExpiry {
     }
 
     pub fn push(&self, deadline: Deadline, hash: u64, now: u64) {
+        if super::clock::is_far(deadline) {
+            return; // never due while the process runs: nothing to reclaim
+        }
         self.wheel.lock().push(deadline, hash, now);
         self.earliest.fetch_min(deadline, Ordering::Relaxed);
     }
