@@ -1,16 +1,30 @@
 //! The expiry family: EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT (NX|XX|GT|LT),
 //! TTL/PTTL/EXPIRETIME/PEXPIRETIME and PERSIST.
 
-use super::args::{int, is};
+use super::args::is;
+use super::ttl::{ExpireArg, Form, pttl_of, rounded_secs};
 use super::{CmdError, CmdResult, Ctx};
-use crate::store::clock::{offset_deadline, remaining_ms};
 use crate::store::{Clock, Locked, NO_DEADLINE};
 
-/// EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT, told apart by name.
 pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let name = args[0];
-    let millis = name[0].eq_ignore_ascii_case(&b'p');
-    let absolute = name.len() > 2 && name[name.len() - 2..].eq_ignore_ascii_case(b"at");
+    expire_generic(ctx, keys, args, Form::Ex)
+}
+
+pub fn pexpire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    expire_generic(ctx, keys, args, Form::Px)
+}
+
+pub fn expireat(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    expire_generic(ctx, keys, args, Form::ExAt)
+}
+
+pub fn pexpireat(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    expire_generic(ctx, keys, args, Form::PxAt)
+}
+
+/// `<cmd> key time [NX|XX|GT|LT]`: options first, then the time, then the
+/// key, in Redis's order of errors.
+fn expire_generic(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], form: Form) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &args[3..] {
         if is(opt, "nx") {
@@ -38,19 +52,7 @@ pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
             "ERR GT and LT options at the same time are not compatible",
         ));
     }
-    let mut when = int(args[2])?;
-    if !millis {
-        when = when.checked_mul(1000).ok_or(CmdError::InvalidExpire)?;
-    }
-    let wall_us = Clock::wall_us();
-    // Microseconds from now until the requested instant (µs, so that an
-    // absolute time comes back exactly from PEXPIRETIME).
-    let rel_us = if absolute {
-        when.saturating_mul(1000).saturating_sub(wall_us)
-    } else {
-        when.checked_add(wall_us / 1000).ok_or(CmdError::InvalidExpire)?;
-        when.saturating_mul(1000)
-    };
+    let when = ExpireArg::expire_style(form, args[2])?;
     let key = args[1];
     let now = keys.now;
     let Some(entry) = keys.get(key)? else {
@@ -58,16 +60,21 @@ pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
         return Ok(());
     };
     let current = entry.deadline();
-    let new_deadline = offset_deadline(now, rel_us);
+    // GT and LT compare Unix times in ms, as Redis does: the same PEXPIREAT
+    // twice is neither greater nor less, whatever µs the clocks moved by.
+    // A key without a deadline counts as expiring never: GT never beats it,
+    // LT always does.
+    let compare = || when.unix_ms().cmp(&Clock::unix_ms_of(current, now));
     let refused = (nx && current != NO_DEADLINE)
         || (xx && current == NO_DEADLINE)
-        || (gt && (current == NO_DEADLINE || new_deadline <= current))
-        || (lt && current != NO_DEADLINE && new_deadline >= current);
+        || (gt && (current == NO_DEADLINE || compare().is_le()))
+        || (lt && current != NO_DEADLINE && compare().is_ge());
     if refused {
         ctx.out.int(0);
         return Ok(());
     }
-    if rel_us <= 0 {
+    let new_deadline = when.deadline(now);
+    if new_deadline <= now {
         keys.remove(key)?;
     } else {
         keys.set_deadline(key, new_deadline)?;
@@ -76,26 +83,33 @@ pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
     Ok(())
 }
 
-/// TTL, PTTL, EXPIRETIME and PEXPIRETIME, told apart by name.
 pub fn ttl(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let name = args[0];
-    let millis = name[0].eq_ignore_ascii_case(&b'p');
-    let absolute = name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(b"time");
+    ttl_generic(ctx, keys, args, false, false)
+}
+
+pub fn pttl(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, keys, args, true, false)
+}
+
+pub fn expiretime(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, keys, args, false, true)
+}
+
+pub fn pexpiretime(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    ttl_generic(ctx, keys, args, true, true)
+}
+
+/// -2 for a missing key, -1 for one without a deadline, else the time left
+/// (or the Unix time of the deadline when `absolute`), in ms or rounded
+/// to the nearest second.
+fn ttl_generic(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], millis: bool, absolute: bool) -> CmdResult {
     let now = keys.now;
-    let reply = match keys.get(args[1])? {
+    let ms = match keys.get(args[1])? {
         None => -2,
-        Some(e) if !e.has_deadline() => -1,
-        Some(e) => {
-            if absolute {
-                let at = Clock::unix_ms_of(e.deadline(), now);
-                if millis { at } else { at / 1000 }
-            } else {
-                let ms = remaining_ms(e.deadline(), now);
-                if millis { ms } else { (ms + 500) / 1000 }
-            }
-        }
+        Some(e) if absolute && e.has_deadline() => Clock::unix_ms_of(e.deadline(), now),
+        Some(e) => pttl_of(e, now),
     };
-    ctx.out.int(reply);
+    ctx.out.int(if millis || ms < 0 { ms } else { rounded_secs(ms) });
     Ok(())
 }
 

@@ -13,10 +13,10 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::args::{int, is};
-use super::strings::{Condition, ExpiryOpt, NewDeadline};
+use super::strings::Condition;
+use super::ttl::{ExpireArg, Form, pttl_of};
 use super::{CmdError, CmdResult, Ctx};
-use crate::store::Locked;
-use crate::store::clock::remaining_ms;
+use crate::store::{Deadline, Locked};
 
 /// DIGEST's text: XXH3-64 of the value, 16 lowercase hex digits.
 pub fn digest_hex(value: &[u8]) -> String {
@@ -76,19 +76,17 @@ pub fn delifeq(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdR
     Ok(())
 }
 
-/// Parse the `PX ms` / `EX s` pair of LOCK.ACQUIRE/LOCK.EXTEND into a deadline.
-fn lock_deadline(keys: &Locked<'_>, unit: &[u8], value: &[u8]) -> Result<u64, CmdError> {
-    let opt = if is(unit, "px") {
-        ExpiryOpt::Px(value)
+/// Parse the `PX ms` / `EX s` pair of LOCK.ACQUIRE/LOCK.EXTEND into a
+/// deadline, with SET's validation.
+fn lock_deadline(keys: &Locked<'_>, unit: &[u8], value: &[u8]) -> Result<Deadline, CmdError> {
+    let form = if is(unit, "px") {
+        Form::Px
     } else if is(unit, "ex") {
-        ExpiryOpt::Ex(value)
+        Form::Ex
     } else {
         return Err(CmdError::Syntax);
     };
-    match opt.resolve(keys.now)? {
-        NewDeadline::Set(d) => Ok(d),
-        NewDeadline::Keep => unreachable!("PX/EX always set a deadline"),
-    }
+    Ok(ExpireArg::set_style(form, value)?.deadline(keys.now))
 }
 
 /// `LOCK.ACQUIRE key token PX ms` → fencing token, or nil when another
@@ -142,11 +140,7 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
         ctx.out.null();
         return Ok(());
     };
-    let ttl = if e.has_deadline() {
-        remaining_ms(e.deadline(), now)
-    } else {
-        -1
-    };
+    let ttl = pttl_of(e, now);
     let out = &mut *ctx.out;
     out.map(3);
     out.bulk_str("token");

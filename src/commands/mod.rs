@@ -20,6 +20,7 @@ pub mod server;
 pub mod strings;
 pub mod table;
 pub mod transactions;
+pub mod ttl;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,14 +8,14 @@
 
 use super::args::{int, is};
 use super::error::{OOM, unknown_subcommand};
+use super::ttl::{ExpireArg, Form, pttl_of, rounded_secs};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
 use crate::memory;
 use crate::protocol::ReplyBuf;
 use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, Reply, Script, Ttl};
 use crate::scripts::{self, sha1_hex};
-use crate::store::clock::{offset_deadline, remaining_ms};
-use crate::store::{Locked, NO_DEADLINE};
+use crate::store::{Deadline, Locked, NO_DEADLINE};
 
 fn unsupported(sha: &str) -> CmdError {
     CmdError::msg(format!(
@@ -166,36 +166,36 @@ fn reply(out: &mut ReplyBuf, r: Reply) -> CmdResult {
     Ok(())
 }
 
-/// A TTL argument in ms for `SET ... PX`, with SET's error for ≤ 0.
-fn px_deadline(now: u64, ttl: &[u8]) -> Result<u64, CmdError> {
-    let ms = int(ttl)?;
-    if ms <= 0 {
-        return Err(CmdError::msg("ERR invalid expire time in 'set' command"));
+/// A TTL argument in ms for `SET ... PX`, with SET's validation and error.
+fn px_deadline(now: u64, ttl: &[u8]) -> Result<Deadline, CmdError> {
+    match ExpireArg::set_style(Form::Px, ttl) {
+        Ok(t) => Ok(t.deadline(now)),
+        Err(CmdError::InvalidExpire) => Err(CmdError::Static("ERR invalid expire time in 'set' command")),
+        Err(e) => Err(e),
     }
-    Ok(offset_deadline(now, ms.saturating_mul(1000)))
 }
 
-/// Apply `how` to an existing key: PEXPIRE/EXPIRE (≤0 deletes) or SET PX.
+/// Apply `how` to an existing key: PEXPIRE/EXPIRE (a due time deletes) or SET PX.
 fn apply_ttl(keys: &mut Locked<'_>, key: &[u8], token: &[u8], ttl: &[u8], how: Ttl) -> CmdResult {
-    let now = keys.now;
-    match how {
+    let form = match how {
         Ttl::SetPx => {
-            let d = px_deadline(now, ttl)?;
+            let d = px_deadline(keys.now, ttl)?;
             keys.set(key, token, d)?;
+            return Ok(());
         }
-        Ttl::Pexpire | Ttl::Expire => {
-            let n = int(ttl)?;
-            let ms = if how == Ttl::Expire {
-                n.checked_mul(1000).ok_or(CmdError::InvalidExpire)?
-            } else {
-                n
-            };
-            if ms <= 0 {
-                keys.remove(key)?;
-            } else {
-                keys.set_deadline(key, offset_deadline(now, ms.saturating_mul(1000)))?;
-            }
-        }
+        Ttl::Pexpire => Form::Px,
+        Ttl::Expire => Form::Ex,
+    };
+    expire_key(keys, key, ExpireArg::expire_style(form, ttl)?)
+}
+
+/// Give an existing key the deadline of `when`, or delete it if that has come.
+fn expire_key(keys: &mut Locked<'_>, key: &[u8], when: ExpireArg) -> CmdResult {
+    let d = when.deadline(keys.now);
+    if d <= keys.now {
+        keys.remove(key)?;
+    } else {
+        keys.set_deadline(key, d)?;
     }
     Ok(())
 }
@@ -268,7 +268,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             if *entry.value != *token {
                 return reply(out, refused);
             }
-            let pttl = entry.has_deadline().then(|| remaining_ms(entry.deadline(), now));
+            let pttl = pttl_of(entry, now);
             match add_mode {
                 None => {
                     if how == Ttl::SetPx {
@@ -277,21 +277,20 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     apply_ttl(keys, key, token, inv.get(ttl), how)?
                 }
                 Some(mode) => {
-                    let Some(p) = pttl else {
+                    if pttl < 0 {
                         return reply(out, refused);
-                    };
+                    }
                     let add = match mode {
                         AddMode::Always => true,
                         AddMode::Flag(f) => inv.get(f) == b"0",
                     };
                     let ms = int(inv.get(ttl))?;
                     let total = if add {
-                        p.checked_add(ms).ok_or(CmdError::InvalidExpire)?
+                        pttl.checked_add(ms).ok_or(CmdError::InvalidExpire)?
                     } else {
                         ms
                     };
-                    let mut buf = itoa::Buffer::new();
-                    apply_ttl(keys, key, token, buf.format(total).as_bytes(), Ttl::Pexpire)?;
+                    expire_key(keys, key, ExpireArg::expire_in_ms(total)?)?;
                 }
             }
             reply(out, done)?;
@@ -402,12 +401,12 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     }
                 }
             }
-            let n = int(inv.get(ttl))?;
+            let when = ExpireArg::expire_style(Form::Px, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, token, NO_DEADLINE)?;
             }
             for k in inv.keys {
-                apply_ttl(keys, k, token, itoa::Buffer::new().format(n).as_bytes(), Ttl::Pexpire)?;
+                expire_key(keys, k, when)?;
             }
             out.ok();
         }
@@ -435,10 +434,8 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 _ => {
                     let mut min = 0;
                     for k in inv.keys {
-                        if let Some(e) = keys.get(k)?
-                            && e.has_deadline()
-                        {
-                            let p = remaining_ms(e.deadline(), now);
+                        if let Some(e) = keys.get(k)? {
+                            let p = pttl_of(e, now);
                             if p > 0 && (min == 0 || p < min) {
                                 min = p;
                             }
@@ -461,25 +458,16 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             if *e.value != *token {
                 return reply(out, refused);
             }
-            let ms = if e.has_deadline() {
-                remaining_ms(e.deadline(), now)
-            } else {
-                -1
-            };
-            let v = if seconds && ms >= 0 { (ms + 500) / 1000 } else { ms };
+            let ms = pttl_of(e, now);
+            let v = if seconds && ms >= 0 { rounded_secs(ms) } else { ms };
             out.int(if clamp_to_zero { v.max(0) } else { v });
         }
         Op::ValueAndPttl => {
             out.array(2);
             match keys.get(k1)? {
                 Some(e) => {
-                    let p = if e.has_deadline() {
-                        remaining_ms(e.deadline(), now)
-                    } else {
-                        -1
-                    };
                     out.bulk(&e.value);
-                    out.int(p);
+                    out.int(pttl_of(e, now));
                 }
                 None => {
                     out.null();

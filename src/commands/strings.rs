@@ -6,12 +6,12 @@
 
 use super::args::{Cursor, float, int, is, keyword, keyword_code};
 use super::locks::digest_hex;
+use super::ttl::{ExpireArg, Form};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
 use crate::protocol::reply::format_double;
 use crate::stats;
-use crate::store::clock::offset_deadline;
-use crate::store::{Clock, Deadline, Locked, NO_DEADLINE};
+use crate::store::{Deadline, Locked, NO_DEADLINE};
 
 /// The write condition of a SET.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,32 +67,17 @@ pub enum NewDeadline {
 }
 
 impl ExpiryOpt<'_> {
-    /// Turn the option into a deadline, with Redis's errors.
+    /// Turn the option into a deadline, with SET's validation.
     pub fn resolve(&self, now: u64) -> Result<NewDeadline, CmdError> {
-        let (raw, unit_ms, absolute) = match *self {
+        let (form, raw) = match *self {
             ExpiryOpt::None | ExpiryOpt::Persist => return Ok(NewDeadline::Set(NO_DEADLINE)),
             ExpiryOpt::KeepTtl => return Ok(NewDeadline::Keep),
-            ExpiryOpt::Ex(v) => (v, 1000, false),
-            ExpiryOpt::Px(v) => (v, 1, false),
-            ExpiryOpt::ExAt(v) => (v, 1000, true),
-            ExpiryOpt::PxAt(v) => (v, 1, true),
+            ExpiryOpt::Ex(v) => (Form::Ex, v),
+            ExpiryOpt::Px(v) => (Form::Px, v),
+            ExpiryOpt::ExAt(v) => (Form::ExAt, v),
+            ExpiryOpt::PxAt(v) => (Form::PxAt, v),
         };
-        let n = int(raw)?;
-        if n <= 0 || (unit_ms == 1000 && n > i64::MAX / 1000) {
-            return Err(CmdError::InvalidExpire);
-        }
-        let ms = n * unit_ms;
-        if absolute {
-            Ok(NewDeadline::Set(Clock::deadline_from_unix_ms(ms, now)))
-        } else {
-            // Redis refuses a TTL that overflows once added to the Unix time
-            // in ms. Only a TTL within 2^45 ms (a millennium) of i64::MAX
-            // can, so only then is the wall clock worth reading.
-            if ms > i64::MAX - (1 << 45) && ms > i64::MAX - Clock::wall_ms() {
-                return Err(CmdError::InvalidExpire);
-            }
-            Ok(NewDeadline::Set(offset_deadline(now, ms.saturating_mul(1000))))
-        }
+        Ok(NewDeadline::Set(ExpireArg::set_style(form, raw)?.deadline(now)))
     }
 }
 
@@ -272,16 +257,18 @@ pub fn setnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
     Ok(())
 }
 
-/// SETEX key seconds value / PSETEX key milliseconds value.
+/// `SETEX key seconds value`
 pub fn setex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let expiry = if args[0][0].eq_ignore_ascii_case(&b'p') {
-        ExpiryOpt::Px(args[2])
-    } else {
-        ExpiryOpt::Ex(args[2])
-    };
-    let NewDeadline::Set(deadline) = expiry.resolve(keys.now)? else {
-        unreachable!("EX/PX always set")
-    };
+    set_with_ttl(ctx, keys, args, Form::Ex)
+}
+
+/// `PSETEX key milliseconds value`
+pub fn psetex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    set_with_ttl(ctx, keys, args, Form::Px)
+}
+
+fn set_with_ttl(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], form: Form) -> CmdResult {
+    let deadline = ExpireArg::set_style(form, args[2])?.deadline(keys.now);
     keys.set(args[1], args[3], deadline)?;
     ctx.out.ok();
     Ok(())
@@ -307,10 +294,7 @@ pub fn getex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
     let mut expiry = ExpiryOpt::None;
     let mut c = Cursor::new(args, 2);
     while let Some(opt) = c.next() {
-        if expiry != ExpiryOpt::None {
-            return Err(CmdError::Syntax);
-        }
-        expiry = if is(opt, "persist") {
+        let next = if is(opt, "persist") {
             ExpiryOpt::Persist
         } else if is(opt, "ex") {
             ExpiryOpt::Ex(c.value()?)
@@ -323,7 +307,18 @@ pub fn getex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
         } else {
             return Err(CmdError::Syntax);
         };
+        // As in SET, only the same keyword may repeat (the last value wins).
+        if expiry != ExpiryOpt::None && std::mem::discriminant(&expiry) != std::mem::discriminant(&next) {
+            return Err(CmdError::Syntax);
+        }
+        expiry = next;
     }
+    let Some(value) = lookup(keys, args[1])?.map(Box::<[u8]>::from) else {
+        ctx.out.null();
+        return Ok(());
+    };
+    // Redis validates the time only once the key is found: a missing key
+    // answers nil whatever the time says.
     let now = keys.now;
     let deadline = match expiry {
         ExpiryOpt::None => None,
@@ -331,10 +326,6 @@ pub fn getex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
             NewDeadline::Set(d) => Some(d),
             NewDeadline::Keep => None,
         },
-    };
-    let Some(value) = lookup(keys, args[1])?.map(Box::<[u8]>::from) else {
-        ctx.out.null();
-        return Ok(());
     };
     match deadline {
         Some(d) if d != NO_DEADLINE && d <= now => {

@@ -395,7 +395,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K1,
         "generic",
         "Sets the expiration time of a key in milliseconds.",
-        expire::expire,
+        expire::pexpire,
     ),
     spec(
         "expireat",
@@ -404,7 +404,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K1,
         "generic",
         "Sets the expiration time of a key to a Unix timestamp.",
-        expire::expire,
+        expire::expireat,
     ),
     spec(
         "pexpireat",
@@ -413,7 +413,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K1,
         "generic",
         "Sets the expiration time of a key to a Unix milliseconds timestamp.",
-        expire::expire,
+        expire::pexpireat,
     ),
     spec(
         "ttl",
@@ -431,7 +431,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K1,
         "generic",
         "Returns the expiration time in milliseconds of a key.",
-        expire::ttl,
+        expire::pttl,
     ),
     spec(
         "expiretime",
@@ -440,7 +440,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K1,
         "generic",
         "Returns the expiration time of a key as a Unix timestamp.",
-        expire::ttl,
+        expire::expiretime,
     ),
     spec(
         "pexpiretime",
@@ -449,7 +449,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K1,
         "generic",
         "Returns the expiration time of a key as a Unix milliseconds timestamp.",
-        expire::ttl,
+        expire::pexpiretime,
     ),
     spec(
         "persist",
@@ -504,7 +504,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         K1,
         "string",
         "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
-        strings::setex,
+        strings::psetex,
     ),
     spec(
         "getset",

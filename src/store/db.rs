@@ -232,9 +232,10 @@ impl Db {
     /// Tell locked shard `shard_no`'s expiry wheel about a key's changed
     /// deadline (callers skip an unchanged one, already in the wheel: INCR
     /// on a key with a TTL must not add an entry per increment). A
-    /// persistent key needs no entry.
+    /// persistent key needs no entry, and neither does a far deadline
+    /// ([`super::clock::is_far`]): it never comes due while the process runs.
     fn schedule(&self, shard_no: usize, wheel: &mut Wheel, deadline: Deadline, hash: u64, now: u64) {
-        if deadline != NO_DEADLINE {
+        if deadline != NO_DEADLINE && !super::clock::is_far(deadline) {
             wheel.push(deadline, hash, now);
             self.shards[shard_no].earliest.fetch_min(deadline, Ordering::Relaxed);
         }
@@ -677,6 +678,34 @@ impl<'a> Locked<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_expiry_wheel_keeps_no_far_deadline() {
+        use crate::store::Clock;
+        let db = Db::new();
+        let now = 5_000_000;
+        let far = [
+            Clock::deadline_from_unix_ms(i64::MAX, now),
+            Clock::deadline_in_ms(9_000_000_000_000_000_000, now),
+        ];
+        for (i, deadline) in far.into_iter().enumerate() {
+            let key = format!("far{i}");
+            let mut locked = db.lock_keys([key.as_bytes()].into_iter(), now);
+            locked.set(key.as_bytes(), b"v", deadline).unwrap();
+        }
+        assert!(db.shards.iter().all(|s| s.earliest.load(Ordering::Relaxed) == u64::MAX));
+        let near = Clock::deadline_in_ms(1, now);
+        let mut locked = db.lock_keys([&b"near"[..]].into_iter(), now);
+        locked.set(b"near", b"v", near).unwrap();
+        drop(locked);
+        assert_eq!(
+            db.shards
+                .iter()
+                .filter(|s| s.earliest.load(Ordering::Relaxed) == near)
+                .count(),
+            1
+        );
+    }
+
     use super::*;
 
     #[test]
