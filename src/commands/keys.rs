@@ -55,7 +55,9 @@ pub fn scan(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
     let mut opts = Cursor::new(args, 2);
     while let Some(opt) = opts.next() {
         if is(opt, "match") {
-            pattern = Some(opts.value()?);
+            // As Redis: `MATCH *` filters nothing, not even the empty key
+            // (which the pattern "*" does not match).
+            pattern = Some(opts.value()?).filter(|p| *p != b"*");
         } else if is(opt, "count") {
             let n = super::args::int(opts.value()?)?;
             if n < 1 {

@@ -221,17 +221,25 @@ pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     let sub = args[1];
     if is(sub, "get") && args.len() >= 3 {
         let params = config_params(ctx);
-        let mut hits: Vec<&(&str, String)> = Vec::new();
+        let mut hits: Vec<(&[u8], &str)> = Vec::new();
         for pattern in &args[2..] {
-            for p in &params {
-                if glob::matches(pattern, p.0.as_bytes(), true) && !hits.iter().any(|h| h.0 == p.0) {
-                    hits.push(p);
+            // As Redis: a name without `[`, `*` or `?` is looked up rather
+            // than matched (`\` escapes nothing there), and echoed as spelled.
+            let literal = !pattern.iter().any(|b| b"[*?".contains(b));
+            for (name, value) in &params {
+                let hit = if literal {
+                    name.as_bytes().eq_ignore_ascii_case(pattern)
+                } else {
+                    glob::matches(pattern, name.as_bytes(), true)
+                };
+                if hit && !hits.iter().any(|h| h.0.eq_ignore_ascii_case(name.as_bytes())) {
+                    hits.push((if literal { pattern } else { name.as_bytes() }, value));
                 }
             }
         }
         ctx.out.map(hits.len());
         for (name, value) in hits {
-            ctx.out.bulk_str(name);
+            ctx.out.bulk(name);
             ctx.out.bulk_str(value);
         }
     } else if is(sub, "set") && args.len() >= 4 && args.len().is_multiple_of(2) {

@@ -102,6 +102,8 @@ pub struct Aof {
     durable: watch::Sender<u64>,
     pub stats: AofStats,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Set by the writer once it has written and fsynced its last records.
+    stopped: AtomicBool,
 }
 
 /// Rewrite thresholds.
@@ -138,6 +140,7 @@ impl Aof {
             durable,
             stats: AofStats::default(),
             writer: Mutex::new(None),
+            stopped: AtomicBool::new(false),
         });
         aof.stats.current_size.store(size, Ordering::Relaxed);
         aof.stats.base_size.store(size, Ordering::Relaxed);
@@ -194,6 +197,27 @@ impl Aof {
         if let Some(h) = self.writer.lock().take() {
             let _ = h.join();
         }
+    }
+
+    /// Have the writer write and fsync what is pending and stop, waiting at
+    /// most `limit`; whether it did. For a process exit that cannot wait for
+    /// [`Aof::shutdown`]: it takes no store lock and does not wait for a
+    /// rewrite in progress (whose snapshot may wait on a long command).
+    pub fn flush_for_exit(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let Some(mut pending) = self.pending.try_lock_until(deadline) else {
+            return false;
+        };
+        pending.stop = true;
+        drop(pending);
+        self.wake.notify_one();
+        while !self.stopped.load(Ordering::Acquire) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 }
 
@@ -271,6 +295,7 @@ impl Writer {
                 self.start_rewrite();
             }
             if stop {
+                self.aof.stopped.store(true, Ordering::Release);
                 if let Some(r) = self.rewriting.take() {
                     let _ = r.snapshot.join();
                     let _ = std::fs::remove_file(&r.temp);

@@ -8,7 +8,6 @@ pub mod connection;
 pub mod shared;
 pub mod tls;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::{ServerConfig, Settings};
+use crate::persist::aof::Aof;
 use crate::store::expiry::Expirer;
 pub use shared::Shared;
 
@@ -43,13 +43,49 @@ pub fn bind_addr(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpList
     Err(last.unwrap_or_else(|| std::io::Error::other(format!("cannot resolve {host}"))))
 }
 
-/// Bind and serve until SIGINT/SIGTERM or SHUTDOWN.
+/// Bind and serve until SIGINT/SIGTERM or SHUTDOWN. The signals are seen
+/// only when the runtime gets to run; the binary catches them on a thread of
+/// its own instead (src/main.rs).
 pub async fn run(config: ServerConfig) -> std::io::Result<()> {
     let listener = bind(&config).await?;
-    serve(listener, config, shutdown_signal()).await
+    let stop = Arc::new(Stop::default());
+    let on_signal = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.request();
+        }
+    });
+    let served = serve(listener, config, &stop).await;
+    on_signal.abort();
+    served
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// Stopping the server from outside its runtime (the binary's signal
+/// thread), where a command in progress cannot hold it up: `request` stops
+/// `serve` as SHUTDOWN does, and `save_aof` is for an exit that cannot wait.
+#[derive(Default)]
+pub struct Stop {
+    requested: tokio::sync::Notify,
+    /// The append-only file, once `serve` has opened it.
+    aof: std::sync::OnceLock<Arc<Aof>>,
+}
+
+impl Stop {
+    /// Ask `serve` to stop, from any thread, before or while it runs. It
+    /// does so once its runtime runs again: after the command in progress.
+    pub fn request(&self) {
+        self.requested.notify_one();
+    }
+
+    /// Write and fsync what the append-only file has pending, waiting at
+    /// most `limit` and taking no store lock; whether nothing is left unsaved.
+    pub fn save_aof(&self, limit: Duration) -> bool {
+        self.aof.get().is_none_or(|aof| aof.flush_for_exit(limit))
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (tokio's handlers, run by the runtime).
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -71,16 +107,15 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Serve clients on `listener` until `signal` resolves or a client sends
-/// SHUTDOWN; then stop accepting, let connections finish the replies they
-/// are writing, and return.
-pub async fn serve(
-    listener: TcpListener,
-    config: ServerConfig,
-    signal: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+/// Serve clients on `listener` until `signal` is requested or a client
+/// sends SHUTDOWN; then stop accepting, let connections finish the replies
+/// they are writing, flush the append-only file, and return.
+pub async fn serve(listener: TcpListener, config: ServerConfig, signal: &Stop) -> std::io::Result<()> {
     raise_fd_limit(config.maxclients);
     let shared = Shared::new(config)?;
+    if let Some(aof) = &shared.aof {
+        let _ = signal.aof.set(aof.clone());
+    }
     let addr = listener.local_addr()?;
     *shared.local_addr.lock() = Some(addr);
     info!(%addr, "redlockd {} ready to accept connections", crate::VERSION);
@@ -97,6 +132,7 @@ pub async fn serve(
     // Every connection task holds a clone; when all are gone, recv() yields None.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut stop = shared.shutdown.subscribe();
+    let signal = signal.requested.notified();
     tokio::pin!(signal);
     loop {
         tokio::select! {
