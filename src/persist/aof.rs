@@ -2,7 +2,7 @@
 //! background rewrite, and replay at start.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,10 +10,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use smallvec::SmallVec;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::protocol::decode::{ArgSource, Decoder, Limits, MAX_ARGS};
 use crate::protocol::encode_command as encode;
 use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE};
 
@@ -357,33 +357,47 @@ fn bad(msg: String) -> std::io::Error {
 }
 
 /// Replay the log into the keyspace; returns its (possibly truncated) size.
-/// A torn last record is cut off with a warning; corruption elsewhere is an
-/// error (the server refuses to start rather than forget locks).
+///
+/// Only a torn *last* record — what a crash in the middle of a write leaves —
+/// is cut off, after a copy of the whole file is kept as `<file>.bak`: the
+/// record must be well formed as far as it goes, claim more bytes than the
+/// file has left (so it is the last thing in the file by its own account),
+/// and no whole record may start anywhere after it (or its claim is a
+/// corrupted length hiding the records behind it). Anything else is
+/// corruption: an error naming the offset, and the file is left as it is
+/// (the server refuses to start rather than forget locks).
 fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
-    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(f) => f,
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)?;
-    let limits = Limits {
-        max_bulk_len: u64::MAX,
-        max_args: MAX_ARGS,
-        authenticated: true,
-    };
-    let mut decoder = Decoder::new();
     let mut pos = 0;
     let (mut records, mut expired, mut max_fence) = (0u64, 0u64, 0u64);
     let wall = Clock::wall_ms();
     while pos < data.len() {
-        let frame = match decoder.decode(&data[pos..], &limits) {
-            Ok(Some(f)) if f.source == ArgSource::Input => f,
-            Ok(None) => break,
-            _ => return Err(bad(format!("bad record at offset {pos} of {}", path.display()))),
+        let (args, len) = match parse_record(&data[pos..]) {
+            Parsed::Record { args, len } => (args, len),
+            Parsed::Bad { at, why } => {
+                return Err(bad(format!(
+                    "bad record at offset {pos} of {}: {why} at offset {}",
+                    path.display(),
+                    pos + at
+                )));
+            }
+            Parsed::Torn { claimed } => {
+                if let Some(next) = next_record(&data, pos + 1) {
+                    return Err(bad(format!(
+                        "bad record at offset {pos} of {}: it claims {claimed} bytes, more than the {} left, \
+                         but a whole record starts at offset {next}: a corrupted length, not a torn last record",
+                        path.display(),
+                        data.len() - pos
+                    )));
+                }
+                cut_torn_tail(path, pos, data.len())?;
+                break;
+            }
         };
-        let base = &data[pos..];
-        let args: Vec<&[u8]> = decoder.args().iter().map(|r| &base[r.clone()]).collect();
         let db_of = |a: &[u8]| {
             parse_u64(a)
                 .map(|d| d as usize)
@@ -430,20 +444,15 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
             Some(b"RL.FENCE") if args.len() == 2 => {
                 max_fence = max_fence.max(parse_u64(args[1]).ok_or_else(|| bad(format!("bad fence at offset {pos}")))?);
             }
-            _ => return Err(bad(format!("unknown record at offset {pos} of {}", path.display()))),
+            _ => {
+                return Err(bad(format!(
+                    "bad record at offset {pos} of {}: unknown record",
+                    path.display()
+                )));
+            }
         }
         records += 1;
-        pos += frame.len;
-    }
-    if pos < data.len() {
-        warn!(
-            "{}: the last record is incomplete ({} bytes after offset {pos}); truncating it, as after a crash mid-write",
-            path.display(),
-            data.len() - pos
-        );
-        file.set_len(pos as u64)?;
-        file.seek(SeekFrom::End(0))?;
-        file.sync_all()?;
+        pos += len;
     }
     keyspace.fences.raise_to(max_fence);
     info!(
@@ -454,4 +463,162 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
         path.display()
     );
     Ok(pos as u64)
+}
+
+/// The most arguments a record has (`RL.SET`).
+const MAX_RECORD_ARGS: u64 = 6;
+
+/// What [`parse_record`] found at the start of a slice.
+enum Parsed<'a> {
+    /// A whole record: its arguments and its length in bytes.
+    Record {
+        args: SmallVec<[&'a [u8]; MAX_RECORD_ARGS as usize]>,
+        len: usize,
+    },
+    /// Well formed as far as it goes, but the slice ends before the
+    /// `claimed` bytes its headers announce (a lower bound: the headers of
+    /// arguments not reached yet are not counted).
+    Torn { claimed: usize },
+    /// Not a record: what is wrong, at which offset of the slice.
+    Bad { at: usize, why: &'static str },
+}
+
+/// Read one record strictly, as the writer produces it: `*N\r\n` then N
+/// times `$len\r\n<bytes>\r\n`, lengths in plain decimal. (The client
+/// decoder is lenient where Redis is, and takes inline commands; a log has
+/// no such excuse.)
+fn parse_record(data: &[u8]) -> Parsed<'_> {
+    let (n, mut pos) = match header(data, 0, b'*') {
+        Ok(h) => h,
+        Err(p) => return p,
+    };
+    if n == 0 || n > MAX_RECORD_ARGS {
+        return Parsed::Bad {
+            at: 1,
+            why: "bad argument count",
+        };
+    }
+    let mut args = SmallVec::new();
+    for _ in 0..n {
+        let (len, start) = match header(data, pos, b'$') {
+            Ok(h) => h,
+            Err(p) => return p,
+        };
+        let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+        for (i, &want) in b"\r\n".iter().enumerate() {
+            match data.get(end.saturating_add(i)) {
+                None => {
+                    return Parsed::Torn {
+                        claimed: end.saturating_add(2),
+                    };
+                }
+                Some(&c) if c != want => {
+                    return Parsed::Bad {
+                        at: end + i,
+                        why: "expected CRLF after the value",
+                    };
+                }
+                Some(_) => {}
+            }
+        }
+        args.push(&data[start..end]);
+        pos = end + 2;
+    }
+    Parsed::Record { args, len: pos }
+}
+
+/// `<prefix><digits>\r\n` at `at`: the number, and the offset after the line.
+fn header<'a>(data: &[u8], at: usize, prefix: u8) -> Result<(u64, usize), Parsed<'a>> {
+    match data.get(at) {
+        None => return Err(Parsed::Torn { claimed: at + 4 }),
+        Some(&c) if c != prefix => {
+            return Err(Parsed::Bad {
+                at,
+                why: if prefix == b'*' { "expected '*'" } else { "expected '$'" },
+            });
+        }
+        Some(_) => {}
+    }
+    let (mut n, mut digits, mut pos) = (0u64, 0, at + 1);
+    loop {
+        match data.get(pos) {
+            None => return Err(Parsed::Torn { claimed: pos + 3 }),
+            Some(b'\r') if digits > 0 => break,
+            // At most 19 digits (no overflow), no leading zero.
+            Some(&c @ b'0'..=b'9') if digits < 19 && !(digits == 1 && n == 0) => {
+                n = n * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            Some(_) => {
+                return Err(Parsed::Bad {
+                    at: pos,
+                    why: "bad length",
+                });
+            }
+        }
+        pos += 1;
+    }
+    match data.get(pos + 1) {
+        None => Err(Parsed::Torn { claimed: pos + 2 }),
+        Some(b'\n') => Ok((n, pos + 2)),
+        Some(_) => Err(Parsed::Bad {
+            at: pos + 1,
+            why: "expected CRLF after the length",
+        }),
+    }
+}
+
+/// Whether `args` is a record replay knows (name and argument count).
+fn known(args: &[&[u8]]) -> bool {
+    matches!(
+        (args.first().copied(), args.len()),
+        (Some(b"RL.SET"), 6)
+            | (Some(b"RL.DEL"), 3)
+            | (Some(b"RL.FLUSHDB"), 2)
+            | (Some(b"RL.FLUSHALL"), 1)
+            | (Some(b"RL.FENCE"), 2)
+    )
+}
+
+/// The offset of the first whole, known record starting at or after `from`.
+fn next_record(data: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr_iter(b'*', &data[from..])
+        .map(|i| from + i)
+        .find(|&at| matches!(parse_record(&data[at..]), Parsed::Record { ref args, .. } if known(args)))
+}
+
+/// Where the original log is kept before a torn record is cut off:
+/// `<file>.bak`, replaced each time.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".bak");
+    PathBuf::from(name)
+}
+
+/// Cut the log at `at`, the start of its torn last record, after keeping a
+/// copy of the whole file (if the copy cannot be made, nothing is cut and
+/// the server does not start).
+fn cut_torn_tail(path: &Path, at: usize, len: usize) -> std::io::Result<()> {
+    let backup = backup_path(path);
+    std::fs::copy(path, &backup)
+        .and_then(|_| File::open(&backup)?.sync_all())
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: the last record (offset {at}) is incomplete, but no copy of the file could be kept as {} before cutting it: {e}",
+                    path.display(),
+                    backup.display()
+                ),
+            )
+        })?;
+    warn!(
+        "{}: the last record is incomplete ({} bytes after offset {at}); truncating it, as after a crash mid-write (the original file is kept as {})",
+        path.display(),
+        len - at,
+        backup.display()
+    );
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(at as u64)?;
+    file.sync_all()
 }
