@@ -76,6 +76,16 @@ pub fn unknown_command(args: &[&[u8]]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {rest}")
 }
 
+/// Redis's refusal while the append-only file cannot be written
+/// (`writeCommandsGetDiskErrorMessage`): `MISCONF Errors writing to the AOF
+/// file: <strerror>`.
+pub fn misconf_aof(errno: i32) -> String {
+    let error = std::io::Error::from_raw_os_error(errno).to_string();
+    // std writes "<strerror> (os error N)"; Redis prints strerror alone.
+    let text = error.strip_suffix(&format!(" (os error {errno})")).unwrap_or(&error);
+    format!("MISCONF Errors writing to the AOF file: {text}")
+}
+
 /// `ERR unknown subcommand 'x'. Try CLIENT HELP.`
 pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> CmdError {
     let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
@@ -83,4 +93,19 @@ pub fn unknown_subcommand(sub: &[u8], cmd: &str) -> CmdError {
         "ERR unknown subcommand '{sub}'. Try {} HELP.",
         cmd.to_ascii_uppercase()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn misconf_names_the_error_as_strerror_does() {
+        assert_eq!(
+            super::misconf_aof(libc::ENOSPC),
+            "MISCONF Errors writing to the AOF file: No space left on device"
+        );
+        assert_eq!(
+            super::misconf_aof(libc::EIO),
+            "MISCONF Errors writing to the AOF file: Input/output error"
+        );
+    }
 }

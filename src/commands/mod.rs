@@ -143,6 +143,13 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         stats::command_rejected(Some(index));
         return;
     }
+    if let Some(errno) = shared.aof.as_ref().and_then(|aof| aof.write_error())
+        && denied_on_disk_error(spec, client)
+    {
+        refuse_on_disk_error(shared, client, out, spec, errno);
+        stats::command_rejected(Some(index));
+        return;
+    }
     if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {
         if spec.flags & flags::NO_MULTI != 0 {
             out.error("ERR Command not allowed inside a transaction");
@@ -159,6 +166,35 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     }
     let mut ctx = Ctx { shared, client, out };
     run(&mut ctx, index, spec, args);
+}
+
+/// Whether Redis refuses the command while the append-only file cannot be
+/// written: writes, EXEC of a transaction holding one, and PING (so that
+/// health checks notice); everything else is served.
+fn denied_on_disk_error(spec: &CommandSpec, client: &ClientState) -> bool {
+    let write = |flags: u32| flags & flags::WRITE != 0;
+    write(spec.flags)
+        || spec.name == "ping"
+        || (spec.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|queue| queue.iter().any(|q| write(table::COMMANDS[q.index].flags))))
+}
+
+/// `-MISCONF ...`; EXEC also discards its transaction, as Redis's
+/// `execCommandAbort` does.
+fn refuse_on_disk_error(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, spec: &CommandSpec, errno: i32) {
+    let misconf = error::misconf_aof(errno);
+    if spec.name == "exec" {
+        client.multi = None;
+        client.multi_error = false;
+        transactions::unwatch_all(&mut Ctx { shared, client, out });
+        out.error(&format!("EXECABORT Transaction discarded because of: {misconf}"));
+    } else {
+        out.error(&misconf);
+        flag_transaction(client);
+    }
 }
 
 fn flag_transaction(client: &mut ClientState) {

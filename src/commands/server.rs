@@ -368,12 +368,12 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
     if want("persistence") {
         out.push_str("# Persistence\r\nloading:0\r\n");
         match &shared.aof {
-            None => out.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\n"),
+            None => out.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_write_status:ok\r\n"),
             Some(aof) => {
                 let st = &aof.stats;
                 let _ = write!(
                     out,
-                    "aof_enabled:1\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_last_bgrewrite_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\n",
+                    "aof_enabled:1\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\n",
                     st.rewrite_in_progress.load(Ordering::Relaxed) as u8,
                     st.rewrites.load(Ordering::Relaxed),
                     if st.last_rewrite_ok.load(Ordering::Relaxed) {
@@ -381,6 +381,7 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
                     } else {
                         "err"
                     },
+                    if aof.write_error().is_none() { "ok" } else { "err" },
                     st.current_size.load(Ordering::Relaxed),
                     st.base_size.load(Ordering::Relaxed),
                 );

@@ -1,19 +1,36 @@
 //! The append-only file: record encoding, the writer thread (group commit),
 //! background rewrite, and replay at start.
+//!
+//! A write error (a full disk) does not stop the process — that only turns
+//! into a crash loop, the first write after each restart failing again.
+//! As in Redis, the writer keeps the records, cuts any partial write off the
+//! file (so it stays a valid log), publishes the errno (dispatch then
+//! refuses write commands with `-MISCONF`, INFO reports
+//! `aof_last_write_status:err`) and retries once a second; the first retry
+//! that succeeds lifts the refusal. The clients whose writes were already
+//! taken get no reply until their records are in the file (fsynced, with
+//! `appendfsync always`): nothing is acknowledged that a crash could lose.
+//! Redis instead exits under `always` (its reply is already queued) and
+//! acknowledges the failed write under `everysec`; replies here wait for the
+//! writer anyway, so they can wait out the error. Meanwhile other clients
+//! may read such an unlogged write, as during any group commit, only longer.
+//! A failed `everysec` fsync also refuses writes until an fsync succeeds; a
+//! failed `always` fsync cuts the records off and writes them again (pages
+//! a failed fsync dropped are not trusted), or exits if they cannot be cut.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use smallvec::SmallVec;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::protocol::decode::{ArgSource, Decoder, Limits, MAX_ARGS};
 use crate::protocol::encode_command as encode;
 use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE};
 
@@ -93,6 +110,9 @@ pub struct AofStats {
     pub rewrite_in_progress: AtomicBool,
     pub rewrites: AtomicU64,
     pub last_rewrite_ok: AtomicBool,
+    /// The errno of the write (or fsync) error that stops writes; 0 while
+    /// the log is healthy.
+    pub write_errno: AtomicI32,
 }
 
 pub struct Aof {
@@ -105,6 +125,11 @@ pub struct Aof {
     /// Set by the writer once it has written and fsynced its last records.
     stopped: AtomicBool,
 }
+
+/// How often a failed write is retried (Redis retries once a second too).
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// At most one log line per this long about a write error that lasts.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// Rewrite thresholds.
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +177,14 @@ impl Aof {
             keyspace,
             rewrite,
             rewriting: None,
+            unwritten: Vec::new(),
+            partial: 0,
+            file_len: size,
+            durable: 0,
+            unsynced: false,
+            last_sync: Instant::now(),
+            failure: None,
+            fsync_failed: false,
         };
         let handle = std::thread::Builder::new()
             .name("redlockd-aof".into())
@@ -179,6 +212,15 @@ impl Aof {
     pub async fn wait_durable(&self, offset: u64) {
         let mut rx = self.durable.subscribe();
         let _ = rx.wait_for(|d| *d >= offset).await;
+    }
+
+    /// The errno of the error that stops writes (Redis's MISCONF), if any:
+    /// one relaxed load, for dispatch's hot path.
+    pub fn write_error(&self) -> Option<i32> {
+        match self.stats.write_errno.load(Ordering::Relaxed) {
+            0 => None,
+            errno => Some(errno),
+        }
     }
 
     pub fn request_rewrite(&self) -> bool {
@@ -236,65 +278,59 @@ struct Writer {
     keyspace: Arc<Keyspace>,
     rewrite: RewritePolicy,
     rewriting: Option<Rewriting>,
+    /// Records taken from the queue and not yet durable: not in the file,
+    /// or (with `appendfsync always`) not yet fsynced.
+    unwritten: Vec<u8>,
+    /// How much of `unwritten` is in the file already: a partial write that
+    /// could not be cut off again (the retry goes on from there).
+    partial: usize,
+    /// The file's length up to the last durable record: where a failed
+    /// write is cut back to.
+    file_len: u64,
+    /// Offset (in bytes ever appended) just past the last durable record.
+    durable: u64,
+    unsynced: bool,
+    last_sync: Instant,
+    /// The write (or fsync) error that stops writes, while it lasts.
+    failure: Option<Failure>,
+    /// The last failure was an `everysec` fsync (cleared by the next good fsync).
+    fsync_failed: bool,
+}
+
+/// A write error under way.
+struct Failure {
+    retry_at: Instant,
+    logged_at: Instant,
 }
 
 impl Writer {
     fn run(mut self) {
-        let mut last_sync = Instant::now();
-        let mut unsynced = false;
         loop {
-            let (chunk, end, stop, rewrite_requested) = {
-                let mut p = self.aof.pending.lock();
-                if p.buf.is_empty() && !p.stop && !p.rewrite_requested {
-                    self.aof.wake.wait_for(
-                        &mut p,
-                        Duration::from_millis(if self.rewriting.is_some() { 10 } else { 250 }),
-                    );
-                }
-                let requested = std::mem::take(&mut p.rewrite_requested);
-                (std::mem::take(&mut p.buf), p.appended, p.stop, requested)
-            };
-            if !chunk.is_empty() {
-                if let Err(e) = self.file.write_all(&chunk) {
-                    // Without a durable log the lock guarantees are void: stop.
-                    tracing::error!("cannot write the append-only file: {e}; exiting");
-                    std::process::exit(1);
-                }
-                unsynced = true;
-                self.aof
-                    .stats
-                    .current_size
-                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                if let Some(r) = self.rewriting.as_mut() {
-                    r.tail.extend_from_slice(&chunk);
-                }
+            let (stop, rewrite_requested) = self.take_queued();
+            if stop || self.failure.as_ref().is_none_or(|f| Instant::now() >= f.retry_at) {
+                self.flush(stop);
             }
-            let sync_now = match self.aof.policy {
-                Fsync::Always => unsynced,
-                Fsync::EverySec => unsynced && (last_sync.elapsed() >= Duration::from_secs(1) || stop),
-                Fsync::No => stop && unsynced,
-            };
-            if sync_now {
-                if let Err(e) = self.file.sync_data() {
-                    tracing::error!("cannot fsync the append-only file: {e}; exiting");
-                    std::process::exit(1);
-                }
-                last_sync = Instant::now();
-                unsynced = false;
-            }
-            self.aof.durable.send_replace(end);
+            self.aof.durable.send_replace(self.durable);
             if self.rewriting.as_ref().is_some_and(|r| r.snapshot.is_finished()) {
                 self.finish_rewrite();
             }
             let size = self.aof.stats.current_size.load(Ordering::Relaxed);
             let base = self.aof.stats.base_size.load(Ordering::Relaxed).max(1);
+            // No automatic rewrite while the log cannot be written: it would fail too.
             let grown = size >= self.rewrite.min_size
                 && self.rewrite.percentage > 0
-                && size.saturating_sub(base) * 100 / base >= self.rewrite.percentage;
+                && size.saturating_sub(base) * 100 / base >= self.rewrite.percentage
+                && self.failure.is_none();
             if self.rewriting.is_none() && (rewrite_requested || grown) && !stop {
                 self.start_rewrite();
             }
             if stop {
+                if !self.unwritten.is_empty() {
+                    tracing::error!(
+                        "exiting with {} bytes of writes (never acknowledged) that could not be written to the append-only file",
+                        self.unwritten.len() - self.partial
+                    );
+                }
                 self.aof.stopped.store(true, Ordering::Release);
                 if let Some(r) = self.rewriting.take() {
                     let _ = r.snapshot.join();
@@ -303,6 +339,127 @@ impl Writer {
                 return;
             }
         }
+    }
+
+    /// Wait for records (or a stop, a rewrite request, the next retry or
+    /// periodic fsync), and move the queued records to `unwritten`.
+    fn take_queued(&mut self) -> (bool, bool) {
+        let mut p = self.aof.pending.lock();
+        if p.buf.is_empty() && !p.stop && !p.rewrite_requested {
+            let mut wait = Duration::from_millis(if self.rewriting.is_some() { 10 } else { 250 });
+            if let Some(f) = &self.failure {
+                wait = wait.min(f.retry_at.saturating_duration_since(Instant::now()));
+            }
+            self.aof.wake.wait_for(&mut p, wait);
+        }
+        if self.unwritten.is_empty() {
+            // Hand the (empty) buffer back to the queue: no allocation per batch.
+            std::mem::swap(&mut self.unwritten, &mut p.buf);
+        } else {
+            self.unwritten.extend_from_slice(&p.buf);
+            p.buf.clear();
+        }
+        (p.stop, std::mem::take(&mut p.rewrite_requested))
+    }
+
+    /// Write what is queued, and fsync when the policy says so; a failure
+    /// stops writes until a retry succeeds.
+    fn flush(&mut self, stop: bool) {
+        if !self.unwritten.is_empty()
+            && let Err(e) = self.write_unwritten()
+        {
+            return self.failed(e);
+        }
+        let sync_due = self.unsynced
+            && match self.aof.policy {
+                // write_unwritten fsyncs each write.
+                Fsync::Always => false,
+                Fsync::EverySec => stop || self.last_sync.elapsed() >= Duration::from_secs(1),
+                Fsync::No => stop,
+            };
+        if sync_due {
+            if let Err(e) = self.file.sync_data() {
+                // Redis's everysec: the writes stay acknowledged (they are in
+                // the file), but no more are taken until an fsync succeeds.
+                self.fsync_failed = true;
+                return self.failed(e);
+            }
+            self.unsynced = false;
+            self.fsync_failed = false;
+            self.last_sync = Instant::now();
+        }
+        if !self.fsync_failed && self.failure.take().is_some() {
+            self.aof.stats.write_errno.store(0, Ordering::Relaxed);
+            warn!("append-only file write error looks solved; accepting writes again");
+        }
+    }
+
+    /// Write `unwritten` (and with `appendfsync always` fsync it): then it
+    /// is durable, and the clients waiting for it get their replies.
+    fn write_unwritten(&mut self) -> std::io::Result<()> {
+        let mut result = write_counted(&mut self.file, &self.unwritten, &mut self.partial);
+        let always = self.aof.policy == Fsync::Always;
+        if result.is_ok() && always {
+            result = self.file.sync_data();
+        }
+        if let Err(e) = result {
+            if self.partial > 0 {
+                // Cut back to the last whole record, as Redis does: the file
+                // stays a valid log while the error lasts (a restart then
+                // finds nothing to cut), and the retry writes these bytes
+                // again rather than trusting pages a failed fsync may have
+                // dropped.
+                match self.file.set_len(self.file_len) {
+                    Ok(()) => self.partial = 0,
+                    Err(cut) if always => {
+                        tracing::error!(
+                            "cannot fsync the append-only file ({e}) nor cut the unsynced records off it ({cut}); exiting"
+                        );
+                        std::process::exit(1);
+                    }
+                    Err(cut) => {
+                        warn!("cannot cut a partial record off the append-only file ({cut}); the retry completes it")
+                    }
+                }
+            }
+            return Err(e);
+        }
+        let n = self.unwritten.len() as u64;
+        if let Some(r) = self.rewriting.as_mut() {
+            r.tail.extend_from_slice(&self.unwritten);
+        }
+        self.unwritten.clear();
+        self.partial = 0;
+        self.file_len += n;
+        self.durable += n;
+        self.aof.stats.current_size.fetch_add(n, Ordering::Relaxed);
+        if always {
+            self.last_sync = Instant::now();
+        } else {
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    /// Stop accepting writes (the MISCONF gate reads `write_errno`), log
+    /// (at most every [`ERROR_LOG_EVERY`]), and retry in [`RETRY_EVERY`].
+    fn failed(&mut self, e: std::io::Error) {
+        let errno = e.raw_os_error().filter(|&n| n != 0).unwrap_or(libc::EIO);
+        self.aof.stats.write_errno.store(errno, Ordering::Relaxed);
+        let now = Instant::now();
+        let logged_at = match &self.failure {
+            Some(f) if now.duration_since(f.logged_at) < ERROR_LOG_EVERY => f.logged_at,
+            _ => {
+                tracing::error!(
+                    "error writing to the append-only file: {e}; refusing write commands until it can be written (retrying every {RETRY_EVERY:?})"
+                );
+                now
+            }
+        };
+        self.failure = Some(Failure {
+            retry_at: now + RETRY_EVERY,
+            logged_at,
+        });
     }
 
     fn start_rewrite(&mut self) {
@@ -338,6 +495,12 @@ impl Writer {
         match done {
             Ok((file, size)) => {
                 self.file = file;
+                // The new file ends with the last durable record.
+                self.file_len = size;
+                self.partial = 0;
+                // ... and is fsynced (an earlier fsync error is moot).
+                self.unsynced = false;
+                self.fsync_failed = false;
                 self.aof.stats.current_size.store(size, Ordering::Relaxed);
                 self.aof.stats.base_size.store(size, Ordering::Relaxed);
                 self.aof.stats.rewrites.fetch_add(1, Ordering::Relaxed);
@@ -373,6 +536,21 @@ fn snapshot(keyspace: &Keyspace, path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Write `buf[*written..]`, counting in `written` what got in even when an
+/// error stops it (`write_all` does not say).
+fn write_counted(file: &mut File, buf: &[u8], written: &mut usize) -> std::io::Result<()> {
+    while *written < buf.len() {
+        match file.write(&buf[*written..]) {
+            // As Redis does, a write that makes no progress counts as a full disk.
+            Ok(0) => return Err(std::io::Error::from_raw_os_error(libc::ENOSPC)),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn parse_u64(b: &[u8]) -> Option<u64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
@@ -382,33 +560,47 @@ fn bad(msg: String) -> std::io::Error {
 }
 
 /// Replay the log into the keyspace; returns its (possibly truncated) size.
-/// A torn last record is cut off with a warning; corruption elsewhere is an
-/// error (the server refuses to start rather than forget locks).
+///
+/// Only a torn *last* record — what a crash in the middle of a write leaves —
+/// is cut off, after a copy of the whole file is kept as `<file>.bak`: the
+/// record must be well formed as far as it goes, claim more bytes than the
+/// file has left (so it is the last thing in the file by its own account),
+/// and no whole record may start anywhere after it (or its claim is a
+/// corrupted length hiding the records behind it). Anything else is
+/// corruption: an error naming the offset, and the file is left as it is
+/// (the server refuses to start rather than forget locks).
 fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
-    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(f) => f,
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)?;
-    let limits = Limits {
-        max_bulk_len: u64::MAX,
-        max_args: MAX_ARGS,
-        authenticated: true,
-    };
-    let mut decoder = Decoder::new();
     let mut pos = 0;
     let (mut records, mut expired, mut max_fence) = (0u64, 0u64, 0u64);
     let wall = Clock::wall_ms();
     while pos < data.len() {
-        let frame = match decoder.decode(&data[pos..], &limits) {
-            Ok(Some(f)) if f.source == ArgSource::Input => f,
-            Ok(None) => break,
-            _ => return Err(bad(format!("bad record at offset {pos} of {}", path.display()))),
+        let (args, len) = match parse_record(&data[pos..]) {
+            Parsed::Record { args, len } => (args, len),
+            Parsed::Bad { at, why } => {
+                return Err(bad(format!(
+                    "bad record at offset {pos} of {}: {why} at offset {}",
+                    path.display(),
+                    pos + at
+                )));
+            }
+            Parsed::Torn { claimed } => {
+                if let Some(next) = next_record(&data, pos + 1) {
+                    return Err(bad(format!(
+                        "bad record at offset {pos} of {}: it claims {claimed} bytes, more than the {} left, \
+                         but a whole record starts at offset {next}: a corrupted length, not a torn last record",
+                        path.display(),
+                        data.len() - pos
+                    )));
+                }
+                cut_torn_tail(path, pos, data.len())?;
+                break;
+            }
         };
-        let base = &data[pos..];
-        let args: Vec<&[u8]> = decoder.args().iter().map(|r| &base[r.clone()]).collect();
         let db_of = |a: &[u8]| {
             parse_u64(a)
                 .map(|d| d as usize)
@@ -455,20 +647,15 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
             Some(b"RL.FENCE") if args.len() == 2 => {
                 max_fence = max_fence.max(parse_u64(args[1]).ok_or_else(|| bad(format!("bad fence at offset {pos}")))?);
             }
-            _ => return Err(bad(format!("unknown record at offset {pos} of {}", path.display()))),
+            _ => {
+                return Err(bad(format!(
+                    "bad record at offset {pos} of {}: unknown record",
+                    path.display()
+                )));
+            }
         }
         records += 1;
-        pos += frame.len;
-    }
-    if pos < data.len() {
-        warn!(
-            "{}: the last record is incomplete ({} bytes after offset {pos}); truncating it, as after a crash mid-write",
-            path.display(),
-            data.len() - pos
-        );
-        file.set_len(pos as u64)?;
-        file.seek(SeekFrom::End(0))?;
-        file.sync_all()?;
+        pos += len;
     }
     keyspace.fences.raise_to(max_fence);
     info!(
@@ -479,4 +666,187 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
         path.display()
     );
     Ok(pos as u64)
+}
+
+/// The most arguments a record has (`RL.SET`).
+const MAX_RECORD_ARGS: u64 = 6;
+
+/// What [`parse_record`] found at the start of a slice.
+enum Parsed<'a> {
+    /// A whole record: its arguments and its length in bytes.
+    Record {
+        args: SmallVec<[&'a [u8]; MAX_RECORD_ARGS as usize]>,
+        len: usize,
+    },
+    /// Well formed as far as it goes, but the slice ends before the
+    /// `claimed` bytes its headers announce (a lower bound: the headers of
+    /// arguments not reached yet are not counted).
+    Torn { claimed: usize },
+    /// Not a record: what is wrong, at which offset of the slice.
+    Bad { at: usize, why: &'static str },
+}
+
+/// Read one record strictly, as the writer produces it: `*N\r\n` then N
+/// times `$len\r\n<bytes>\r\n`, lengths in plain decimal. (The client
+/// decoder is lenient where Redis is, and takes inline commands; a log has
+/// no such excuse.)
+fn parse_record(data: &[u8]) -> Parsed<'_> {
+    let (n, mut pos) = match header(data, 0, b'*') {
+        Ok(h) => h,
+        Err(p) => return p,
+    };
+    if n == 0 || n > MAX_RECORD_ARGS {
+        return Parsed::Bad {
+            at: 1,
+            why: "bad argument count",
+        };
+    }
+    let mut args = SmallVec::new();
+    for _ in 0..n {
+        let (len, start) = match header(data, pos, b'$') {
+            Ok(h) => h,
+            Err(p) => return p,
+        };
+        let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+        for (i, &want) in b"\r\n".iter().enumerate() {
+            match data.get(end.saturating_add(i)) {
+                None => {
+                    return Parsed::Torn {
+                        claimed: end.saturating_add(2),
+                    };
+                }
+                Some(&c) if c != want => {
+                    return Parsed::Bad {
+                        at: end + i,
+                        why: "expected CRLF after the value",
+                    };
+                }
+                Some(_) => {}
+            }
+        }
+        args.push(&data[start..end]);
+        pos = end + 2;
+    }
+    Parsed::Record { args, len: pos }
+}
+
+/// `<prefix><digits>\r\n` at `at`: the number, and the offset after the line.
+fn header<'a>(data: &[u8], at: usize, prefix: u8) -> Result<(u64, usize), Parsed<'a>> {
+    match data.get(at) {
+        None => return Err(Parsed::Torn { claimed: at + 4 }),
+        Some(&c) if c != prefix => {
+            return Err(Parsed::Bad {
+                at,
+                why: if prefix == b'*' { "expected '*'" } else { "expected '$'" },
+            });
+        }
+        Some(_) => {}
+    }
+    let (mut n, mut digits, mut pos) = (0u64, 0, at + 1);
+    loop {
+        match data.get(pos) {
+            None => return Err(Parsed::Torn { claimed: pos + 3 }),
+            Some(b'\r') if digits > 0 => break,
+            // At most 19 digits (no overflow), no leading zero.
+            Some(&c @ b'0'..=b'9') if digits < 19 && !(digits == 1 && n == 0) => {
+                n = n * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            Some(_) => {
+                return Err(Parsed::Bad {
+                    at: pos,
+                    why: "bad length",
+                });
+            }
+        }
+        pos += 1;
+    }
+    match data.get(pos + 1) {
+        None => Err(Parsed::Torn { claimed: pos + 2 }),
+        Some(b'\n') => Ok((n, pos + 2)),
+        Some(_) => Err(Parsed::Bad {
+            at: pos + 1,
+            why: "expected CRLF after the length",
+        }),
+    }
+}
+
+/// Whether `args` is a record replay knows (name and argument count).
+fn known(args: &[&[u8]]) -> bool {
+    matches!(
+        (args.first().copied(), args.len()),
+        (Some(b"RL.SET"), 6)
+            | (Some(b"RL.DEL"), 3)
+            | (Some(b"RL.FLUSHDB"), 2)
+            | (Some(b"RL.FLUSHALL"), 1)
+            | (Some(b"RL.FENCE"), 2)
+    )
+}
+
+/// The offset of the first whole, known record starting at or after `from`.
+fn next_record(data: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr_iter(b'*', &data[from..])
+        .map(|i| from + i)
+        .find(|&at| matches!(parse_record(&data[at..]), Parsed::Record { ref args, .. } if known(args)))
+}
+
+/// Where the original log is kept before a torn record is cut off:
+/// `<file>.bak`, replaced each time.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".bak");
+    PathBuf::from(name)
+}
+
+/// Cut the log at `at`, the start of its torn last record, after keeping a
+/// copy of the whole file (if the copy cannot be made, nothing is cut and
+/// the server does not start).
+fn cut_torn_tail(path: &Path, at: usize, len: usize) -> std::io::Result<()> {
+    let backup = backup_path(path);
+    std::fs::copy(path, &backup)
+        .and_then(|_| File::open(&backup)?.sync_all())
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: the last record (offset {at}) is incomplete, but no copy of the file could be kept as {} before cutting it: {e}",
+                    path.display(),
+                    backup.display()
+                ),
+            )
+        })?;
+    warn!(
+        "{}: the last record is incomplete ({} bytes after offset {at}); truncating it, as after a crash mid-write (the original file is kept as {})",
+        path.display(),
+        len - at,
+        backup.display()
+    );
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(at as u64)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_whole_or_torn_at_every_length_and_bad_when_damaged() {
+        let mut rec = Vec::new();
+        encode(&mut rec, &[b"RL.SET", b"0", b"key", b"", b"1764000000000", b"7"]);
+        for n in 0..rec.len() {
+            assert!(
+                matches!(parse_record(&rec[..n]), Parsed::Torn { .. }),
+                "prefix of {n} bytes"
+            );
+        }
+        assert!(matches!(parse_record(&rec), Parsed::Record { len, .. } if len == rec.len()));
+        for at in memchr::memchr2_iter(b'\r', b'\n', &rec) {
+            let mut bad = rec.clone();
+            for damage in [b'0', b'X'] {
+                bad[at] = damage;
+                assert!(matches!(parse_record(&bad), Parsed::Bad { .. }), "{at}: {damage}");
+            }
+        }
+    }
 }

@@ -8,6 +8,9 @@
 //! (no relative TTLs, no scripts, no fences to recompute) and make a
 //! background rewrite trivially correct: replaying any suffix of records over
 //! a snapshot gives the latest state of every key.
+//!
+//! When the log cannot be written, [`Aof::write_error`] says so and dispatch
+//! refuses write commands (Redis's `-MISCONF`) until a retry succeeds.
 
 pub mod aof;
 
