@@ -28,8 +28,15 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 16)]
     pub databases: usize,
     /// Most simultaneous clients; the next one gets an error and is closed.
-    #[arg(long, default_value_t = 10_000)]
+    /// Lowered at start (with a warning) when the open-files limit cannot
+    /// be raised to fit them, as redis-server does.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64))]
     pub maxclients: u64,
+    /// Send TCP keepalive probes to a client silent for this many seconds
+    /// (then every third of it; 3 unanswered probes close the connection),
+    /// so half-open connections are noticed (0 = off).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64))]
+    pub tcp_keepalive: u64,
     /// Close a client idle this many seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
@@ -133,6 +140,7 @@ impl Default for ServerConfig {
             tcp_backlog: 511,
             databases: 16,
             maxclients: 10_000,
+            tcp_keepalive: 300,
             timeout: 0,
             log_level: "notice".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -183,6 +191,8 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
 /// The settings `CONFIG SET` can change while the server runs.
 pub struct Settings {
     pub maxclients: AtomicU64,
+    /// Seconds; applies to connections accepted after a change.
+    pub tcp_keepalive: AtomicU64,
     pub timeout: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub client_query_buffer_limit: AtomicU64,
@@ -195,6 +205,7 @@ impl Settings {
     pub fn new(cfg: &ServerConfig) -> Self {
         Settings {
             maxclients: AtomicU64::new(cfg.maxclients),
+            tcp_keepalive: AtomicU64::new(cfg.tcp_keepalive),
             timeout: AtomicU64::new(cfg.timeout),
             proto_max_bulk_len: AtomicU64::new(cfg.proto_max_bulk_len),
             client_query_buffer_limit: AtomicU64::new(cfg.client_query_buffer_limit),
