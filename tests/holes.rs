@@ -1,11 +1,12 @@
 //! Small holes closed together: TCP keepalive on accepted sockets, maxclients
-//! bounded by the open-files limit, CONFIG SET validation.
+//! bounded by the open-files limit, CONFIG SET validation, the restart delay
+//! gating every create-if-absent command.
 //! Differential against redis-server where Redis has the behaviour.
 
 mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Differential, Raw, Server, free_port};
 
@@ -93,8 +94,14 @@ fn tls_connections_get_tcp_keepalive_too() {
         "--tls-key-file",
         key.to_str().unwrap(),
     ]);
+    // The TLS listener is bound just after the address is announced.
+    let mut client = None;
+    assert!(common::eventually(Duration::from_secs(5), || {
+        client = std::net::TcpStream::connect(("127.0.0.1", tls_port)).ok();
+        client.is_some()
+    }));
+    let client = client.unwrap();
     // Keepalive is set when the socket is accepted, before the handshake.
-    let client = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
     assert!(common::eventually(Duration::from_secs(5), || server_sockets(tls_port)
         .iter()
         .any(|l| is_peer(l, &client) && l.contains("timer:(keepalive,"))));
@@ -309,4 +316,75 @@ fn too_few_open_files_for_any_client_stops_the_start() {
         .status()
         .unwrap();
     assert!(!status.success());
+}
+
+// ---------------------------------------------------------------- restart delay
+
+fn is_tryagain(reply: &str) -> bool {
+    reply.starts_with("-TRYAGAIN instance restarting, lock grants resume in ")
+}
+
+/// Every command that creates a key only where none is.
+const GRANTS: &[&[&str]] = &[
+    &["SETNX", "k1", "v"],
+    &["SET", "k2", "v", "NX"],
+    &["SET", "k3", "v", "NX", "GET"],
+    &["SET", "k4", "v", "IFNE", "x"],
+    &["SET", "k5", "v", "IFDNE", "0123456789abcdef"],
+    &["MSETNX", "k6", "v", "k7", "v"],
+    &["RENAMENX", "source", "k8"],
+    &["LOCK.ACQUIRE", "k9", "v", "PX", "60000"],
+    // redis-py 2.10's LuaLock acquire script.
+    &[
+        "EVALSHA",
+        "5688a2541c9edd77746bcd2385e65ff3639a664f",
+        "1",
+        "k10",
+        "v",
+        "60000",
+    ],
+];
+
+#[test]
+fn restart_delay_refuses_every_create_if_absent_command_until_it_ends() {
+    let started = Instant::now();
+    let server = Server::start_with(&["--restart-delay", "3000"]);
+    let mut c = server.raw();
+    assert_eq!(c.cmd_str(&["SET", "source", "v"]), "+OK\r\n");
+    for cmd in GRANTS {
+        let reply = c.cmd_str(cmd);
+        assert!(is_tryagain(&reply), "{cmd:?} during the delay: {reply}");
+    }
+    // Inside a transaction too.
+    assert_eq!(c.cmd_str(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd_str(&["MSETNX", "k6", "v"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd_str(&["RENAMENX", "source", "k8"]), "+QUEUED\r\n");
+    let exec = c.cmd_str(&["EXEC"]);
+    assert!(
+        exec.starts_with("*2\r\n-TRYAGAIN ") && exec.matches("\r\n-TRYAGAIN ").count() == 2,
+        "{exec}"
+    );
+    // Overwrites are not grants.
+    assert_eq!(c.cmd_str(&["RENAME", "source", "moved"]), "+OK\r\n");
+    assert_eq!(c.cmd_str(&["MSET", "source", "v", "other", "v"]), "+OK\r\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "too slow to check inside the delay"
+    );
+    assert_eq!(
+        c.cmd_str(&["EXISTS", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10"]),
+        ":0\r\n"
+    );
+
+    assert!(common::eventually(Duration::from_secs(10), || !is_tryagain(
+        &c.cmd_str(&["SETNX", "k1", "v"])
+    )));
+    for cmd in &GRANTS[1..] {
+        let reply = c.cmd_str(cmd);
+        assert!(!reply.starts_with('-'), "{cmd:?} after the delay: {reply}");
+    }
+    assert_eq!(
+        c.cmd_str(&["EXISTS", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10"]),
+        ":10\r\n"
+    );
 }

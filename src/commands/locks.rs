@@ -99,7 +99,6 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     }
     let (key, token) = (args[1], args[2]);
     let deadline = lock_deadline(keys, args[3], args[4])?;
-    ctx.check_grants_allowed()?;
     let fence = match keys.get(key)? {
         Some(e) if *e.value != *token => None,
         Some(e) if e.fence != 0 => Some(e.fence),

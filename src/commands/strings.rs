@@ -262,7 +262,6 @@ pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 }
 
 pub fn setnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    ctx.check_grants_allowed()?;
     let place = keys.place(args[1])?;
     let absent = place.entry().is_none();
     if absent {
