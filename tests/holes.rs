@@ -1,6 +1,6 @@
 //! Small holes closed together: TCP keepalive on accepted sockets, maxclients
 //! bounded by the open-files limit, CONFIG SET validation, the restart delay
-//! gating every create-if-absent command.
+//! gating every create-if-absent command, and IFDEQ/IFDNE digest syntax.
 //! Differential against redis-server where Redis has the behaviour.
 
 mod common;
@@ -387,4 +387,39 @@ fn restart_delay_refuses_every_create_if_absent_command_until_it_ends() {
         c.cmd_str(&["EXISTS", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10"]),
         ":10\r\n"
     );
+}
+
+// ---------------------------------------------------------------- digests
+
+#[test]
+fn ifdeq_and_ifdne_take_only_a_16_digit_hex_digest() {
+    let server = Server::start();
+    let mut c = server.raw();
+    assert_eq!(c.cmd_str(&["SET", "k", "v"]), "+OK\r\n");
+    let error = "-ERR The digest must be exactly 16 hexadecimal characters\r\n";
+    for bad in [
+        "",
+        "abc",
+        "0123456789abcde",
+        "0123456789abcdef0",
+        "0123456789abcdeg",
+        "0x23456789abcdef",
+        " 123456789abcdef",
+    ] {
+        for cond in ["IFDEQ", "IFDNE"] {
+            assert_eq!(c.cmd_str(&["SET", "k", "new", cond, bad]), error, "SET {cond} {bad:?}");
+            assert_eq!(c.cmd_str(&["SET", "absent", "new", cond, bad]), error);
+            assert_eq!(c.cmd_str(&["DELEX", "k", cond, bad]), error, "DELEX {cond} {bad:?}");
+        }
+    }
+    assert_eq!(c.cmd_str(&["GET", "k"]), "$1\r\nv\r\n");
+    assert_eq!(c.cmd_str(&["EXISTS", "absent"]), ":0\r\n");
+    // A well-formed digest, in either case, compares as before.
+    let digest = c.cmd_str(&["DIGEST", "k"]);
+    let digest = digest.lines().nth(1).unwrap().to_string();
+    let upper = digest.to_ascii_uppercase();
+    assert_eq!(c.cmd_str(&["SET", "k", "v", "IFDNE", &upper]), "$-1\r\n");
+    assert_eq!(c.cmd_str(&["SET", "k", "w", "IFDEQ", &upper]), "+OK\r\n");
+    assert_eq!(c.cmd_str(&["DELEX", "k", "IFDEQ", &digest]), ":0\r\n");
+    assert_eq!(c.cmd_str(&["DELEX", "k", "IFDNE", &digest]), ":1\r\n");
 }

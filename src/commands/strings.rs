@@ -5,7 +5,7 @@
 //! owner-checked lock extend a single native command.
 
 use super::args::{Cursor, float, int, is, keyword, keyword_code};
-use super::locks::digest_hex;
+use super::locks::{digest_arg, digest_hex};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
 use crate::protocol::reply::format_double;
@@ -193,6 +193,10 @@ pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdErr
             }
             _ => return Err(CmdError::Syntax),
         }
+    }
+    // After the syntax: a conflicting option is a syntax error whatever the digest.
+    if let Condition::DigestEq(d) | Condition::DigestNe(d) = o.cond {
+        digest_arg(d)?;
     }
     Ok(o)
 }
