@@ -28,7 +28,9 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 16)]
     pub databases: usize,
     /// Most simultaneous clients; the next one gets an error and is closed.
-    #[arg(long, default_value_t = 10_000)]
+    /// Lowered at start (with a warning) when the open-files limit cannot
+    /// be raised to fit them, as redis-server does.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64))]
     pub maxclients: u64,
     /// Past this many bytes allocated, refuse commands that may grow memory
     /// (SET, LOCK.ACQUIRE...) with -OOM; reads, deletes, lock releases and
@@ -36,6 +38,11 @@ pub struct ServerConfig {
     /// redis-server units: 100mb, 1gb; 0 = no limit.
     #[arg(long, default_value = "0", value_parser = parse_memory)]
     pub maxmemory: u64,
+    /// Send TCP keepalive probes to a client silent for this many seconds
+    /// (then every third of it; 3 unanswered probes close the connection),
+    /// so half-open connections are noticed (0 = off).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64))]
+    pub tcp_keepalive: u64,
     /// Close a client idle this many seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
@@ -140,6 +147,7 @@ impl Default for ServerConfig {
             databases: 16,
             maxclients: 10_000,
             maxmemory: 0,
+            tcp_keepalive: 300,
             timeout: 0,
             log_level: "notice".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -192,6 +200,8 @@ pub struct Settings {
     pub maxclients: AtomicU64,
     /// Bytes; 0 = no limit.
     pub maxmemory: AtomicU64,
+    /// Seconds; applies to connections accepted after a change.
+    pub tcp_keepalive: AtomicU64,
     pub timeout: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub client_query_buffer_limit: AtomicU64,
@@ -205,6 +215,7 @@ impl Settings {
         Settings {
             maxclients: AtomicU64::new(cfg.maxclients),
             maxmemory: AtomicU64::new(cfg.maxmemory),
+            tcp_keepalive: AtomicU64::new(cfg.tcp_keepalive),
             timeout: AtomicU64::new(cfg.timeout),
             proto_max_bulk_len: AtomicU64::new(cfg.proto_max_bulk_len),
             client_query_buffer_limit: AtomicU64::new(cfg.client_query_buffer_limit),

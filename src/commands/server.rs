@@ -3,7 +3,7 @@
 //! answered truthfully for a server with no replicas and no subscribers.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::args::{int, is};
 use super::error::unknown_subcommand;
@@ -145,7 +145,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             }
             .into(),
         ),
-        ("tcp-keepalive", "300".into()),
+        ("tcp-keepalive", Settings::get(&s.tcp_keepalive).to_string()),
         (
             "requirepass",
             s.requirepass
@@ -161,59 +161,169 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Parameters CONFIG SET may change, and how.
-fn config_set_one(ctx: &Ctx<'_>, name: &str, value: &[u8]) -> Result<(), String> {
-    let s = &ctx.shared.settings;
-    let text = std::str::from_utf8(value).map_err(|_| "argument must be a memory or number value".to_string())?;
-    let number = || {
-        text.parse::<u64>()
-            .map_err(|_| "argument couldn't be parsed into an integer".to_string())
-    };
-    match name {
-        "maxclients" => s.maxclients.store(number()?, Ordering::Relaxed),
-        "timeout" => s.timeout.store(number()?, Ordering::Relaxed),
-        "maxmemory" => {
-            let v = parse_memory(text).map_err(|_| "argument must be a memory value".to_string())?;
-            s.maxmemory.store(v, Ordering::Relaxed);
-            if memory::over(v) {
-                tracing::warn!(
-                    "the new maxmemory value set via CONFIG SET ({v}) is smaller than the current memory usage ({}): commands that may grow memory are refused until enough keys are deleted or expire",
-                    memory::used()
-                );
-            }
-        }
+/// Parameters CONFIG SET knows (it may still refuse some values of them).
+const SETTABLE: &[&str] = &[
+    "maxclients",
+    "maxmemory",
+    "maxmemory-policy",
+    "timeout",
+    "tcp-keepalive",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "requirepass",
+    "protected-mode",
+    "save",
+    "appendonly",
+];
+
+/// A CONFIG SET assignment, validated but not yet applied: CONFIG SET
+/// changes all of its parameters or none, as Redis 7's does.
+enum Change<'a> {
+    Number(&'a AtomicU64, u64),
+    /// Raising it must fit the open-files limit first.
+    MaxClients(u64),
+    /// Bytes, 0 = no limit; lowering it below what is in use is allowed.
+    MaxMemory(u64),
+    Flag(&'a AtomicBool, bool),
+    Password(Option<Box<[u8]>>),
+    /// Accepted for compatibility: describes what redlockd always does.
+    Nothing,
+}
+
+/// Why a value was refused: `Unknown` is reported as an unknown option.
+enum Refusal {
+    Unknown,
+    Invalid(String),
+}
+
+impl From<&str> for Refusal {
+    fn from(why: &str) -> Self {
+        Refusal::Invalid(why.into())
+    }
+}
+
+/// An integer parameter: Redis's strict integer syntax, then its bounds.
+fn bounded(value: &[u8], min: i64, max: i64) -> Result<u64, Refusal> {
+    let n = crate::protocol::decode::parse_i64(value).ok_or("argument couldn't be parsed into an integer")?;
+    if n < min || n > max {
+        return Err(Refusal::Invalid(format!(
+            "argument must be between {min} and {max} inclusive"
+        )));
+    }
+    Ok(n as u64)
+}
+
+/// A memory parameter of at least 1 MiB.
+fn memory(value: &[u8]) -> Result<u64, Refusal> {
+    let text = std::str::from_utf8(value).map_err(|_| "argument must be a memory value")?;
+    let v = parse_memory(text).map_err(|_| "argument must be a memory value")?;
+    if v < 1024 * 1024 {
+        return Err("argument must be between 1048576 and 9223372036854775807 inclusive".into());
+    }
+    Ok(v)
+}
+
+/// Validate one assignment of a parameter named in [`SETTABLE`].
+fn config_parse<'a>(s: &'a Settings, name: &str, value: &[u8]) -> Result<Change<'a>, Refusal> {
+    const INT_MAX: i64 = i32::MAX as i64;
+    Ok(match name {
+        "maxclients" => Change::MaxClients(bounded(value, 1, u32::MAX as i64)?),
+        "maxmemory" => match std::str::from_utf8(value).map(parse_memory) {
+            Ok(Ok(v)) => Change::MaxMemory(v),
+            _ => return Err("argument must be a memory value".into()),
+        },
         // A lock server never evicts a lock: noeviction is the only policy.
-        "maxmemory-policy" if text.eq_ignore_ascii_case("noeviction") => {}
+        "maxmemory-policy" if is(value, "noeviction") => Change::Nothing,
         "maxmemory-policy" => {
             return Err(
                 "redlockd never evicts keys (an evicted lock is a lock granted twice): the only policy is noeviction"
                     .into(),
             );
         }
-        "proto-max-bulk-len" => {
-            let v = parse_memory(text).map_err(|_| "argument must be a memory value".to_string())?;
-            if v < 1024 * 1024 {
-                return Err("argument must be between 1048576 and 9223372036854775807 inclusive".into());
-            }
-            s.proto_max_bulk_len.store(v, Ordering::Relaxed)
+        "timeout" => Change::Number(&s.timeout, bounded(value, 0, INT_MAX)?),
+        "tcp-keepalive" => Change::Number(&s.tcp_keepalive, bounded(value, 0, INT_MAX)?),
+        "proto-max-bulk-len" => Change::Number(&s.proto_max_bulk_len, memory(value)?),
+        "client-query-buffer-limit" => Change::Number(&s.client_query_buffer_limit, memory(value)?),
+        "requirepass" => Change::Password((!value.is_empty()).then(|| value.into())),
+        "protected-mode" => match std::str::from_utf8(value).map(crate::config::parse_yes_no) {
+            Ok(Ok(on)) => Change::Flag(&s.protected_mode, on),
+            _ => return Err("argument must be 'yes' or 'no'".into()),
+        },
+        "save" if value.is_empty() => Change::Nothing,
+        "appendonly" if value == b"no" => Change::Nothing,
+        _ => return Err(Refusal::Unknown),
+    })
+}
+
+/// `CONFIG SET name value [name value ...]`: every name must be known and
+/// named once, every value valid, and a higher maxclients must fit the
+/// open-files limit; only then is anything changed.
+fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
+    let unknown = |raw: &[u8]| {
+        CmdError::msg(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(raw)
+        ))
+    };
+    let failed = |name: &str, why: &str| {
+        CmdError::msg(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
+    let mut names: Vec<&'static str> = Vec::with_capacity(pairs.len() / 2);
+    for pair in pairs.chunks_exact(2) {
+        let Some(&name) = SETTABLE.iter().find(|n| is(pair[0], n)) else {
+            return Err(unknown(pair[0]));
+        };
+        if names.contains(&name) {
+            // Redis names the duplicate as the client spelled it.
+            return Err(failed(&String::from_utf8_lossy(pair[0]), "duplicate parameter"));
         }
-        "client-query-buffer-limit" => {
-            let v = parse_memory(text).map_err(|_| "argument must be a memory value".to_string())?;
-            if v < 1024 * 1024 {
-                return Err("argument must be between 1048576 and 9223372036854775807 inclusive".into());
-            }
-            s.client_query_buffer_limit.store(v, Ordering::Relaxed)
-        }
-        "requirepass" => *s.requirepass.write() = (!value.is_empty()).then(|| value.into()),
-        "protected-mode" => s.protected_mode.store(
-            crate::config::parse_yes_no(text).map_err(|_| "argument must be 'yes' or 'no'".to_string())?,
-            Ordering::Relaxed,
-        ),
-        // Accepted for compatibility: these describe what redlockd always does.
-        "save" if text.is_empty() => {}
-        "appendonly" if text == "no" => {}
-        _ => return Err(String::new()),
+        names.push(name);
     }
+    let settings = &ctx.shared.settings;
+    let mut changes = Vec::with_capacity(names.len());
+    for (pair, &name) in pairs.chunks_exact(2).zip(&names) {
+        match config_parse(settings, name, pair[1]) {
+            Ok(change) => changes.push(change),
+            Err(Refusal::Unknown) => return Err(unknown(pair[0])),
+            Err(Refusal::Invalid(why)) => return Err(failed(name, &why)),
+        }
+    }
+    for change in &changes {
+        if let Change::MaxClients(wanted) = *change
+            && wanted > Settings::get(&settings.maxclients)
+        {
+            let fits = crate::server::adjust_open_files_limit(wanted).unwrap_or(0);
+            if fits != wanted {
+                return Err(failed(
+                    "maxclients",
+                    &format!(
+                        "The operating system is not able to handle the specified number of clients, try with {fits}"
+                    ),
+                ));
+            }
+        }
+    }
+    for change in changes {
+        match change {
+            Change::Number(setting, v) => setting.store(v, Ordering::Relaxed),
+            Change::MaxClients(v) => settings.maxclients.store(v, Ordering::Relaxed),
+            Change::MaxMemory(v) => {
+                settings.maxmemory.store(v, Ordering::Relaxed);
+                if memory::over(v) {
+                    tracing::warn!(
+                        "the new maxmemory value set via CONFIG SET ({v}) is smaller than the current memory usage ({}): commands that may grow memory are refused until enough keys are deleted or expire",
+                        memory::used()
+                    );
+                }
+            }
+            Change::Flag(setting, on) => setting.store(on, Ordering::Relaxed),
+            Change::Password(p) => *settings.requirepass.write() = p,
+            Change::Nothing => {}
+        }
+    }
+    ctx.out.ok();
     Ok(())
 }
 
@@ -243,17 +353,7 @@ pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
             ctx.out.bulk_str(value);
         }
     } else if is(sub, "set") && args.len() >= 4 && args.len().is_multiple_of(2) {
-        for pair in args[2..].chunks_exact(2) {
-            let name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
-            if let Err(why) = config_set_one(ctx, &name, pair[1]) {
-                return Err(CmdError::msg(if why.is_empty() {
-                    format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
-                } else {
-                    format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
-                }));
-            }
-        }
-        ctx.out.ok();
+        config_set(ctx, &args[2..])?;
     } else if is(sub, "resetstat") && args.len() == 2 {
         stats::reset();
         ctx.out.ok();

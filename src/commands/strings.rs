@@ -5,7 +5,7 @@
 //! owner-checked lock extend a single native command.
 
 use super::args::{Cursor, float, int, is, keyword, keyword_code};
-use super::locks::digest_hex;
+use super::locks::{digest_arg, digest_hex};
 use super::ttl::{ExpireArg, Form};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
@@ -179,6 +179,10 @@ pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdErr
             _ => return Err(CmdError::Syntax),
         }
     }
+    // After the syntax: a conflicting option is a syntax error whatever the digest.
+    if let Condition::DigestEq(d) | Condition::DigestNe(d) = o.cond {
+        digest_arg(d)?;
+    }
     Ok(o)
 }
 
@@ -247,7 +251,6 @@ pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 }
 
 pub fn setnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    ctx.check_grants_allowed()?;
     let place = keys.place(args[1])?;
     let absent = place.entry().is_none();
     if absent {

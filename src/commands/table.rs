@@ -39,7 +39,10 @@ pub mod flags {
     /// Refused inside MULTI.
     pub const NO_MULTI: u32 = 1 << 9;
     pub const DENYOOM: u32 = 1 << 10;
-    /// Grants a lock (SET NX, LOCK.ACQUIRE...).
+    /// Creates a key only where none is (SETNX, MSETNX, RENAMENX,
+    /// LOCK.ACQUIRE): a lock grant, refused while `--restart-delay` runs.
+    /// SET (with NX, IFNE or IFDNE) and EVAL (of an acquire script) grant
+    /// only with some arguments, and check for themselves.
     pub const GRANTS_LOCK: u32 = 1 << 11;
 
     pub const NAMES: &[(u32, &str)] = &[
@@ -368,7 +371,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "renamenx",
         3,
-        WRITE | FAST,
+        WRITE | FAST | GRANTS_LOCK,
         KeySpec::Range {
             first: 1,
             last: 2,
@@ -473,7 +476,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "set",
         -3,
-        RW | GRANTS_LOCK,
+        RW,
         K1,
         "string",
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
@@ -558,7 +561,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "msetnx",
         -3,
-        RW,
+        RW | GRANTS_LOCK,
         KeySpec::Range {
             first: 1,
             last: -1,
@@ -799,7 +802,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "eval",
         -3,
-        NOSCRIPT | WRITE | GRANTS_LOCK,
+        NOSCRIPT | WRITE,
         KEVAL,
         "scripting",
         "Executes a server-side Lua script (catalogued lock scripts only).",
@@ -808,7 +811,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec(
         "evalsha",
         -3,
-        NOSCRIPT | WRITE | GRANTS_LOCK,
+        NOSCRIPT | WRITE,
         KEVAL,
         "scripting",
         "Executes a server-side Lua script by SHA1 digest (catalogued lock scripts only).",

@@ -110,8 +110,8 @@ pub async fn shutdown_signal() {
 /// Serve clients on `listener` until `signal` is requested or a client
 /// sends SHUTDOWN; then stop accepting, let connections finish the replies
 /// they are writing, flush the append-only file, and return.
-pub async fn serve(listener: TcpListener, config: ServerConfig, signal: &Stop) -> std::io::Result<()> {
-    raise_fd_limit(config.maxclients);
+pub async fn serve(listener: TcpListener, mut config: ServerConfig, signal: &Stop) -> std::io::Result<()> {
+    config.maxclients = adjust_open_files_limit(config.maxclients).map_err(std::io::Error::other)?;
     let shared = Shared::new(config)?;
     if let Some(aof) = &shared.aof {
         let _ = signal.aof.set(aof.clone());
@@ -133,23 +133,17 @@ pub async fn serve(listener: TcpListener, config: ServerConfig, signal: &Stop) -
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut stop = shared.shutdown.subscribe();
     let signal = signal.requested.notified();
+    let mut accept_errors = AcceptErrors::default();
     tokio::pin!(signal);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => admit(&shared, stream, peer, None, done_tx.clone()),
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(e) => accept_errors.failed("accept", e).await,
             },
             accepted = accept_tls(&tls_listener) => match accepted {
                 Ok((stream, peer)) => admit(&shared, stream, peer, tls.clone(), done_tx.clone()),
-                Err(e) => {
-                    warn!("TLS accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(e) => accept_errors.failed("TLS accept", e).await,
             },
             _ = &mut signal => {
                 info!("received shutdown signal");
@@ -175,30 +169,141 @@ pub async fn serve(listener: TcpListener, config: ServerConfig, signal: &Stop) -
     Ok(())
 }
 
-/// Raise the open-files soft limit towards what `maxclients` needs (as
-/// redis-server does), up to the hard limit.
-fn raise_fd_limit(maxclients: u64) {
-    let wanted = maxclients.saturating_add(64);
+/// File descriptors kept for the server's own use besides one per client
+/// (redis-server's CONFIG_MIN_RESERVED_FDS).
+pub const RESERVED_FDS: u64 = 32;
+
+/// Make room for `maxclients` clients as redis-server's adjustOpenFilesLimit
+/// does: raise the open-files limit to `maxclients + 32`, or failing that to
+/// the highest of `maxclients + 32 - 16k` the system allows, and return how
+/// many clients fit (`maxclients`, or that limit minus 32, with warnings
+/// saying so). A client past the fd limit would otherwise be neither served
+/// nor refused: its accept fails, and it waits for a reply that never comes.
+/// Err when the limit leaves no room for a single client.
+pub fn adjust_open_files_limit(maxclients: u64) -> Result<u64, String> {
+    let wanted = maxclients.saturating_add(RESERVED_FDS);
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= wanted as libc::rlim_t {
-            return;
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        let e = std::io::Error::last_os_error();
+        warn!(
+            "Unable to obtain the current NOFILE limit ({e}), assuming 1024 and setting the max clients configuration accordingly."
+        );
+        return Ok(maxclients.min(1024 - RESERVED_FDS));
+    }
+    // rlim_t is u64 on the platforms redlockd runs on.
+    let old: u64 = lim.rlim_cur;
+    if old >= wanted {
+        return Ok(maxclients);
+    }
+    let hard = lim.rlim_max;
+    // Only the soft limit is set; the hard one is raised only when it must
+    // (which needs privilege) and never lowered.
+    let set = |n: u64| {
+        let new = libc::rlimit {
+            rlim_cur: n,
+            rlim_max: n.max(hard),
+        };
+        // SAFETY: setrlimit only reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
         }
-        let target = (wanted as libc::rlim_t).min(lim.rlim_max);
-        if target > lim.rlim_cur {
-            lim.rlim_cur = target;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                warn!("could not raise the open files limit to {target}");
-            }
+    };
+    let error = match set(wanted) {
+        Ok(()) => {
+            info!("Increased maximum number of open files to {wanted} (it was originally set to {old}).");
+            return Ok(maxclients);
         }
-        if lim.rlim_cur < wanted {
-            warn!("open files limit {} is below maxclients + 64 = {wanted}", lim.rlim_cur);
+        Err(e) => e,
+    };
+    // Redis steps down 16 at a time from `wanted` until the system accepts;
+    // a binary search over the same steps finds the same limit in a few
+    // dozen calls rather than up to 2^28 (maxclients can be 2^32 - 1).
+    let steps = (wanted - old - 1) / 16;
+    let (mut lo, mut hi) = (1, steps + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if set(wanted - 16 * mid).is_ok() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
         }
     }
+    let best = if lo <= steps && set(wanted - 16 * lo).is_ok() {
+        wanted - 16 * lo
+    } else {
+        old
+    };
+    if best <= RESERVED_FDS {
+        return Err(format!(
+            "Your current 'ulimit -n' of {old} is not enough for the server to start. Please increase your open file limit to at least {wanted}. Exiting."
+        ));
+    }
+    let fits = best - RESERVED_FDS;
+    warn!("You requested maxclients of {maxclients} requiring at least {wanted} max file descriptors.");
+    warn!("Server can't set maximum open files to {wanted} because of OS error: {error}.");
+    warn!(
+        "Current maximum open files is {best}. maxclients has been reduced to {fits} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'."
+    );
+    Ok(fits)
+}
+
+/// Accept errors (EMFILE when out of descriptors, ENFILE, ...): each one
+/// backs the loop off briefly instead of spinning, and they are logged at
+/// most once a second, however fast they come.
+#[derive(Default)]
+struct AcceptErrors {
+    last_logged: Option<std::time::Instant>,
+    /// Errors not logged since the last warning.
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    async fn failed(&mut self, what: &str, e: std::io::Error) {
+        if let Some(suppressed) = self.should_log(std::time::Instant::now()) {
+            if suppressed > 0 {
+                warn!("{what} failed: {e} ({suppressed} more since the last warning)");
+            } else {
+                warn!("{what} failed: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Whether an error at `now` is logged, and if so how many were not since.
+    fn should_log(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self
+            .last_logged
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// Linux refuses a longer TCP_KEEPIDLE (MAX_TCP_KEEPIDLE).
+const MAX_KEEPIDLE_SECS: u64 = 32_767;
+
+/// TCP keepalive as redis-server's anetKeepAlive sets it: the first probe
+/// after `idle_secs` of silence, then one every third of that, and the
+/// connection is dropped after 3 unanswered probes, so a client that
+/// vanished without a FIN (crash, pulled cable, NAT timeout) does not hold
+/// a client slot forever.
+fn set_keepalive(stream: &TcpStream, idle_secs: u64) -> std::io::Result<()> {
+    let idle = idle_secs.min(MAX_KEEPIDLE_SECS);
+    let params = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(idle))
+        .with_interval(Duration::from_secs((idle / 3).max(1)))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 /// Redis's reply to a remote client in protected mode.
@@ -244,6 +349,12 @@ fn admit(
         });
         return;
     }
+    let keepalive = Settings::get(&shared.settings.tcp_keepalive);
+    if keepalive > 0
+        && let Err(e) = set_keepalive(&stream, keepalive)
+    {
+        debug!(%peer, "cannot enable TCP keepalive: {e}");
+    }
     let laddr = stream.local_addr().unwrap_or(peer);
     let handle = shared.clients.register(peer, laddr);
     let shared = shared.clone();
@@ -270,5 +381,23 @@ async fn accept_tls(listener: &Option<TcpListener>) -> std::io::Result<(TcpStrea
     match listener {
         Some(l) => l.accept().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_are_logged_at_most_once_a_second() {
+        let mut errors = AcceptErrors::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(errors.should_log(t0), Some(0));
+        for ms in [1, 50, 999] {
+            assert_eq!(errors.should_log(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(errors.should_log(t0 + Duration::from_millis(1000)), Some(3));
+        assert_eq!(errors.should_log(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(errors.should_log(t0 + Duration::from_millis(2500)), Some(1));
     }
 }
