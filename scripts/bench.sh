@@ -5,7 +5,10 @@
 # bench/results.json and bench/results.md (medians, min-max, ratios) and
 # bench/chart.svg. Environment: REPS (3), N (requests per redis-benchmark run,
 # 200000; N_PIPELINED for the -P 16 runs, 5 x N), KEYS (1000000 for the memory and expiry workloads), OURS_ARGS (extra
-# redlockd flags, e.g. "--threads 1"), OUT (output directory, bench/).
+# redlockd flags, e.g. "--threads 1"), OUT (output directory, bench/),
+# ANCHOR_BIN (a redlockd binary to run in redis-server's place, with the same
+# OURS_ARGS: a previous build, so that a change is measured against the code
+# before it, side by side in one run; its rows are still labelled "redis").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -15,6 +18,7 @@ N_PIPELINED=${N_PIPELINED:-$((N * 5))}
 KEYS=${KEYS:-1000000}
 OUT=${OUT:-$ROOT/bench}
 OURS_ARGS=${OURS_ARGS:-}
+ANCHOR_BIN=${ANCHOR_BIN:-}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
@@ -38,7 +42,12 @@ REDIS_PORT=$(free_port)
 OURS_LOG=$(mktemp)
 REDIS_PID=""; OURS_PID=""; OURS_PORT=""
 start_servers() {
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 --daemonize no >/dev/null 2>&1 &
+  if [ -n "$ANCHOR_BIN" ]; then
+    # shellcheck disable=SC2086 # OURS_ARGS is a list of flags
+    "$ANCHOR_BIN" --port "$REDIS_PORT" --log-level warning --maxclients 20000 $OURS_ARGS >/dev/null 2>&1 &
+  else
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 --daemonize no >/dev/null 2>&1 &
+  fi
   REDIS_PID=$!
   : >"$OURS_LOG"
   if [ -n "$OURS_PORT" ]; then ours_port_arg=$OURS_PORT; else ours_port_arg=0; fi
@@ -58,7 +67,9 @@ stop_servers() {
 trap 'stop_servers; rm -f "$SCRIPT" "$OURS_LOG"' EXIT
 start_servers
 VERSION=$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
-echo "redis-server $VERSION on $REDIS_PORT (pid $REDIS_PID), redlockd on $OURS_PORT (pid $OURS_PID)"
+ANCHOR="redis-server $VERSION"
+if [ -n "$ANCHOR_BIN" ]; then ANCHOR="redlockd $ANCHOR_BIN"; fi
+echo "$ANCHOR on $REDIS_PORT (pid $REDIS_PID), redlockd on $OURS_PORT (pid $OURS_PID)"
 
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -127,5 +138,5 @@ done
 
 LABEL="$(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)"
 if [ -n "$OURS_ARGS" ]; then LABEL="$LABEL; redlockd $OURS_ARGS"; fi
-python3 scripts/bench_report.py "$RESULTS" "$OUT" "redis-server $VERSION" "$LABEL"
+python3 scripts/bench_report.py "$RESULTS" "$OUT" "$ANCHOR" "$LABEL"
 cat "$OUT/results.md"
