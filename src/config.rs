@@ -48,7 +48,7 @@ pub struct ServerConfig {
     pub timeout: u64,
     /// Log level: redis-server's debug|verbose|notice|warning, or a tracing
     /// filter (`RUST_LOG` wins when set).
-    #[arg(long, default_value = "notice")]
+    #[arg(long, alias = "loglevel", default_value = "notice")]
     pub log_level: String,
     /// Largest bulk string a client may send (redis-server units: 512mb, 1gb).
     #[arg(long, default_value = "512mb", value_parser = parse_memory)]
@@ -101,6 +101,10 @@ pub struct ServerConfig {
     /// With a CA file: require client certificates (mutual TLS).
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub tls_auth_clients: bool,
+    /// The config file the server was started with (`redlockd FILE`), as
+    /// an absolute path: CONFIG REWRITE writes to it.
+    #[arg(skip)]
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// redis-server's yes/no flags.
@@ -171,6 +175,7 @@ impl Default for ServerConfig {
             tls_key_file: None,
             tls_ca_cert_file: None,
             tls_auth_clients: true,
+            config_file: None,
         }
     }
 }
@@ -219,7 +224,13 @@ impl Settings {
             timeout: AtomicU64::new(cfg.timeout),
             proto_max_bulk_len: AtomicU64::new(cfg.proto_max_bulk_len),
             client_query_buffer_limit: AtomicU64::new(cfg.client_query_buffer_limit),
-            requirepass: parking_lot::RwLock::new(cfg.requirepass.as_ref().map(|p| p.as_bytes().into())),
+            // As in Redis, an empty password is no password.
+            requirepass: parking_lot::RwLock::new(
+                cfg.requirepass
+                    .as_ref()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.as_bytes().into()),
+            ),
             protected_mode: std::sync::atomic::AtomicBool::new(cfg.protected_mode),
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod conffile;
 pub mod config;
 pub mod glob;
 pub mod memory;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use redlockd::cli::{counter::CounterArgs, run::RunArgs};
 use redlockd::config::ServerConfig;
 use redlockd::server::Stop;
@@ -31,7 +31,9 @@ const FORCED_SAVE_LIMIT: Duration = Duration::from_secs(5);
     name = "redlockd",
     version,
     about = "A lock server that speaks the Redis protocol",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // The command line's flags override the config file's (the last wins).
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,7 +69,19 @@ fn log_filter(level: &str) -> EnvFilter {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // `redlockd FILE [flags]`: FILE's directives become flags before the others.
+    let mut command = Cli::command();
+    command.build();
+    let subcommands: Vec<&str> = command.get_subcommands().map(|s| s.get_name()).collect();
+    let line = match redlockd::conffile::expand(std::env::args_os().collect(), &subcommands) {
+        Ok(line) => line,
+        Err(text) => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut cli = Cli::parse_from(line.args);
+    cli.server.config_file = line.config_file;
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.server.log_level))
         .with_writer(std::io::stderr)

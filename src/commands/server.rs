@@ -327,6 +327,42 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// `CONFIG REWRITE`: the current settings (the startup ones, with CONFIG
+/// SET's changes) written into the file the server was started with.
+fn config_rewrite(ctx: &mut Ctx<'_>) -> CmdResult {
+    let Some(path) = &ctx.shared.config.config_file else {
+        return Err(CmdError::Static("ERR The server is running without a config file"));
+    };
+    let s = &ctx.shared.settings;
+    let mut current = ctx.shared.config.clone();
+    current.maxclients = Settings::get(&s.maxclients);
+    current.maxmemory = Settings::get(&s.maxmemory);
+    current.tcp_keepalive = Settings::get(&s.tcp_keepalive);
+    current.timeout = Settings::get(&s.timeout);
+    current.proto_max_bulk_len = Settings::get(&s.proto_max_bulk_len);
+    current.client_query_buffer_limit = Settings::get(&s.client_query_buffer_limit);
+    current.protected_mode = s.protected_mode.load(Ordering::Relaxed);
+    // The file is read back as text: a password that is not UTF-8 could
+    // not be loaded from it.
+    current.requirepass = match s.requirepass.read().as_deref().map(|p| String::from_utf8(p.to_vec())) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => {
+            return Err(CmdError::Static(
+                "ERR Rewriting config file: requirepass is not valid UTF-8",
+            ));
+        }
+    };
+    if let Err(e) = crate::conffile::rewrite(path, &current) {
+        let why = crate::conffile::strerror(&e);
+        tracing::warn!("CONFIG REWRITE failed: {why}");
+        return Err(CmdError::msg(format!("ERR Rewriting config file: {why}")));
+    }
+    tracing::warn!("CONFIG REWRITE executed with success.");
+    ctx.out.ok();
+    Ok(())
+}
+
 pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let sub = args[1];
     if is(sub, "get") && args.len() >= 3 {
@@ -366,17 +402,19 @@ pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
             "HELP",
             "    Print this help.",
         ];
         ctx.help(&help);
-    } else if ["get", "set", "resetstat"].iter().any(|s| is(sub, s)) {
+    } else if is(sub, "rewrite") && args.len() == 2 {
+        config_rewrite(ctx)?;
+    } else if ["get", "set", "resetstat", "rewrite"].iter().any(|s| is(sub, s)) {
         let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
         return Err(CmdError::msg(format!(
             "ERR wrong number of arguments for 'config|{sub}' command"
         )));
-    } else if is(sub, "rewrite") {
-        return Err(CmdError::Static("ERR The server is running without a config file"));
     } else {
         return Err(unknown_subcommand(sub, "config"));
     }
