@@ -87,11 +87,13 @@ pub fn expand(mut argv: Vec<OsString>, subcommands: &[&str]) -> Result<CommandLi
 }
 
 /// The server's flags alone, to check one directive's value and to look
-/// names up.
+/// names up (without the `--help` clap adds when it builds a command: it
+/// is no directive).
 fn server_args() -> clap::Command {
     ServerConfig::augment_args(clap::Command::new("redlockd"))
         .no_binary_name(true)
         .args_override_self(true)
+        .disable_help_flag(true)
 }
 
 /// What a directive name stands for.
@@ -650,6 +652,17 @@ mod tests {
         let again = String::from_utf8(rewritten(new.as_bytes(), &c)).unwrap();
         assert_eq!(again, format!("{new}\n"));
         assert_eq!(String::from_utf8(rewritten(again.as_bytes(), &c)).unwrap(), again);
+    }
+
+    #[test]
+    fn only_server_flags_are_directives() {
+        let mut cmd = server_args();
+        cmd.build();
+        for name in ["help", "version", "include-depth", "config-file"] {
+            assert_eq!(lookup(&cmd, name), None, "{name}");
+        }
+        assert_eq!(lookup(&cmd, "loglevel"), Some(Directive::Flag("log-level".into())));
+        assert_eq!(lookup(&cmd, "include"), Some(Directive::Include));
     }
 
     #[test]
