@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use smallvec::SmallVec;
 
 use crate::config::Settings;
+use crate::instance::{ClientHandle, Shared};
 use crate::protocol::ReplyBuf;
-use crate::server::shared::{ClientHandle, Shared};
 use crate::store::Locked;
 use crate::{memory, stats};
 pub use error::{CmdError, CmdResult};

@@ -294,7 +294,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
         if let Change::MaxClients(wanted) = *change
             && wanted > Settings::get(&settings.maxclients)
         {
-            let fits = crate::server::adjust_open_files_limit(wanted).unwrap_or(0);
+            let fits = crate::fdlimit::adjust_open_files_limit(wanted).unwrap_or(0);
             if fits != wanted {
                 return Err(failed(
                     "maxclients",

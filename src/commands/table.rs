@@ -848,9 +848,12 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 type Index = HashMap<&'static [u8], usize, ahash::RandomState>;
 
+/// The name index, built on the first lookup, which is also when the
+/// table gives INFO commandstats its counters: no command runs before it.
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
+        crate::stats::register_commands(COMMANDS.len());
         COMMANDS
             .iter()
             .enumerate()
@@ -861,6 +864,7 @@ fn index() -> &'static Index {
 
 /// Find a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    let index = index();
     let mut buf = [0u8; 24];
     if name.len() > buf.len() {
         return None;
@@ -868,7 +872,7 @@ pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    index().get(&*lower).map(|&i| (i, &COMMANDS[i]))
+    index.get(&*lower).map(|&i| (i, &COMMANDS[i]))
 }
 
 /// The last command name a client sent, exactly as sent, and what it
