@@ -217,9 +217,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("mset",         -3,   RW,                                             KPAIRS, Keys,     strings::mset,         "string",       "Atomically creates or modifies the string values of one or more keys."),
     spec("msetnx",       -3,   RW | GRANTS_LOCK,                               KPAIRS, Keys,     strings::msetnx,       "string",       "Atomically modifies the string values of one or more keys only when all keys don't exist."),
     spec("incr",         2,    RW | FAST,                                      K1,     Keys,     strings::incr,         "string",       "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    spec("decr",         2,    RW | FAST,                                      K1,     Keys,     strings::incr,         "string",       "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
-    spec("incrby",       3,    RW | FAST,                                      K1,     Keys,     strings::incr,         "string",       "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
-    spec("decrby",       3,    RW | FAST,                                      K1,     Keys,     strings::incr,         "string",       "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    spec("decr",         2,    RW | FAST,                                      K1,     Keys,     strings::decr,         "string",       "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec("incrby",       3,    RW | FAST,                                      K1,     Keys,     strings::incrby,       "string",       "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec("decrby",       3,    RW | FAST,                                      K1,     Keys,     strings::decrby,       "string",       "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     spec("incrbyfloat",  3,    RW | FAST,                                      K1,     Keys,     strings::incrbyfloat,  "string",       "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     spec("append",       3,    RW | FAST,                                      K1,     Keys,     strings::append,       "string",       "Appends a string to the value of a key. Creates the key if it doesn't exist."),
     spec("strlen",       2,    RO | FAST,                                      K1,     Nothing,  strings::strlen,       "string",       "Returns the length of a string value."),
@@ -246,8 +246,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     // scripting without Lua
     spec("eval",         -3,   NOSCRIPT | WRITE,                               KEVAL,  Keys,     scripting::eval,       "scripting",    "Executes a server-side Lua script (catalogued lock scripts only)."),
     spec("evalsha",      -3,   NOSCRIPT | WRITE,                               KEVAL,  Keys,     scripting::evalsha,    "scripting",    "Executes a server-side Lua script by SHA1 digest (catalogued lock scripts only)."),
-    spec("eval_ro",      -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::eval,       "scripting",    "Executes a read-only server-side Lua script."),
-    spec("evalsha_ro",   -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::evalsha,    "scripting",    "Executes a read-only server-side Lua script by SHA1 digest."),
+    spec("eval_ro",      -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::eval_ro,    "scripting",    "Executes a read-only server-side Lua script."),
+    spec("evalsha_ro",   -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::evalsha_ro, "scripting",    "Executes a read-only server-side Lua script by SHA1 digest."),
     spec("script",       -2,   NOSCRIPT,                                       KNONE,  Nothing,  scripting::script,     "scripting",    "A container for Lua scripts management commands."),
 ];
 
