@@ -1,13 +1,15 @@
 //! Command dispatch: from an argument list to a reply.
 //!
 //! The path of one command: look the name up in the declarative
-//! [`table`](table::COMMANDS) (arity, flags, key positions), check arity,
-//! queue it if the client is inside MULTI, lock the shards of exactly the
-//! keys the table says it touches, run the handler (parse → store operation
-//! → reply), and map any error to its Redis text in one place
+//! [`table`](table::COMMANDS) (arity, flags, key positions, persistence),
+//! check arity, queue it if the client is inside MULTI, lock the shards of
+//! exactly the keys the table says it touches, run the handler (parse →
+//! store operation → reply), record its effect in the append-only file as
+//! its row says, and map any error to its Redis text in one place
 //! ([`error::CmdError::text`]). Each handler lives in the file of its
 //! family: `connection`, `server`, `keys`, `expire`, `strings`,
-//! `transactions`, `locks`, `scripting`.
+//! `transactions`, `locks`, `scripting`. The state shared across
+//! connections is [`crate::instance`]; nothing here knows the network side.
 
 pub mod args;
 pub mod connection;

@@ -10,7 +10,7 @@ use super::error::unknown_subcommand;
 use super::table::{COMMANDS, CommandSpec, KeySpec, flags};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::{Settings, parse_memory};
-use crate::store::{Clock, Locked};
+use crate::store::Locked;
 use crate::{VERSION, VERSION_COMPAT, glob, memory, stats};
 
 pub fn dbsize(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
@@ -710,9 +710,4 @@ pub fn command(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
         return Err(unknown_subcommand(sub, "command"));
     }
     Ok(())
-}
-
-#[allow(dead_code)]
-fn unix_now_ms() -> i64 {
-    Clock::wall_ms()
 }
