@@ -1,15 +1,23 @@
 //! redlockd: a lock server that speaks the Redis protocol.
 //!
-//! The binary only parses flags and calls [`server::run`]; everything else
-//! is this library: [`protocol`] (framing and replies), [`commands`] (the
-//! command table and one module per family), [`store`] (sharded keyspace
-//! with exact expiry), [`scripts`] (lock scripts recognised by SHA1).
+//! The binary only parses flags and calls [`server::bind`] then
+//! [`server::serve`]; everything else is this library: [`protocol`] (framing
+//! and replies), [`server`] (accept loop and connections), [`commands`] (the
+//! command table and one module per family), [`instance`] (the state every
+//! connection shares), [`store`] (sharded keyspace with exact expiry),
+//! [`scripts`] (lock scripts recognised by SHA1).
+//!
+//! Dependencies point one way: `server` → `commands` → `instance` →
+//! [`store`], [`persist`], [`stats`], [`config`]; nothing below `commands`
+//! knows the command table, and nothing below `server` knows connections.
 
 pub mod cli;
 pub mod commands;
 pub mod conffile;
 pub mod config;
+pub mod fdlimit;
 pub mod glob;
+pub mod instance;
 pub mod memory;
 pub mod persist;
 pub mod prefetch;

@@ -4,14 +4,19 @@
 //! misses) live in per-thread blocks written only by their own thread, so a
 //! command never contends on a shared cache line; INFO sums the blocks.
 //! Rare events (connections) use plain shared atomics.
+//!
+//! Per-command counters are indexed by a number the caller gives (the
+//! command table's position); the table says how many there are with
+//! [`register_commands`] before the first command runs, so this module knows
+//! nothing of commands.
 
 use std::cell::OnceCell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-/// Per-thread counters; `calls[i]`/`failed[i]` are for command-table entry `i`.
+/// Per-thread counters; `calls[i]`/`failed[i]`/`rejected[i]` are for command `i`.
 pub struct ThreadCounters {
     pub commands: AtomicU64,
     pub hits: AtomicU64,
@@ -22,6 +27,20 @@ pub struct ThreadCounters {
 }
 
 static BLOCKS: Mutex<Vec<Arc<ThreadCounters>>> = Mutex::new(Vec::new());
+
+/// How many commands have counters (see [`register_commands`]).
+static COMMANDS: OnceLock<usize> = OnceLock::new();
+
+/// Give counters to commands `0..n`. Called once, by the command table,
+/// before any command runs; a counter block made before (there is none) or
+/// an index past `n` would count the command in `commands` alone.
+pub fn register_commands(n: usize) {
+    let _ = COMMANDS.set(n);
+}
+
+fn command_count() -> usize {
+    COMMANDS.get().copied().unwrap_or(0)
+}
 
 thread_local! {
     static LOCAL: OnceCell<Arc<ThreadCounters>> = const { OnceCell::new() };
@@ -42,7 +61,7 @@ fn bump(c: &AtomicU64, n: u64) {
 pub fn with_local<R>(f: impl FnOnce(&ThreadCounters) -> R) -> R {
     LOCAL.with(|cell| {
         let block = cell.get_or_init(|| {
-            let n = crate::commands::table::COMMANDS.len();
+            let n = command_count();
             let block = Arc::new(ThreadCounters {
                 commands: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
@@ -62,9 +81,11 @@ pub fn with_local<R>(f: impl FnOnce(&ThreadCounters) -> R) -> R {
 pub fn command_done(index: usize, failed: bool) {
     with_local(|c| {
         bump(&c.commands, 1);
-        bump(&c.calls[index], 1);
-        if failed {
-            bump(&c.failed[index], 1);
+        if let (Some(calls), Some(failures)) = (c.calls.get(index), c.failed.get(index)) {
+            bump(calls, 1);
+            if failed {
+                bump(failures, 1);
+            }
         }
     })
 }
@@ -73,8 +94,8 @@ pub fn command_done(index: usize, failed: bool) {
 pub fn command_rejected(index: Option<usize>) {
     with_local(|c| {
         bump(&c.commands, 1);
-        if let Some(i) = index {
-            bump(&c.rejected[i], 1);
+        if let Some(rejected) = index.and_then(|i| c.rejected.get(i)) {
+            bump(rejected, 1);
         }
     })
 }
@@ -96,7 +117,7 @@ pub struct Totals {
 }
 
 pub fn totals() -> Totals {
-    let n = crate::commands::table::COMMANDS.len();
+    let n = command_count();
     let mut t = Totals {
         calls: vec![0; n],
         failed: vec![0; n],
@@ -107,7 +128,7 @@ pub fn totals() -> Totals {
         t.commands += b.commands.load(Ordering::Relaxed);
         t.hits += b.hits.load(Ordering::Relaxed);
         t.misses += b.misses.load(Ordering::Relaxed);
-        for i in 0..n {
+        for i in 0..n.min(b.calls.len()) {
             t.calls[i] += b.calls[i].load(Ordering::Relaxed);
             t.failed[i] += b.failed[i].load(Ordering::Relaxed);
             t.rejected[i] += b.rejected[i].load(Ordering::Relaxed);

@@ -1,5 +1,5 @@
 //! The `redlockd run` and `redlockd counter` subcommands: Redlock from the
-//! command line. (The server itself is `server::run`.)
+//! command line. (The server itself is `server::serve`.)
 
 pub mod counter;
 pub mod run;

@@ -4,8 +4,9 @@ use std::sync::atomic::Ordering;
 
 use super::args::{int, is};
 use super::error::unknown_subcommand;
-use super::{CmdError, CmdResult, Ctx, transactions};
+use super::{CmdError, CmdResult, Ctx, table, transactions};
 use crate::VERSION_COMPAT;
+use crate::instance::ClientHandle;
 use crate::store::Locked;
 
 pub fn ping(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
@@ -218,7 +219,7 @@ pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
         }
         ctx.out.ok();
     } else if is(sub, "info") && n == 2 {
-        let mut line = handle.describe();
+        let mut line = describe(&handle);
         line.push('\n');
         ctx.out.verbatim(line.as_bytes());
     } else if is(sub, "list") {
@@ -236,6 +237,12 @@ pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
         return Err(unknown_subcommand(sub, "client"));
     }
     Ok(())
+}
+
+/// A client's CLIENT LIST / CLIENT INFO line, naming its last command.
+fn describe(handle: &ClientHandle) -> String {
+    let cmd = handle.last_command().and_then(|i| table::COMMANDS.get(i));
+    handle.describe(cmd.map_or("NULL", |c| c.name))
 }
 
 fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
@@ -273,7 +280,7 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut text = String::new();
     for c in ctx.shared.clients.snapshot() {
         if ids.as_ref().is_none_or(|v| v.contains(&c.id)) {
-            text.push_str(&c.describe());
+            text.push_str(&describe(&c));
             text.push('\n');
         }
     }

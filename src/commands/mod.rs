@@ -1,13 +1,15 @@
 //! Command dispatch: from an argument list to a reply.
 //!
 //! The path of one command: look the name up in the declarative
-//! [`table`](table::COMMANDS) (arity, flags, key positions), check arity,
-//! queue it if the client is inside MULTI, lock the shards of exactly the
-//! keys the table says it touches, run the handler (parse → store operation
-//! → reply), and map any error to its Redis text in one place
+//! [`table`](table::COMMANDS) (arity, flags, key positions, persistence),
+//! check arity, queue it if the client is inside MULTI, lock the shards of
+//! exactly the keys the table says it touches, run the handler (parse →
+//! store operation → reply), record its effect in the append-only file as
+//! its row says, and map any error to its Redis text in one place
 //! ([`error::CmdError::text`]). Each handler lives in the file of its
 //! family: `connection`, `server`, `keys`, `expire`, `strings`,
-//! `transactions`, `locks`, `scripting`.
+//! `transactions`, `locks`, `scripting`. The state shared across
+//! connections is [`crate::instance`]; nothing here knows the network side.
 
 pub mod args;
 pub mod connection;
@@ -28,12 +30,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use smallvec::SmallVec;
 
 use crate::config::Settings;
+use crate::instance::{ClientHandle, Shared};
 use crate::protocol::ReplyBuf;
-use crate::server::shared::{ClientHandle, Shared};
 use crate::store::Locked;
 use crate::{memory, stats};
 pub use error::{CmdError, CmdResult};
-use table::{CommandSpec, KeySpec, flags};
+use table::{CommandSpec, KeySpec, Persist, flags};
 
 /// A command queued by MULTI, with owned copies of its arguments.
 pub struct Queued {
@@ -132,11 +134,10 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         return;
     }
     // Past maxmemory, refuse what may grow memory; inside MULTI queueing grows
-    // it too, so all but EXEC/DISCARD/QUIT/RESET (as Redis's processCommand).
+    // it too, so all but what ends the transaction (as Redis's processCommand).
     if (spec.flags & flags::DENYOOM != 0 || client.multi.is_some())
         && memory::over(Settings::get(&shared.settings.maxmemory))
-        && (client.multi.is_none()
-            || spec.flags & flags::NO_MULTI == 0 && !matches!(spec.name, "exec" | "discard" | "quit" | "reset"))
+        && (client.multi.is_none() || spec.flags & (flags::NO_MULTI | flags::ENDS_MULTI) == 0)
     {
         out.error(error::OOM);
         flag_transaction(client);
@@ -174,8 +175,8 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
 fn denied_on_disk_error(spec: &CommandSpec, client: &ClientState) -> bool {
     let write = |flags: u32| flags & flags::WRITE != 0;
     write(spec.flags)
-        || spec.name == "ping"
-        || (spec.name == "exec"
+        || spec.flags & flags::HEALTH_CHECK != 0
+        || (spec.flags & flags::RUNS_QUEUE != 0
             && client
                 .multi
                 .as_ref()
@@ -186,7 +187,7 @@ fn denied_on_disk_error(spec: &CommandSpec, client: &ClientState) -> bool {
 /// `execCommandAbort` does.
 fn refuse_on_disk_error(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, spec: &CommandSpec, errno: i32) {
     let misconf = error::misconf_aof(errno);
-    if spec.name == "exec" {
+    if spec.flags & flags::RUNS_QUEUE != 0 {
         client.multi = None;
         client.multi_error = false;
         transactions::unwatch_all(&mut Ctx { shared, client, out });
@@ -261,24 +262,26 @@ fn run_with_keys(
     if let Err(e) = result {
         ctx.out.error(&e.text(spec.name));
     }
-    if spec.flags & flags::WRITE != 0 {
-        if ctx.shared.watches.any()
-            && let Some(range) = keys
-        {
-            for i in range {
-                ctx.shared.watches.touch(ctx.client.db, args[i]);
-            }
+    if spec.flags & flags::WRITE != 0
+        && ctx.shared.watches.any()
+        && let Some(range) = keys
+    {
+        for i in range {
+            ctx.shared.watches.touch(ctx.client.db, args[i]);
         }
-        if let Some(aof) = &ctx.shared.aof {
-            ctx.client.aof_mark = log_effects(aof, ctx, spec, locked, args);
-        }
+    }
+    if spec.persist != Persist::Nothing
+        && let Some(aof) = &ctx.shared.aof
+    {
+        ctx.client.aof_mark = log_effects(aof, ctx, spec, locked, args);
     }
     stats::command_done(index, failed);
 }
 
-/// Append the effect of a write command to the log: the resulting state of
-/// each key it names (while their shards are still locked, so records of a
-/// key are in store order), or the flush / fence counter it changed.
+/// Append the effect of a write command to the log, as its row's
+/// [`Persist`] says: the resulting state of each key it names (while their
+/// shards are still locked, so records of a key are in store order), or the
+/// flush / fence counter it changed.
 fn log_effects(
     aof: &crate::persist::Aof,
     ctx: &Ctx<'_>,
@@ -289,11 +292,12 @@ fn log_effects(
     use crate::persist::aof::{fence_record, flushall_record, flushdb_record, key_record};
     let db = ctx.client.db;
     let now = locked.now;
-    aof.append(|buf| match spec.name {
-        "flushdb" => flushdb_record(buf, db),
-        "flushall" => flushall_record(buf),
-        "fence.raise" => fence_record(buf, ctx.shared.keyspace.fences.current()),
-        _ => {
+    aof.append(|buf| match spec.persist {
+        Persist::Nothing => {}
+        Persist::FlushDb => flushdb_record(buf, db),
+        Persist::FlushAll => flushall_record(buf),
+        Persist::Fence => fence_record(buf, ctx.shared.keyspace.fences.current()),
+        Persist::Keys => {
             if let Ok(range) = key_positions(&spec.keys, args) {
                 for i in range {
                     let entry = locked.get(args[i]).ok().flatten();

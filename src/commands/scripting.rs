@@ -25,17 +25,40 @@ fn unsupported(sha: &str) -> CmdError {
 
 const NOSCRIPT: CmdError = CmdError::Static("NOSCRIPT No matching script. Please use EVAL.");
 
-/// EVAL and EVAL_RO: hash the text, then run what it is known as.
+/// Whether a script may write (EVAL, EVALSHA) or not (EVAL_RO, EVALSHA_RO).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    eval_text(ctx, keys, args, Access::ReadWrite)
+}
+
+pub fn eval_ro(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    eval_text(ctx, keys, args, Access::ReadOnly)
+}
+
+pub fn evalsha(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    eval_sha(ctx, keys, args, Access::ReadWrite)
+}
+
+pub fn evalsha_ro(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    eval_sha(ctx, keys, args, Access::ReadOnly)
+}
+
+/// EVAL and EVAL_RO: hash the text, then run what it is known as.
+fn eval_text(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], access: Access) -> CmdResult {
     let sha = sha1_hex(args[1]);
     let script = scripts::lookup(sha.as_bytes()).ok_or_else(|| unsupported(&sha))?;
-    run_script(ctx, keys, script, args)
+    run_script(ctx, keys, script, args, access)
 }
 
 /// EVALSHA and EVALSHA_RO.
-pub fn evalsha(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+fn eval_sha(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], access: Access) -> CmdResult {
     let script = scripts::lookup(args[1]).ok_or(NOSCRIPT)?;
-    run_script(ctx, keys, script, args)
+    run_script(ctx, keys, script, args, access)
 }
 
 /// `SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP`
@@ -108,7 +131,13 @@ impl<'a> Invocation<'a, '_> {
     }
 }
 
-fn run_script(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, script: &'static Script, args: &[&[u8]]) -> CmdResult {
+fn run_script(
+    ctx: &mut Ctx<'_>,
+    keys: &mut Locked<'_>,
+    script: &'static Script,
+    args: &[&[u8]],
+    access: Access,
+) -> CmdResult {
     // Checked again here (cheap): a handler must not trust its caller with slicing.
     let numkeys = super::key_positions(&super::table::KeySpec::NumKeys { at: 2, first: 3 }, args)?.len();
     let inv = Invocation {
@@ -130,8 +159,7 @@ fn run_script(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, script: &'static Script,
             inv.argv.len()
         )));
     }
-    let read_only = args[0].len() > 3 && args[0][args[0].len() - 3..].eq_ignore_ascii_case(b"_ro");
-    if read_only && script.op.writes() {
+    if access == Access::ReadOnly && script.op.writes() {
         return Err(CmdError::Static(
             "ERR Write commands are not allowed from read-only scripts.",
         ));

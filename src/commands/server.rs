@@ -10,7 +10,7 @@ use super::error::unknown_subcommand;
 use super::table::{COMMANDS, CommandSpec, KeySpec, flags};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::{Settings, parse_memory};
-use crate::store::{Clock, Locked};
+use crate::store::Locked;
 use crate::{VERSION, VERSION_COMPAT, glob, memory, stats};
 
 pub fn dbsize(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
@@ -294,7 +294,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
         if let Change::MaxClients(wanted) = *change
             && wanted > Settings::get(&settings.maxclients)
         {
-            let fits = crate::server::adjust_open_files_limit(wanted).unwrap_or(0);
+            let fits = crate::fdlimit::adjust_open_files_limit(wanted).unwrap_or(0);
             if fits != wanted {
                 return Err(failed(
                     "maxclients",
@@ -748,9 +748,4 @@ pub fn command(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
         return Err(unknown_subcommand(sub, "command"));
     }
     Ok(())
-}
-
-#[allow(dead_code)]
-fn unix_now_ms() -> i64 {
-    Clock::wall_ms()
 }

@@ -394,18 +394,29 @@ pub fn incr_by(keys: &mut Locked<'_>, key: &[u8], delta: i64) -> Result<i64, Cmd
     Ok(delta)
 }
 
-/// INCR, DECR, INCRBY and DECRBY, told apart by name.
 pub fn incr(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let decr = args[0][0].eq_ignore_ascii_case(&b'd');
-    let delta = if args.len() == 3 { int(args[2])? } else { 1 };
-    let delta = if decr {
-        delta
-            .checked_neg()
-            .ok_or(CmdError::Static("ERR decrement would overflow"))?
-    } else {
-        delta
-    };
-    let n = incr_by(keys, args[1], delta)?;
+    add(ctx, keys, args[1], 1)
+}
+
+pub fn decr(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    add(ctx, keys, args[1], -1)
+}
+
+pub fn incrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    add(ctx, keys, args[1], int(args[2])?)
+}
+
+pub fn decrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let delta = int(args[2])?
+        .checked_neg()
+        .ok_or(CmdError::Static("ERR decrement would overflow"))?;
+    add(ctx, keys, args[1], delta)
+}
+
+/// INCR, DECR, INCRBY and DECRBY: add `delta` to the counter and reply with
+/// its new value.
+fn add(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, key: &[u8], delta: i64) -> CmdResult {
+    let n = incr_by(keys, key, delta)?;
     ctx.out.int(n);
     Ok(())
 }

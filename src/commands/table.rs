@@ -1,8 +1,12 @@
-//! The declarative command table: name, arity, flags, key positions, handler.
+//! The declarative command table, one row per command: name, arity, flags,
+//! key positions, what the append-only file records, handler, and the group
+//! and summary COMMAND DOCS reports.
 //!
-//! Dispatch, arity checks, MULTI queueing, key locking, COMMAND output and
-//! INFO commandstats are all driven by this one table. Arity follows Redis:
-//! positive = exact argument count (including the name), negative = at least.
+//! Dispatch, arity checks, MULTI queueing, the OOM and MISCONF gates, key
+//! locking, persistence, COMMAND output and INFO commandstats are all driven
+//! by this one table; no dispatch code tests a command's name. Arity follows
+//! Redis: positive = exact argument count (including the name), negative =
+//! at least.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -44,6 +48,16 @@ pub mod flags {
     /// SET (with NX, IFNE or IFDNE) and EVAL (of an acquire script) grant
     /// only with some arguments, and check for themselves.
     pub const GRANTS_LOCK: u32 = 1 << 11;
+    /// Ends a transaction (EXEC, DISCARD, QUIT, RESET): served inside MULTI
+    /// past maxmemory, where queueing anything else is refused, as Redis's
+    /// processCommand does.
+    pub const ENDS_MULTI: u32 = 1 << 12;
+    /// Runs the commands MULTI queued (EXEC): refused with -MISCONF when one
+    /// of them writes, and then discards the transaction.
+    pub const RUNS_QUEUE: u32 = 1 << 13;
+    /// Refused with -MISCONF while the append-only file cannot be written,
+    /// though it writes nothing (PING), so that health checks notice.
+    pub const HEALTH_CHECK: u32 = 1 << 14;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -58,33 +72,54 @@ pub mod flags {
     ];
 }
 
+/// What the append-only file records after a write command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// Nothing: the command writes nothing that outlives a restart.
+    Nothing,
+    /// The resulting state of each key the command names.
+    Keys,
+    /// The current database was emptied.
+    FlushDb,
+    /// Every database was emptied.
+    FlushAll,
+    /// The instance's fencing counter, as it now is.
+    Fence,
+}
+
 pub struct CommandSpec {
     /// Lowercase name, as COMMAND reports it.
     pub name: &'static str,
     pub arity: i32,
     pub flags: u32,
     pub keys: KeySpec,
+    pub persist: Persist,
     pub group: &'static str,
     pub summary: &'static str,
     pub handler: Handler,
 }
 
+use Persist::{Fence, FlushAll, FlushDb, Keys, Nothing};
 use flags::*;
 
+/// One row of [`COMMANDS`], in the order the table's columns read.
+#[allow(clippy::too_many_arguments)]
 const fn spec(
     name: &'static str,
     arity: i32,
     flags: u32,
     keys: KeySpec,
+    persist: Persist,
+    handler: Handler,
     group: &'static str,
     summary: &'static str,
-    handler: Handler,
 ) -> CommandSpec {
     CommandSpec {
         name,
         arity,
         flags,
         keys,
+        persist,
         group,
         summary,
         handler,
@@ -101,756 +136,129 @@ const KALL: KeySpec = KeySpec::Range {
     last: -1,
     step: 1,
 };
+/// The first two arguments (RENAME).
+const K12: KeySpec = KeySpec::Range {
+    first: 1,
+    last: 2,
+    step: 1,
+};
+/// Every other argument from the first (MSET's key-value pairs).
+const KPAIRS: KeySpec = KeySpec::Range {
+    first: 1,
+    last: -1,
+    step: 2,
+};
 const KNONE: KeySpec = KeySpec::None;
+const KDB: KeySpec = KeySpec::All;
 const KEVAL: KeySpec = KeySpec::NumKeys { at: 2, first: 3 };
 
 const RW: u32 = WRITE | DENYOOM;
 const RO: u32 = READONLY;
-const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+/// Connection and transaction commands: not from scripts, served while
+/// loading and when stale.
+const SESSION: u32 = NOSCRIPT | LOADING | STALE;
+const CONN: u32 = SESSION | FAST;
 
+#[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
+    //   name            arity flags                                           keys    persist   handler                group           summary
     // connection
-    spec(
-        "ping",
-        -1,
-        FAST,
-        KNONE,
-        "connection",
-        "Returns the server's liveliness response.",
-        connection::ping,
-    ),
-    spec(
-        "echo",
-        2,
-        FAST,
-        KNONE,
-        "connection",
-        "Returns the given string.",
-        connection::echo,
-    ),
-    spec(
-        "hello",
-        -1,
-        CONN | NO_AUTH,
-        KNONE,
-        "connection",
-        "Handshakes with the Redis server.",
-        connection::hello,
-    ),
-    spec(
-        "quit",
-        -1,
-        CONN | NO_AUTH | SKIP_QUEUE,
-        KNONE,
-        "connection",
-        "Closes the connection.",
-        connection::quit,
-    ),
-    spec(
-        "reset",
-        1,
-        CONN | NO_AUTH | SKIP_QUEUE,
-        KNONE,
-        "connection",
-        "Resets the connection.",
-        connection::reset,
-    ),
-    spec(
-        "select",
-        2,
-        CONN,
-        KNONE,
-        "connection",
-        "Changes the selected database.",
-        connection::select,
-    ),
-    spec(
-        "client",
-        -2,
-        NOSCRIPT | LOADING | STALE,
-        KNONE,
-        "connection",
-        "A container for client connection commands.",
-        connection::client,
-    ),
-    spec(
-        "auth",
-        -2,
-        CONN | NO_AUTH,
-        KNONE,
-        "connection",
-        "Authenticates the connection.",
-        connection::auth,
-    ),
+    spec("ping",         -1,   FAST | HEALTH_CHECK,                            KNONE,  Nothing,  connection::ping,      "connection",   "Returns the server's liveliness response."),
+    spec("echo",         2,    FAST,                                           KNONE,  Nothing,  connection::echo,      "connection",   "Returns the given string."),
+    spec("hello",        -1,   CONN | NO_AUTH,                                 KNONE,  Nothing,  connection::hello,     "connection",   "Handshakes with the Redis server."),
+    spec("quit",         -1,   CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI,       KNONE,  Nothing,  connection::quit,      "connection",   "Closes the connection."),
+    spec("reset",        1,    CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI,       KNONE,  Nothing,  connection::reset,     "connection",   "Resets the connection."),
+    spec("select",       2,    CONN,                                           KNONE,  Nothing,  connection::select,    "connection",   "Changes the selected database."),
+    spec("client",       -2,   SESSION,                                        KNONE,  Nothing,  connection::client,    "connection",   "A container for client connection commands."),
+    spec("auth",         -2,   CONN | NO_AUTH,                                 KNONE,  Nothing,  connection::auth,      "connection",   "Authenticates the connection."),
     // server
-    spec(
-        "info",
-        -1,
-        LOADING | STALE,
-        KNONE,
-        "server",
-        "Returns information and statistics about the server.",
-        server::info,
-    ),
-    spec(
-        "config",
-        -2,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        KNONE,
-        "server",
-        "A container for server configuration commands.",
-        server::config,
-    ),
-    spec(
-        "dbsize",
-        1,
-        RO | FAST,
-        KeySpec::All,
-        "server",
-        "Returns the number of keys in the database.",
-        server::dbsize,
-    ),
-    spec(
-        "flushdb",
-        -1,
-        WRITE,
-        KeySpec::All,
-        "server",
-        "Removes all keys from the current database.",
-        server::flushdb,
-    ),
-    spec(
-        "flushall",
-        -1,
-        WRITE,
-        KNONE,
-        "server",
-        "Removes all keys from all databases.",
-        server::flushall,
-    ),
-    spec(
-        "time",
-        1,
-        LOADING | STALE | FAST,
-        KNONE,
-        "server",
-        "Returns the server time.",
-        server::time,
-    ),
-    spec(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
-        KNONE,
-        "server",
-        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-        server::shutdown,
-    ),
-    spec(
-        "command",
-        -1,
-        LOADING | STALE,
-        KNONE,
-        "server",
-        "Returns detailed information about all commands.",
-        server::command,
-    ),
-    spec(
-        "bgrewriteaof",
-        1,
-        ADMIN | NOSCRIPT | NO_MULTI,
-        KNONE,
-        "server",
-        "Asynchronously rewrites the append-only file to disk.",
-        server::bgrewriteaof,
-    ),
-    spec(
-        "wait",
-        3,
-        0,
-        KNONE,
-        "generic",
-        "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
-        server::wait,
-    ),
-    spec(
-        "publish",
-        3,
-        LOADING | STALE | FAST,
-        KNONE,
-        "pubsub",
-        "Posts a message to a channel.",
-        server::publish,
-    ),
+    spec("info",         -1,   LOADING | STALE,                                KNONE,  Nothing,  server::info,          "server",       "Returns information and statistics about the server."),
+    spec("config",       -2,   ADMIN | SESSION,                                KNONE,  Nothing,  server::config,        "server",       "A container for server configuration commands."),
+    spec("dbsize",       1,    RO | FAST,                                      KDB,    Nothing,  server::dbsize,        "server",       "Returns the number of keys in the database."),
+    spec("flushdb",      -1,   WRITE,                                          KDB,    FlushDb,  server::flushdb,       "server",       "Removes all keys from the current database."),
+    spec("flushall",     -1,   WRITE,                                          KNONE,  FlushAll, server::flushall,      "server",       "Removes all keys from all databases."),
+    spec("time",         1,    LOADING | STALE | FAST,                         KNONE,  Nothing,  server::time,          "server",       "Returns the server time."),
+    spec("shutdown",     -1,   ADMIN | SESSION | NO_MULTI,                     KNONE,  Nothing,  server::shutdown,      "server",       "Synchronously saves the database(s) to disk and shuts down the Redis server."),
+    spec("command",      -1,   LOADING | STALE,                                KNONE,  Nothing,  server::command,       "server",       "Returns detailed information about all commands."),
+    spec("bgrewriteaof", 1,    ADMIN | NOSCRIPT | NO_MULTI,                    KNONE,  Nothing,  server::bgrewriteaof,  "server",       "Asynchronously rewrites the append-only file to disk."),
+    spec("wait",         3,    0,                                              KNONE,  Nothing,  server::wait,          "generic",      "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
+    spec("publish",      3,    LOADING | STALE | FAST,                         KNONE,  Nothing,  server::publish,       "pubsub",       "Posts a message to a channel."),
     // keys
-    spec(
-        "del",
-        -2,
-        WRITE,
-        KALL,
-        "generic",
-        "Deletes one or more keys.",
-        keys::del,
-    ),
-    spec(
-        "unlink",
-        -2,
-        WRITE | FAST,
-        KALL,
-        "generic",
-        "Asynchronously deletes one or more keys.",
-        keys::del,
-    ),
-    spec(
-        "exists",
-        -2,
-        RO | FAST,
-        KALL,
-        "generic",
-        "Determines whether one or more keys exist.",
-        keys::exists,
-    ),
-    spec(
-        "touch",
-        -2,
-        RO | FAST,
-        KALL,
-        "generic",
-        "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
-        keys::exists,
-    ),
-    spec(
-        "type",
-        2,
-        RO | FAST,
-        K1,
-        "generic",
-        "Determines the type of value stored at a key.",
-        keys::type_,
-    ),
-    spec(
-        "keys",
-        2,
-        RO,
-        KeySpec::All,
-        "generic",
-        "Returns all key names that match a pattern.",
-        keys::keys,
-    ),
-    spec(
-        "scan",
-        -2,
-        RO,
-        KeySpec::All,
-        "generic",
-        "Iterates over the key names in the database.",
-        keys::scan,
-    ),
-    spec(
-        "randomkey",
-        1,
-        RO,
-        KeySpec::All,
-        "generic",
-        "Returns a random key name from the database.",
-        keys::randomkey,
-    ),
-    spec(
-        "rename",
-        3,
-        WRITE,
-        KeySpec::Range {
-            first: 1,
-            last: 2,
-            step: 1,
-        },
-        "generic",
-        "Renames a key and overwrites the destination.",
-        keys::rename,
-    ),
-    spec(
-        "renamenx",
-        3,
-        WRITE | FAST | GRANTS_LOCK,
-        KeySpec::Range {
-            first: 1,
-            last: 2,
-            step: 1,
-        },
-        "generic",
-        "Renames a key only when the target key name doesn't exist.",
-        keys::renamenx,
-    ),
+    spec("del",          -2,   WRITE,                                          KALL,   Keys,     keys::del,             "generic",      "Deletes one or more keys."),
+    spec("unlink",       -2,   WRITE | FAST,                                   KALL,   Keys,     keys::del,             "generic",      "Asynchronously deletes one or more keys."),
+    spec("exists",       -2,   RO | FAST,                                      KALL,   Nothing,  keys::exists,          "generic",      "Determines whether one or more keys exist."),
+    spec("touch",        -2,   RO | FAST,                                      KALL,   Nothing,  keys::exists,          "generic",      "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    spec("type",         2,    RO | FAST,                                      K1,     Nothing,  keys::type_,           "generic",      "Determines the type of value stored at a key."),
+    spec("keys",         2,    RO,                                             KDB,    Nothing,  keys::keys,            "generic",      "Returns all key names that match a pattern."),
+    spec("scan",         -2,   RO,                                             KDB,    Nothing,  keys::scan,            "generic",      "Iterates over the key names in the database."),
+    spec("randomkey",    1,    RO,                                             KDB,    Nothing,  keys::randomkey,       "generic",      "Returns a random key name from the database."),
+    spec("rename",       3,    WRITE,                                          K12,    Keys,     keys::rename,          "generic",      "Renames a key and overwrites the destination."),
+    spec("renamenx",     3,    WRITE | FAST | GRANTS_LOCK,                     K12,    Keys,     keys::renamenx,        "generic",      "Renames a key only when the target key name doesn't exist."),
     // expiry
-    spec(
-        "expire",
-        -3,
-        WRITE | FAST,
-        K1,
-        "generic",
-        "Sets the expiration time of a key in seconds.",
-        expire::expire,
-    ),
-    spec(
-        "pexpire",
-        -3,
-        WRITE | FAST,
-        K1,
-        "generic",
-        "Sets the expiration time of a key in milliseconds.",
-        expire::pexpire,
-    ),
-    spec(
-        "expireat",
-        -3,
-        WRITE | FAST,
-        K1,
-        "generic",
-        "Sets the expiration time of a key to a Unix timestamp.",
-        expire::expireat,
-    ),
-    spec(
-        "pexpireat",
-        -3,
-        WRITE | FAST,
-        K1,
-        "generic",
-        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
-        expire::pexpireat,
-    ),
-    spec(
-        "ttl",
-        2,
-        RO | FAST,
-        K1,
-        "generic",
-        "Returns the expiration time in seconds of a key.",
-        expire::ttl,
-    ),
-    spec(
-        "pttl",
-        2,
-        RO | FAST,
-        K1,
-        "generic",
-        "Returns the expiration time in milliseconds of a key.",
-        expire::pttl,
-    ),
-    spec(
-        "expiretime",
-        2,
-        RO | FAST,
-        K1,
-        "generic",
-        "Returns the expiration time of a key as a Unix timestamp.",
-        expire::expiretime,
-    ),
-    spec(
-        "pexpiretime",
-        2,
-        RO | FAST,
-        K1,
-        "generic",
-        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
-        expire::pexpiretime,
-    ),
-    spec(
-        "persist",
-        2,
-        WRITE | FAST,
-        K1,
-        "generic",
-        "Removes the expiration time of a key.",
-        expire::persist,
-    ),
+    spec("expire",       -3,   WRITE | FAST,                                   K1,     Keys,     expire::expire,        "generic",      "Sets the expiration time of a key in seconds."),
+    spec("pexpire",      -3,   WRITE | FAST,                                   K1,     Keys,     expire::pexpire,       "generic",      "Sets the expiration time of a key in milliseconds."),
+    spec("expireat",     -3,   WRITE | FAST,                                   K1,     Keys,     expire::expireat,      "generic",      "Sets the expiration time of a key to a Unix timestamp."),
+    spec("pexpireat",    -3,   WRITE | FAST,                                   K1,     Keys,     expire::pexpireat,     "generic",      "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    spec("ttl",          2,    RO | FAST,                                      K1,     Nothing,  expire::ttl,           "generic",      "Returns the expiration time in seconds of a key."),
+    spec("pttl",         2,    RO | FAST,                                      K1,     Nothing,  expire::pttl,          "generic",      "Returns the expiration time in milliseconds of a key."),
+    spec("expiretime",   2,    RO | FAST,                                      K1,     Nothing,  expire::expiretime,    "generic",      "Returns the expiration time of a key as a Unix timestamp."),
+    spec("pexpiretime",  2,    RO | FAST,                                      K1,     Nothing,  expire::pexpiretime,   "generic",      "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    spec("persist",      2,    WRITE | FAST,                                   K1,     Keys,     expire::persist,       "generic",      "Removes the expiration time of a key."),
     // strings
-    spec(
-        "get",
-        2,
-        RO | FAST,
-        K1,
-        "string",
-        "Returns the string value of a key.",
-        strings::get,
-    ),
-    spec(
-        "set",
-        -3,
-        RW,
-        K1,
-        "string",
-        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
-        strings::set,
-    ),
-    spec(
-        "setnx",
-        3,
-        RW | FAST | GRANTS_LOCK,
-        K1,
-        "string",
-        "Set the string value of a key only when the key doesn't exist.",
-        strings::setnx,
-    ),
-    spec(
-        "setex",
-        4,
-        RW,
-        K1,
-        "string",
-        "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
-        strings::setex,
-    ),
-    spec(
-        "psetex",
-        4,
-        RW,
-        K1,
-        "string",
-        "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
-        strings::psetex,
-    ),
-    spec(
-        "getset",
-        3,
-        RW | FAST,
-        K1,
-        "string",
-        "Returns the previous string value of a key after setting it to a new value.",
-        strings::getset,
-    ),
-    spec(
-        "getdel",
-        2,
-        WRITE | FAST,
-        K1,
-        "string",
-        "Returns the string value of a key after deleting the key.",
-        strings::getdel,
-    ),
-    spec(
-        "getex",
-        -2,
-        WRITE | FAST,
-        K1,
-        "string",
-        "Returns the string value of a key after setting its expiration time.",
-        strings::getex,
-    ),
-    spec(
-        "mget",
-        -2,
-        RO | FAST,
-        KALL,
-        "string",
-        "Atomically returns the string values of one or more keys.",
-        strings::mget,
-    ),
-    spec(
-        "mset",
-        -3,
-        RW,
-        KeySpec::Range {
-            first: 1,
-            last: -1,
-            step: 2,
-        },
-        "string",
-        "Atomically creates or modifies the string values of one or more keys.",
-        strings::mset,
-    ),
-    spec(
-        "msetnx",
-        -3,
-        RW | GRANTS_LOCK,
-        KeySpec::Range {
-            first: 1,
-            last: -1,
-            step: 2,
-        },
-        "string",
-        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
-        strings::msetnx,
-    ),
-    spec(
-        "incr",
-        2,
-        RW | FAST,
-        K1,
-        "string",
-        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
-        strings::incr,
-    ),
-    spec(
-        "decr",
-        2,
-        RW | FAST,
-        K1,
-        "string",
-        "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
-        strings::incr,
-    ),
-    spec(
-        "incrby",
-        3,
-        RW | FAST,
-        K1,
-        "string",
-        "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
-        strings::incr,
-    ),
-    spec(
-        "decrby",
-        3,
-        RW | FAST,
-        K1,
-        "string",
-        "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
-        strings::incr,
-    ),
-    spec(
-        "incrbyfloat",
-        3,
-        RW | FAST,
-        K1,
-        "string",
-        "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
-        strings::incrbyfloat,
-    ),
-    spec(
-        "append",
-        3,
-        RW | FAST,
-        K1,
-        "string",
-        "Appends a string to the value of a key. Creates the key if it doesn't exist.",
-        strings::append,
-    ),
-    spec(
-        "strlen",
-        2,
-        RO | FAST,
-        K1,
-        "string",
-        "Returns the length of a string value.",
-        strings::strlen,
-    ),
-    spec(
-        "getrange",
-        4,
-        RO,
-        K1,
-        "string",
-        "Returns a substring of the string stored at a key.",
-        strings::getrange,
-    ),
-    spec(
-        "substr",
-        4,
-        RO,
-        K1,
-        "string",
-        "Returns a substring from a string value.",
-        strings::getrange,
-    ),
-    spec(
-        "setrange",
-        4,
-        RW,
-        K1,
-        "string",
-        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
-        strings::setrange,
-    ),
+    spec("get",          2,    RO | FAST,                                      K1,     Nothing,  strings::get,          "string",       "Returns the string value of a key."),
+    spec("set",          -3,   RW,                                             K1,     Keys,     strings::set,          "string",       "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
+    spec("setnx",        3,    RW | FAST | GRANTS_LOCK,                        K1,     Keys,     strings::setnx,        "string",       "Set the string value of a key only when the key doesn't exist."),
+    spec("setex",        4,    RW,                                             K1,     Keys,     strings::setex,        "string",       "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
+    spec("psetex",       4,    RW,                                             K1,     Keys,     strings::psetex,       "string",       "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    spec("getset",       3,    RW | FAST,                                      K1,     Keys,     strings::getset,       "string",       "Returns the previous string value of a key after setting it to a new value."),
+    spec("getdel",       2,    WRITE | FAST,                                   K1,     Keys,     strings::getdel,       "string",       "Returns the string value of a key after deleting the key."),
+    spec("getex",        -2,   WRITE | FAST,                                   K1,     Keys,     strings::getex,        "string",       "Returns the string value of a key after setting its expiration time."),
+    spec("mget",         -2,   RO | FAST,                                      KALL,   Nothing,  strings::mget,         "string",       "Atomically returns the string values of one or more keys."),
+    spec("mset",         -3,   RW,                                             KPAIRS, Keys,     strings::mset,         "string",       "Atomically creates or modifies the string values of one or more keys."),
+    spec("msetnx",       -3,   RW | GRANTS_LOCK,                               KPAIRS, Keys,     strings::msetnx,       "string",       "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    spec("incr",         2,    RW | FAST,                                      K1,     Keys,     strings::incr,         "string",       "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec("decr",         2,    RW | FAST,                                      K1,     Keys,     strings::decr,         "string",       "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec("incrby",       3,    RW | FAST,                                      K1,     Keys,     strings::incrby,       "string",       "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec("decrby",       3,    RW | FAST,                                      K1,     Keys,     strings::decrby,       "string",       "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    spec("incrbyfloat",  3,    RW | FAST,                                      K1,     Keys,     strings::incrbyfloat,  "string",       "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec("append",       3,    RW | FAST,                                      K1,     Keys,     strings::append,       "string",       "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    spec("strlen",       2,    RO | FAST,                                      K1,     Nothing,  strings::strlen,       "string",       "Returns the length of a string value."),
+    spec("getrange",     4,    RO,                                             K1,     Nothing,  strings::getrange,     "string",       "Returns a substring of the string stored at a key."),
+    spec("substr",       4,    RO,                                             K1,     Nothing,  strings::getrange,     "string",       "Returns a substring from a string value."),
+    spec("setrange",     4,    RW,                                             K1,     Keys,     strings::setrange,     "string",       "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
     // transactions
-    spec(
-        "multi",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST | SKIP_QUEUE,
-        KNONE,
-        "transactions",
-        "Starts a transaction.",
-        transactions::multi,
-    ),
-    spec(
-        "exec",
-        1,
-        NOSCRIPT | LOADING | STALE | SKIP_QUEUE,
-        KNONE,
-        "transactions",
-        "Executes all commands in a transaction.",
-        transactions::exec,
-    ),
-    spec(
-        "discard",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST | SKIP_QUEUE,
-        KNONE,
-        "transactions",
-        "Discards a transaction.",
-        transactions::discard,
-    ),
-    spec(
-        "watch",
-        -2,
-        NOSCRIPT | LOADING | STALE | FAST | SKIP_QUEUE,
-        KALL,
-        "transactions",
-        "Monitors changes to keys to determine the execution of a transaction.",
-        transactions::watch,
-    ),
-    spec(
-        "unwatch",
-        1,
-        NOSCRIPT | LOADING | STALE | FAST,
-        KNONE,
-        "transactions",
-        "Forgets about watched keys of a transaction.",
-        transactions::unwatch,
-    ),
+    spec("multi",        1,    CONN | SKIP_QUEUE,                              KNONE,  Nothing,  transactions::multi,   "transactions", "Starts a transaction."),
+    spec("exec",         1,    SESSION | SKIP_QUEUE | ENDS_MULTI | RUNS_QUEUE, KNONE,  Nothing,  transactions::exec,    "transactions", "Executes all commands in a transaction."),
+    spec("discard",      1,    CONN | SKIP_QUEUE | ENDS_MULTI,                 KNONE,  Nothing,  transactions::discard, "transactions", "Discards a transaction."),
+    spec("watch",        -2,   CONN | SKIP_QUEUE,                              KALL,   Nothing,  transactions::watch,   "transactions", "Monitors changes to keys to determine the execution of a transaction."),
+    spec("unwatch",      1,    CONN,                                           KNONE,  Nothing,  transactions::unwatch, "transactions", "Forgets about watched keys of a transaction."),
     // locks (Redis 8.4 / Valkey 9 and redlockd's own)
-    spec(
-        "delex",
-        -2,
-        WRITE | FAST,
-        K1,
-        "string",
-        "Conditionally removes the specified key based on value or digest comparison.",
-        locks::delex,
-    ),
-    spec(
-        "digest",
-        2,
-        RO | FAST,
-        K1,
-        "string",
-        "Returns the XXH3 hash of a string value.",
-        locks::digest,
-    ),
-    spec(
-        "delifeq",
-        3,
-        WRITE | FAST,
-        K1,
-        "string",
-        "Deletes the key if its value equals the given value.",
-        locks::delifeq,
-    ),
-    spec(
-        "lock.acquire",
-        -5,
-        RW | FAST | GRANTS_LOCK,
-        K1,
-        "lock",
-        "Acquires a lock with an owner token and a TTL; returns a fencing token.",
-        locks::lock_acquire,
-    ),
-    spec(
-        "lock.release",
-        3,
-        WRITE | FAST,
-        K1,
-        "lock",
-        "Releases a lock held with the given token.",
-        locks::lock_release,
-    ),
-    spec(
-        "lock.extend",
-        5,
-        WRITE | FAST,
-        K1,
-        "lock",
-        "Extends a lock held with the given token.",
-        locks::lock_extend,
-    ),
-    spec(
-        "lock.info",
-        2,
-        RO | FAST,
-        K1,
-        "lock",
-        "Returns a lock's owner token, remaining TTL and fence.",
-        locks::lock_info,
-    ),
-    spec(
-        "fence.set",
-        4,
-        RW | FAST,
-        K1,
-        "lock",
-        "Sets a value unless a higher fencing token was already accepted for the key.",
-        locks::fence_set,
-    ),
-    spec(
-        "fence.incrby",
-        4,
-        RW | FAST,
-        K1,
-        "lock",
-        "Increments a counter unless a higher fencing token was already accepted for the key.",
-        locks::fence_incrby,
-    ),
-    spec(
-        "fence.raise",
-        2,
-        WRITE | FAST,
-        KNONE,
-        "lock",
-        "Raises the instance's fencing counter to at least the given value.",
-        locks::fence_raise,
-    ),
+    spec("delex",        -2,   WRITE | FAST,                                   K1,     Keys,     locks::delex,          "string",       "Conditionally removes the specified key based on value or digest comparison."),
+    spec("digest",       2,    RO | FAST,                                      K1,     Nothing,  locks::digest,         "string",       "Returns the XXH3 hash of a string value."),
+    spec("delifeq",      3,    WRITE | FAST,                                   K1,     Keys,     locks::delifeq,        "string",       "Deletes the key if its value equals the given value."),
+    spec("lock.acquire", -5,   RW | FAST | GRANTS_LOCK,                        K1,     Keys,     locks::lock_acquire,   "lock",         "Acquires a lock with an owner token and a TTL; returns a fencing token."),
+    spec("lock.release", 3,    WRITE | FAST,                                   K1,     Keys,     locks::lock_release,   "lock",         "Releases a lock held with the given token."),
+    spec("lock.extend",  5,    WRITE | FAST,                                   K1,     Keys,     locks::lock_extend,    "lock",         "Extends a lock held with the given token."),
+    spec("lock.info",    2,    RO | FAST,                                      K1,     Nothing,  locks::lock_info,      "lock",         "Returns a lock's owner token, remaining TTL and fence."),
+    spec("fence.set",    4,    RW | FAST,                                      K1,     Keys,     locks::fence_set,      "lock",         "Sets a value unless a higher fencing token was already accepted for the key."),
+    spec("fence.incrby", 4,    RW | FAST,                                      K1,     Keys,     locks::fence_incrby,   "lock",         "Increments a counter unless a higher fencing token was already accepted for the key."),
+    spec("fence.raise",  2,    WRITE | FAST,                                   KNONE,  Fence,    locks::fence_raise,    "lock",         "Raises the instance's fencing counter to at least the given value."),
     // scripting without Lua
-    spec(
-        "eval",
-        -3,
-        NOSCRIPT | WRITE,
-        KEVAL,
-        "scripting",
-        "Executes a server-side Lua script (catalogued lock scripts only).",
-        scripting::eval,
-    ),
-    spec(
-        "evalsha",
-        -3,
-        NOSCRIPT | WRITE,
-        KEVAL,
-        "scripting",
-        "Executes a server-side Lua script by SHA1 digest (catalogued lock scripts only).",
-        scripting::evalsha,
-    ),
-    spec(
-        "eval_ro",
-        -3,
-        NOSCRIPT | READONLY,
-        KEVAL,
-        "scripting",
-        "Executes a read-only server-side Lua script.",
-        scripting::eval,
-    ),
-    spec(
-        "evalsha_ro",
-        -3,
-        NOSCRIPT | READONLY,
-        KEVAL,
-        "scripting",
-        "Executes a read-only server-side Lua script by SHA1 digest.",
-        scripting::evalsha,
-    ),
-    spec(
-        "script",
-        -2,
-        NOSCRIPT,
-        KNONE,
-        "scripting",
-        "A container for Lua scripts management commands.",
-        scripting::script,
-    ),
+    spec("eval",         -3,   NOSCRIPT | WRITE,                               KEVAL,  Keys,     scripting::eval,       "scripting",    "Executes a server-side Lua script (catalogued lock scripts only)."),
+    spec("evalsha",      -3,   NOSCRIPT | WRITE,                               KEVAL,  Keys,     scripting::evalsha,    "scripting",    "Executes a server-side Lua script by SHA1 digest (catalogued lock scripts only)."),
+    spec("eval_ro",      -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::eval_ro,    "scripting",    "Executes a read-only server-side Lua script."),
+    spec("evalsha_ro",   -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::evalsha_ro, "scripting",    "Executes a read-only server-side Lua script by SHA1 digest."),
+    spec("script",       -2,   NOSCRIPT,                                       KNONE,  Nothing,  scripting::script,     "scripting",    "A container for Lua scripts management commands."),
 ];
 
 type Index = HashMap<&'static [u8], usize, ahash::RandomState>;
 
+/// The name index, built on the first lookup, which is also when the
+/// table gives INFO commandstats its counters: no command runs before it.
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
+        crate::stats::register_commands(COMMANDS.len());
         COMMANDS
             .iter()
             .enumerate()
@@ -861,6 +269,7 @@ fn index() -> &'static Index {
 
 /// Find a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    let index = index();
     let mut buf = [0u8; 24];
     if name.len() > buf.len() {
         return None;
@@ -868,7 +277,7 @@ pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    index().get(&*lower).map(|&i| (i, &COMMANDS[i]))
+    index.get(&*lower).map(|&i| (i, &COMMANDS[i]))
 }
 
 /// The last command name a client sent, exactly as sent, and what it
@@ -905,5 +314,30 @@ pub fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
         argc == spec.arity as usize
     } else {
         argc >= (-spec.arity) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The append-only file records every write command's effect and no
+    /// read's: a write row without a persistence effect would be lost on
+    /// restart.
+    #[test]
+    fn every_write_and_only_writes_persist_something() {
+        for c in COMMANDS {
+            let write = c.flags & WRITE != 0;
+            assert_eq!(write, c.persist != Nothing, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn names_are_lowercase_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for c in COMMANDS {
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(seen.insert(c.name), "{} twice", c.name);
+        }
     }
 }

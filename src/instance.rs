@@ -1,5 +1,12 @@
-//! State shared by every connection: the keyspace, settings, the client
-//! registry (CLIENT LIST/KILL, INFO clients), WATCH bookkeeping and counters.
+//! The state of one redlockd instance, independent of any connection: the
+//! keyspace (with its fence counter), configuration and runtime settings,
+//! the append-only file, the lock-grant gate of a delayed restart, the
+//! client registry (CLIENT LIST/KILL, INFO clients), WATCH bookkeeping and
+//! connection counters.
+//!
+//! It sits below both the network side (`server`, which creates it and
+//! registers connections) and `commands` (which read and change it), so that
+//! neither depends on the other for it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,6 +23,7 @@ use crate::stats::ServerCounters;
 use crate::store::Keyspace;
 use crate::store::clock::monotonic_us;
 
+/// Everything a command may read or change besides its own connection.
 pub struct Shared {
     pub config: ServerConfig,
     pub settings: Settings,
@@ -120,7 +128,8 @@ pub struct ClientHandle {
     pub resp: AtomicU8,
     /// When the client last sent anything ([`monotonic_us`]).
     pub last_input_us: AtomicU64,
-    /// Command-table index of the last command (for CLIENT LIST `cmd=`).
+    /// Command-table index of the last command (for CLIENT LIST `cmd=`;
+    /// `usize::MAX` before the first).
     pub last_cmd: AtomicUsize,
     pub killed: AtomicBool,
     pub kill: Notify,
@@ -161,14 +170,16 @@ impl ClientHandle {
         std::time::Duration::from_micros(monotonic_us().saturating_sub(last))
     }
 
-    /// One CLIENT LIST / CLIENT INFO line (without the trailing newline).
-    pub fn describe(&self) -> String {
+    /// The command-table index of the client's last command, if any.
+    pub fn last_command(&self) -> Option<usize> {
+        Some(self.last_cmd.load(Ordering::Relaxed)).filter(|&i| i != usize::MAX)
+    }
+
+    /// One CLIENT LIST / CLIENT INFO line (without the trailing newline);
+    /// `cmd` is the name of [`last_command`](Self::last_command), or "NULL".
+    pub fn describe(&self, cmd: &str) -> String {
         let age = self.created.elapsed().as_secs();
         let idle = self.idle().as_secs();
-        let cmd = crate::commands::table::COMMANDS
-            .get(self.last_cmd.load(Ordering::Relaxed))
-            .map(|c| c.name)
-            .unwrap_or("NULL");
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
