@@ -3,7 +3,7 @@
 //! Hot counters (commands processed, per-command calls, keyspace hits and
 //! misses) live in per-thread blocks written only by their own thread, so a
 //! command never contends on a shared cache line; INFO sums the blocks.
-//! Rare events (connections) use plain shared atomics.
+//! Rare events (connections, error replies) use shared atomics or a lock.
 //!
 //! Per-command counters are indexed by a number the caller gives (the
 //! command table's position); the table says how many there are with
@@ -16,12 +16,15 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-/// Per-thread counters; `calls[i]`/`failed[i]`/`rejected[i]` are for command `i`.
+/// Per-thread counters; `calls[i]`/`usec[i]`/`failed[i]`/`rejected[i]` are
+/// for command `i`.
 pub struct ThreadCounters {
     pub commands: AtomicU64,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub calls: Box<[AtomicU64]>,
+    /// Microseconds spent running the command.
+    pub usec: Box<[AtomicU64]>,
     pub failed: Box<[AtomicU64]>,
     pub rejected: Box<[AtomicU64]>,
 }
@@ -67,6 +70,7 @@ pub fn with_local<R>(f: impl FnOnce(&ThreadCounters) -> R) -> R {
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 calls: zeros(n),
+                usec: zeros(n),
                 failed: zeros(n),
                 rejected: zeros(n),
             });
@@ -77,12 +81,15 @@ pub fn with_local<R>(f: impl FnOnce(&ThreadCounters) -> R) -> R {
     })
 }
 
+/// Command `index` ran for `usec` microseconds.
 #[inline]
-pub fn command_done(index: usize, failed: bool) {
+pub fn command_done(index: usize, failed: bool, usec: u64) {
     with_local(|c| {
         bump(&c.commands, 1);
-        if let (Some(calls), Some(failures)) = (c.calls.get(index), c.failed.get(index)) {
+        if let (Some(calls), Some(time), Some(failures)) = (c.calls.get(index), c.usec.get(index), c.failed.get(index))
+        {
             bump(calls, 1);
+            bump(time, usec);
             if failed {
                 bump(failures, 1);
             }
@@ -112,6 +119,7 @@ pub struct Totals {
     pub hits: u64,
     pub misses: u64,
     pub calls: Vec<u64>,
+    pub usec: Vec<u64>,
     pub failed: Vec<u64>,
     pub rejected: Vec<u64>,
 }
@@ -120,6 +128,7 @@ pub fn totals() -> Totals {
     let n = command_count();
     let mut t = Totals {
         calls: vec![0; n],
+        usec: vec![0; n],
         failed: vec![0; n],
         rejected: vec![0; n],
         ..Default::default()
@@ -130,6 +139,7 @@ pub fn totals() -> Totals {
         t.misses += b.misses.load(Ordering::Relaxed);
         for i in 0..n.min(b.calls.len()) {
             t.calls[i] += b.calls[i].load(Ordering::Relaxed);
+            t.usec[i] += b.usec[i].load(Ordering::Relaxed);
             t.failed[i] += b.failed[i].load(Ordering::Relaxed);
             t.rejected[i] += b.rejected[i].load(Ordering::Relaxed);
         }
@@ -144,10 +154,51 @@ pub fn reset() {
         for c in [&b.commands, &b.hits, &b.misses] {
             c.store(0, Ordering::Relaxed);
         }
-        for c in b.calls.iter().chain(b.failed.iter()).chain(b.rejected.iter()) {
+        for c in b
+            .calls
+            .iter()
+            .chain(b.usec.iter())
+            .chain(b.failed.iter())
+            .chain(b.rejected.iter())
+        {
             c.store(0, Ordering::Relaxed);
         }
     }
+    *ERRORS.lock() = ErrorCounts::default();
+}
+
+/// Error replies by their first word (INFO errorstats), and in all.
+#[derive(Default, Clone)]
+pub struct ErrorCounts {
+    pub total: u64,
+    /// In first-seen order; at most [`ERROR_KINDS_MAX`] kinds.
+    pub by_kind: Vec<(String, u64)>,
+}
+
+/// Redis tracks at most 128 kinds of error; more are counted only in the total.
+const ERROR_KINDS_MAX: usize = 128;
+
+static ERRORS: Mutex<ErrorCounts> = Mutex::new(ErrorCounts {
+    total: 0,
+    by_kind: Vec::new(),
+});
+
+/// An error reply was sent: count it under its first word (`ERR`,
+/// `WRONGTYPE`, `NOSCRIPT`, ...), as Redis's `errorstat_<kind>`. Errors are
+/// rare next to commands, so one shared lock serves.
+pub fn error_reply(text: &str) {
+    let kind = text.split(' ').next().unwrap_or(text);
+    let mut errors = ERRORS.lock();
+    errors.total += 1;
+    if let Some(entry) = errors.by_kind.iter_mut().find(|(k, _)| k == kind) {
+        entry.1 += 1;
+    } else if errors.by_kind.len() < ERROR_KINDS_MAX {
+        errors.by_kind.push((kind.to_owned(), 1));
+    }
+}
+
+pub fn errors() -> ErrorCounts {
+    ERRORS.lock().clone()
 }
 
 /// Shared, rarely-bumped server counters.

@@ -116,19 +116,19 @@ impl Ctx<'_> {
 /// Execute one request, writing its reply to `out`.
 pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]]) {
     let Some((index, spec)) = client.last_command.lookup(args[0]) else {
-        out.error(&error::unknown_command(args));
+        reply_error(out, &error::unknown_command(args));
         flag_transaction(client);
         stats::command_rejected(None);
         return;
     };
     if !table::arity_ok(spec, args.len()) {
-        out.error(&CmdError::WrongArity.text(spec.name));
+        reply_error(out, &CmdError::WrongArity.text(spec.name));
         flag_transaction(client);
         stats::command_rejected(Some(index));
         return;
     }
     if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
-        out.error("NOAUTH Authentication required.");
+        reply_error(out, "NOAUTH Authentication required.");
         flag_transaction(client);
         stats::command_rejected(Some(index));
         return;
@@ -139,7 +139,7 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         && memory::over(Settings::get(&shared.settings.maxmemory))
         && (client.multi.is_none() || spec.flags & (flags::NO_MULTI | flags::ENDS_MULTI) == 0)
     {
-        out.error(error::OOM);
+        reply_error(out, error::OOM);
         flag_transaction(client);
         stats::command_rejected(Some(index));
         return;
@@ -153,7 +153,7 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     }
     if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {
         if spec.flags & flags::NO_MULTI != 0 {
-            out.error("ERR Command not allowed inside a transaction");
+            reply_error(out, "ERR Command not allowed inside a transaction");
             flag_transaction(client);
             return;
         }
@@ -191,9 +191,9 @@ fn refuse_on_disk_error(shared: &Shared, client: &mut ClientState, out: &mut Rep
         client.multi = None;
         client.multi_error = false;
         transactions::unwatch_all(&mut Ctx { shared, client, out });
-        out.error(&format!("EXECABORT Transaction discarded because of: {misconf}"));
+        reply_error(out, &format!("EXECABORT Transaction discarded because of: {misconf}"));
     } else {
-        out.error(&misconf);
+        reply_error(out, &misconf);
         flag_transaction(client);
     }
 }
@@ -216,13 +216,13 @@ fn run(ctx: &mut Ctx<'_>, index: usize, spec: &'static CommandSpec, args: &[&[u8
         spec_keys => match key_positions(spec_keys, args) {
             Ok(range) => (db.lock_keys(range.clone().map(|i| args[i]), now), range),
             Err(e) => {
-                ctx.out.error(&e.text(spec.name));
-                stats::command_done(index, true);
+                reply_error(ctx.out, &e.text(spec.name));
+                stats::command_done(index, true, keyspace.clock.now_us().saturating_sub(now));
                 return;
             }
         },
     };
-    run_with_keys(ctx, index, spec, &mut locked, args, Ok(keys));
+    run_with_keys(ctx, index, spec, &mut locked, args, Ok(keys), now);
 }
 
 /// Run a command against keys already locked (by EXEC).
@@ -236,10 +236,13 @@ pub fn run_locked(
     // Commands queued by MULTI had their key positions checked only now:
     // no handler may see an impossible numkeys.
     let keys = key_positions(&spec.keys, args);
-    run_with_keys(ctx, index, spec, locked, args, keys);
+    let start = ctx.shared.keyspace.clock.now_us();
+    run_with_keys(ctx, index, spec, locked, args, keys, start);
 }
 
-/// Run a command whose key positions (or their error) are known.
+/// Run a command whose key positions (or their error) are known; `start`
+/// is the store clock's reading before its keys were locked (the one the
+/// store uses as "now"), so timing it costs one more clock read.
 fn run_with_keys(
     ctx: &mut Ctx<'_>,
     index: usize,
@@ -247,6 +250,7 @@ fn run_with_keys(
     locked: &mut Locked<'_>,
     args: &[&[u8]],
     keys: Result<KeyPositions, CmdError>,
+    start: u64,
 ) {
     ctx.client.handle.last_cmd.store(index, Ordering::Relaxed);
     let (result, keys) = match keys {
@@ -260,7 +264,7 @@ fn run_with_keys(
     };
     let failed = result.is_err();
     if let Err(e) = result {
-        ctx.out.error(&e.text(spec.name));
+        reply_error(ctx.out, &e.text(spec.name));
     }
     if spec.flags & flags::WRITE != 0
         && ctx.shared.watches.any()
@@ -275,7 +279,14 @@ fn run_with_keys(
     {
         ctx.client.aof_mark = log_effects(aof, ctx, spec, locked, args);
     }
-    stats::command_done(index, failed);
+    let usec = ctx.shared.keyspace.clock.now_us().saturating_sub(start);
+    stats::command_done(index, failed, usec);
+}
+
+/// Send an error reply, counted for INFO errorstats.
+fn reply_error(out: &mut ReplyBuf, text: &str) {
+    out.error(text);
+    stats::error_reply(text);
 }
 
 /// Append the effect of a write command to the log, as its row's

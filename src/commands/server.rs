@@ -155,6 +155,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
                 .unwrap_or_default(),
         ),
         ("lua-time-limit", "5000".into()),
+        ("latency-tracking", "no".into()),
         ("busy-reply-threshold", "5000".into()),
         ("cluster-enabled", "no".into()),
         ("notify-keyspace-events", String::new()),
@@ -423,6 +424,7 @@ pub fn config(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 
 // ---------------------------------------------------------------- INFO
 
+/// Every section, in the order Redis 7 prints them.
 const SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -431,19 +433,15 @@ const SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "modules",
     "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
     "keyspace",
 ];
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "keyspace",
-];
+/// What `INFO` and `INFO default` print: all but the per-command sections.
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
 
 /// Resident set size of this process, from /proc (0 where unavailable).
 pub fn rss_bytes() -> u64 {
@@ -454,149 +452,286 @@ pub fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-fn cpu_seconds() -> (f64, f64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+/// (system, user) CPU seconds of `who` (RUSAGE_SELF or RUSAGE_CHILDREN).
+fn cpu_seconds(who: libc::c_int) -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
         return (0.0, 0.0);
-    };
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
-    (ticks(11), ticks(12))
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(usage.ru_stime), secs(usage.ru_utime))
 }
 
-pub fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
-    let want = |s: &str| wanted.iter().any(|w| w == s);
-    let shared = ctx.shared;
-    let mut out = String::new();
+/// `uname -s -r -m`, as Redis prints `os`.
+fn os_name() -> String {
+    // SAFETY: uname only writes the struct we pass; its fields are
+    // NUL-terminated on success.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return format!("{} {}", std::env::consts::OS, std::env::consts::ARCH);
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!("{} {} {}", field(&u.sysname), field(&u.release), field(&u.machine))
+}
+
+/// Physical memory of the machine, in bytes.
+fn total_system_memory() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    (pages.max(0) as u64).saturating_mul(size.max(0) as u64)
+}
+
+/// Commands per second since the previous INFO asked (at most over the
+/// last minute; Redis samples every 100 ms, redlockd measures when asked).
+fn ops_per_sec(commands: u64) -> u64 {
+    static LAST: parking_lot::Mutex<Option<(std::time::Instant, u64)>> = parking_lot::Mutex::new(None);
+    let now = std::time::Instant::now();
+    let mut last = LAST.lock();
+    let rate = match *last {
+        Some((at, n)) if now > at && commands >= n => {
+            let secs = now.duration_since(at).as_secs_f64();
+            if secs < 0.001 {
+                0
+            } else {
+                ((commands - n) as f64 / secs) as u64
+            }
+        }
+        _ => 0,
+    };
+    if last.is_none_or(|(at, _)| now.duration_since(at).as_secs() >= 1) {
+        *last = Some((now, commands));
+    }
+    rate
+}
+
+fn server_section(out: &mut String, shared: &crate::instance::Shared) {
     let uptime = shared.started.elapsed().as_secs();
     let port = shared.local_addr.lock().map(|a| a.port()).unwrap_or(shared.config.port);
+    let executable = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let config_file = shared
+        .config
+        .config_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "# Server\r\nredis_version:{VERSION_COMPAT}\r\nredlockd_version:{VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:{executable}\r\nconfig_file:{config_file}\r\nio_threads_active:0\r\n",
+        os_name(),
+        std::process::id(),
+        shared.run_id,
+        crate::store::clock::Clock::wall_us(),
+        uptime / 86400,
+    );
+}
+
+fn memory_section(out: &mut String, shared: &crate::instance::Shared) {
+    let (used, rss, peak) = (memory::used(), rss_bytes(), memory::peak());
+    let max = Settings::get(&shared.settings.maxmemory);
+    let system = total_system_memory();
+    let h = memory::human;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let _ = write!(
+        out,
+        "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\n",
+        h(used),
+        h(rss),
+        h(peak),
+        ratio(used, peak) * 100.0,
+        h(system),
+    );
+    // No Lua VM and no functions: their memory and counts are all zero.
+    out.push_str(
+        "used_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\n",
+    );
+    let _ = write!(
+        out,
+        "maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_cluster_links:0\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+        h(max),
+        ratio(rss, used),
+        rss as i64 - used as i64,
+    );
+}
+
+fn persistence_section(out: &mut String, shared: &crate::instance::Shared, totals: &stats::Totals) {
+    // No RDB, no fork: nothing was ever saved or loaded from a snapshot.
+    // Redis reports the start time as the last save when none happened.
+    let started = crate::store::clock::Clock::wall_ms() / 1000 - shared.started.elapsed().as_secs() as i64;
+    let writes: u64 = COMMANDS
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.flags & flags::WRITE != 0)
+        .map(|(i, _)| totals.calls[i] - totals.failed[i].min(totals.calls[i]))
+        .sum();
+    let _ = write!(
+        out,
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{writes}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{started}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n"
+    );
+    let (enabled, in_progress, rewrites, rewrite_ok, write_ok) = match &shared.aof {
+        None => (0, 0, 0, true, true),
+        Some(aof) => {
+            let st = &aof.stats;
+            (
+                1,
+                st.rewrite_in_progress.load(Ordering::Relaxed) as u8,
+                st.rewrites.load(Ordering::Relaxed),
+                st.last_rewrite_ok.load(Ordering::Relaxed),
+                aof.write_error().is_none(),
+            )
+        }
+    };
+    let status = |ok: bool| if ok { "ok" } else { "err" };
+    let _ = write!(
+        out,
+        "aof_enabled:{enabled}\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{rewrites}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+        status(rewrite_ok),
+        status(write_ok),
+    );
+    if let Some(aof) = &shared.aof {
+        let _ = write!(
+            out,
+            "aof_current_size:{}\r\naof_base_size:{}\r\n",
+            aof.stats.current_size.load(Ordering::Relaxed),
+            aof.stats.base_size.load(Ordering::Relaxed),
+        );
+    }
+}
+
+fn stats_section(
+    out: &mut String,
+    shared: &crate::instance::Shared,
+    totals: &stats::Totals,
+    errors: &stats::ErrorCounts,
+) {
+    let expired: u64 = shared
+        .keyspace
+        .dbs
+        .iter()
+        .map(|d| d.expired_keys.load(Ordering::Relaxed))
+        .sum();
+    let _ = write!(
+        out,
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\n",
+        shared.counters.connections_received.load(Ordering::Relaxed),
+        totals.commands,
+        ops_per_sec(totals.commands),
+        shared.counters.rejected_connections.load(Ordering::Relaxed),
+        totals.hits,
+        totals.misses,
+        errors.total,
+    );
+}
+
+fn replication_section(out: &mut String, shared: &crate::instance::Shared) {
+    // A master without replicas and without a backlog.
+    let _ = write!(
+        out,
+        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:0\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+        shared.run_id
+    );
+}
+
+fn keyspace_section(out: &mut String, shared: &crate::instance::Shared) {
+    out.push_str("# Keyspace\r\n");
+    let now = shared.keyspace.clock.now_us();
+    for (i, db) in shared.keyspace.dbs.iter().enumerate() {
+        let mut locked = db.lock_all(now);
+        let keys = locked.len();
+        if keys > 0 {
+            let mut expires = 0;
+            locked.scan(0, usize::MAX, |_, e| expires += e.has_deadline() as usize);
+            let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
+        }
+    }
+}
+
+/// The INFO text of the given sections (lowercase names), in Redis's order.
+pub fn info_text(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
+    let shared = ctx.shared;
     let totals = stats::totals();
-    if want("server") {
-        let _ = write!(
-            out,
-            "# Server\r\nredis_version:{VERSION_COMPAT}\r\nredlockd_version:{VERSION}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{port}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nexecutable:redlockd\r\n\r\n",
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::process::id(),
-            shared.run_id,
-            uptime / 86400,
-        );
-    }
-    if want("clients") {
-        let _ = write!(
-            out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
-            shared.clients.count(),
-            Settings::get(&shared.settings.maxclients)
-        );
-    }
-    if want("memory") {
-        let (used, rss, peak) = (memory::used(), rss_bytes(), memory::peak());
-        let max = Settings::get(&shared.settings.maxmemory);
-        let h = memory::human;
-        let _ = write!(
-            out,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n",
-            h(used),
-            h(rss),
-            h(peak),
-            h(max),
-        );
-    }
-    if want("persistence") {
-        out.push_str("# Persistence\r\nloading:0\r\n");
-        match &shared.aof {
-            None => out.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_last_write_status:ok\r\n"),
-            Some(aof) => {
-                let st = &aof.stats;
+    let errors = stats::errors();
+    let mut out = String::new();
+    for &section in SECTIONS.iter().filter(|s| wanted.contains(s)) {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        match section {
+            "server" => server_section(&mut out, shared),
+            "clients" => {
                 let _ = write!(
                     out,
-                    "aof_enabled:1\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\n",
-                    st.rewrite_in_progress.load(Ordering::Relaxed) as u8,
-                    st.rewrites.load(Ordering::Relaxed),
-                    if st.last_rewrite_ok.load(Ordering::Relaxed) {
-                        "ok"
-                    } else {
-                        "err"
-                    },
-                    if aof.write_error().is_none() { "ok" } else { "err" },
-                    st.current_size.load(Ordering::Relaxed),
-                    st.base_size.load(Ordering::Relaxed),
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    shared.clients.count(),
+                    Settings::get(&shared.settings.maxclients)
                 );
             }
-        }
-        out.push_str("\r\n");
-    }
-    if want("stats") {
-        let expired: u64 = shared
-            .keyspace
-            .dbs
-            .iter()
-            .map(|d| d.expired_keys.load(Ordering::Relaxed))
-            .sum();
-        let _ = write!(
-            out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\n\r\n",
-            shared.counters.connections_received.load(Ordering::Relaxed),
-            totals.commands,
-            shared.counters.rejected_connections.load(Ordering::Relaxed),
-            totals.hits,
-            totals.misses,
-        );
-    }
-    if want("replication") {
-        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
-    }
-    if want("cpu") {
-        let (user, sys) = cpu_seconds();
-        let _ = write!(out, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n");
-    }
-    if want("commandstats") {
-        out.push_str("# Commandstats\r\n");
-        for (i, c) in COMMANDS.iter().enumerate() {
-            if totals.calls[i] > 0 || totals.rejected[i] > 0 {
+            "memory" => memory_section(&mut out, shared),
+            "persistence" => persistence_section(&mut out, shared, &totals),
+            "stats" => stats_section(&mut out, shared, &totals, &errors),
+            "replication" => replication_section(&mut out, shared),
+            "cpu" => {
+                let (sys, user) = cpu_seconds(libc::RUSAGE_SELF);
+                let (csys, cuser) = cpu_seconds(libc::RUSAGE_CHILDREN);
                 let _ = write!(
                     out,
-                    "cmdstat_{}:calls={},rejected_calls={},failed_calls={}\r\n",
-                    c.name, totals.calls[i], totals.rejected[i], totals.failed[i]
+                    "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:{csys:.6}\r\nused_cpu_user_children:{cuser:.6}\r\n"
                 );
             }
-        }
-        out.push_str("\r\n");
-    }
-    if want("keyspace") {
-        out.push_str("# Keyspace\r\n");
-        let now = shared.keyspace.clock.now_us();
-        for (i, db) in shared.keyspace.dbs.iter().enumerate() {
-            let mut locked = db.lock_all(now);
-            let keys = locked.len();
-            if keys > 0 {
-                let mut expires = 0;
-                locked.scan(0, usize::MAX, |_, e| expires += e.has_deadline() as usize);
-                let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            "modules" => out.push_str("# Modules\r\n"),
+            "commandstats" => {
+                out.push_str("# Commandstats\r\n");
+                for (i, c) in COMMANDS.iter().enumerate() {
+                    let calls = totals.calls[i];
+                    if calls > 0 || totals.rejected[i] > 0 || totals.failed[i] > 0 {
+                        let usec = totals.usec[i];
+                        let per_call = if calls == 0 { 0.0 } else { usec as f64 / calls as f64 };
+                        let _ = write!(
+                            out,
+                            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                            c.name, totals.rejected[i], totals.failed[i]
+                        );
+                    }
+                }
             }
+            "errorstats" => {
+                out.push_str("# Errorstats\r\n");
+                for (kind, n) in &errors.by_kind {
+                    let _ = write!(out, "errorstat_{kind}:count={n}\r\n");
+                }
+            }
+            // latency-tracking is off: no percentiles are kept.
+            "latencystats" => out.push_str("# Latencystats\r\n"),
+            "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+            "keyspace" => keyspace_section(&mut out, shared),
+            _ => unreachable!("every section of SECTIONS is printed"),
         }
-        out.push_str("\r\n");
-    }
-    // Redis ends the text without the blank line after the last section.
-    while out.ends_with("\r\n\r\n") {
-        out.truncate(out.len() - 2);
     }
     out
 }
 
+/// `INFO [section ...]`: sections by name (case-insensitive, unknown ones
+/// ignored), or `all` / `everything` / `default`; none means `default`.
 pub fn info(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let mut wanted: Vec<String> = Vec::new();
-    for a in &args[1..] {
-        let s = String::from_utf8_lossy(a).to_ascii_lowercase();
-        match s.as_str() {
-            "all" | "everything" => wanted.extend(SECTIONS.iter().map(|s| s.to_string())),
-            "default" => wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
-            _ => wanted.push(s),
+    let mut wanted: Vec<&str> = Vec::new();
+    let defaults = SECTIONS.iter().filter(|s| !NOT_DEFAULT.contains(s));
+    if args.len() == 1 {
+        wanted.extend(defaults);
+    } else {
+        for a in &args[1..] {
+            if is(a, "all") || is(a, "everything") {
+                wanted.extend(SECTIONS);
+            } else if is(a, "default") {
+                wanted.extend(defaults.clone());
+            } else if let Some(s) = SECTIONS.iter().find(|s| is(a, s)) {
+                wanted.push(s);
+            }
         }
-    }
-    if wanted.is_empty() {
-        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
     }
     let text = info_text(ctx, &wanted);
     ctx.out.verbatim(text.as_bytes());

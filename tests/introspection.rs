@@ -1,0 +1,226 @@
+//! What Redis operators' tools read: INFO sections and field names, CLIENT
+//! LIST / CLIENT INFO lines, SLOWLOG and LATENCY replies, compared with
+//! Debian's redis-server 7 where Redis defines them.
+
+mod common;
+use std::collections::BTreeSet;
+
+use common::{Differential, Raw};
+
+/// Redis 7 fields redlockd does not print, because it has nothing true to
+/// say in them: build details of a C program, the `hz` timer and LRU clock
+/// (redlockd has neither), allocator internals (it uses the system
+/// allocator without jemalloc's statistics), network byte counters and
+/// buffer resizes (not counted), and per-main-thread CPU time (commands run
+/// on a pool of threads).
+const OMITTED: &[&str] = &[
+    "redis_build_id",
+    "gcc_version",
+    "hz",
+    "configured_hz",
+    "lru_clock",
+    "client_recent_max_input_buffer",
+    "client_recent_max_output_buffer",
+    "used_memory_overhead",
+    "used_memory_startup",
+    "used_memory_dataset",
+    "used_memory_dataset_perc",
+    "allocator_allocated",
+    "allocator_active",
+    "allocator_resident",
+    "allocator_frag_ratio",
+    "allocator_frag_bytes",
+    "allocator_rss_ratio",
+    "allocator_rss_bytes",
+    "rss_overhead_ratio",
+    "rss_overhead_bytes",
+    "mem_clients_normal",
+    "mem_aof_buffer",
+    "aof_last_rewrite_time_sec",
+    "aof_current_rewrite_time_sec",
+    "aof_rewrites_consecutive_failures",
+    "total_net_input_bytes",
+    "total_net_output_bytes",
+    "instantaneous_input_kbps",
+    "instantaneous_output_kbps",
+    "expire_cycle_cpu_milliseconds",
+    "total_reads_processed",
+    "total_writes_processed",
+    "reply_buffer_shrinks",
+    "reply_buffer_expands",
+    "used_cpu_sys_main_thread",
+    "used_cpu_user_main_thread",
+];
+
+/// Fields redlockd prints that Redis 7 does not.
+const EXTRA: &[&str] = &["redlockd_version"];
+
+/// An INFO reply as (section, field names) in order.
+fn sections(reply: &[u8]) -> Vec<(String, Vec<String>)> {
+    let text = String::from_utf8_lossy(reply);
+    let body = text.split_once("\r\n").map(|(_, b)| b).unwrap_or("");
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in body.lines() {
+        if let Some(name) = line.strip_prefix("# ") {
+            out.push((name.to_string(), Vec::new()));
+        } else if let Some((field, _)) = line.split_once(':') {
+            out.last_mut()
+                .expect("a field inside a section")
+                .1
+                .push(field.to_string());
+        }
+    }
+    out
+}
+
+/// Fields named after commands or errors vary with what ran; their shape is
+/// checked apart.
+fn fixed_names(section: &str) -> bool {
+    !matches!(section, "Commandstats" | "Errorstats" | "Latencystats" | "Keyspace")
+}
+
+#[test]
+fn info_prints_redis_sections_in_order_with_redis_field_names() {
+    let mut d = Differential::new();
+    for form in [
+        &["INFO"][..],
+        &["INFO", "ALL"],
+        &["INFO", "EVERYTHING"],
+        &["INFO", "default"],
+    ] {
+        let theirs = sections(&d.r.cmd(form));
+        let ours = sections(&d.o.cmd(form));
+        let names = |s: &[(String, Vec<String>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&theirs), "sections of {form:?}");
+        for ((section, our_fields), (_, their_fields)) in ours.iter().zip(&theirs) {
+            if !fixed_names(section) {
+                continue;
+            }
+            let our_set: BTreeSet<&str> = our_fields.iter().map(String::as_str).collect();
+            let their_set: BTreeSet<&str> = their_fields.iter().map(String::as_str).collect();
+            let missing: Vec<_> = their_set
+                .difference(&our_set)
+                .filter(|f| !OMITTED.contains(f))
+                .collect();
+            let extra: Vec<_> = our_set.difference(&their_set).filter(|f| !EXTRA.contains(f)).collect();
+            assert!(missing.is_empty(), "{section}: redlockd lacks {missing:?}");
+            assert!(extra.is_empty(), "{section}: redlockd adds {extra:?}");
+            // The fields both print come in the same order.
+            let common_ours: Vec<_> = our_fields.iter().filter(|f| their_set.contains(f.as_str())).collect();
+            let common_theirs: Vec<_> = their_fields.iter().filter(|f| our_set.contains(f.as_str())).collect();
+            assert_eq!(common_ours, common_theirs, "{section}: field order");
+        }
+    }
+    // Every omitted field is one Redis prints: the list holds nothing stale.
+    let all: BTreeSet<String> = sections(&d.r.cmd(&["INFO", "EVERYTHING"]))
+        .into_iter()
+        .flat_map(|(_, f)| f)
+        .collect();
+    for f in OMITTED {
+        assert!(all.contains(*f), "{f} is not a Redis 7 field");
+    }
+}
+
+#[test]
+fn info_section_selection_matches_redis() {
+    let mut d = Differential::new();
+    for form in [
+        &["INFO", "server"][..],
+        &["INFO", "CPU", "keyspace"],
+        &["INFO", "keyspace", "server"],
+        &["INFO", "commandstats"],
+        &["INFO", "errorstats", "cluster"],
+        &["INFO", "modules"],
+        &["INFO", "latencystats"],
+        &["INFO", "nosuchsection"],
+        &["INFO", "default", "commandstats"],
+        &["INFO", "all", "server"],
+    ] {
+        let theirs = sections(&d.r.cmd(form));
+        let ours = sections(&d.o.cmd(form));
+        let names = |s: &[(String, Vec<String>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&theirs), "sections of {form:?}");
+    }
+}
+
+/// The value of `field` in an INFO reply.
+fn info_field(raw: &mut Raw, section: &str, field: &str) -> Option<String> {
+    let reply = raw.cmd_str(&["INFO", section]);
+    reply
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+}
+
+#[test]
+fn commandstats_and_errorstats_count_like_redis() {
+    let mut d = Differential::new();
+    d.run(&[
+        &["CONFIG", "RESETSTAT"],
+        &["SET", "k", "v"],
+        &["SET", "k", "v"],
+        &["GET", "k"],
+        &["INCR", "k"],
+        &["GET"],
+        &["NOSUCHCOMMAND"],
+        &["SET", "k", "v", "BADOPT"],
+    ]);
+    let fields = |reply: String| -> Vec<String> {
+        reply
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_") || l.starts_with("errorstat_"))
+            .filter(|l| !l.starts_with("cmdstat_config"))
+            .map(|l| {
+                // usec values differ; the counts must not.
+                l.split(',')
+                    .filter(|kv| !kv.starts_with("usec"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let theirs = fields(d.r.cmd_str(&["INFO", "commandstats", "errorstats"]));
+    let ours = fields(d.o.cmd_str(&["INFO", "commandstats", "errorstats"]));
+    assert_eq!(ours, theirs);
+    assert_eq!(info_field(&mut d.o, "stats", "total_error_replies"), Some("4".into()));
+    // usec and usec_per_call are there, usec_per_call with two decimals.
+    let line = d.o.cmd_str(&["INFO", "commandstats"]);
+    let set = line
+        .lines()
+        .find(|l| l.starts_with("cmdstat_set:"))
+        .expect("cmdstat_set");
+    let per_call = set
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("usec_per_call="))
+        .expect("usec_per_call");
+    assert!(per_call.split_once('.').is_some_and(|(_, dec)| dec.len() == 2), "{set}");
+    assert!(set.contains(",usec="), "{set}");
+}
+
+#[test]
+fn info_values_are_true_for_redlockd() {
+    let s = common::Server::start();
+    let mut c = s.raw();
+    c.cmd(&["SET", "a", "1"]);
+    for (section, field, want) in [
+        ("replication", "role", "master"),
+        ("replication", "connected_slaves", "0"),
+        ("replication", "master_repl_offset", "0"),
+        ("cluster", "cluster_enabled", "0"),
+        ("persistence", "loading", "0"),
+        ("persistence", "aof_enabled", "0"),
+        ("persistence", "aof_last_write_status", "ok"),
+        ("persistence", "rdb_saves", "0"),
+        ("server", "tcp_port", &s.port.to_string()),
+        ("server", "process_id", &s.pid().to_string()),
+    ] {
+        assert_eq!(info_field(&mut c, section, field).as_deref(), Some(want), "{field}");
+    }
+    let cpu: f64 = info_field(&mut c, "cpu", "used_cpu_user").unwrap().parse().unwrap();
+    assert!(cpu >= 0.0);
+    assert_eq!(
+        info_field(&mut c, "keyspace", "db0").as_deref(),
+        Some("keys=1,expires=0,avg_ttl=0")
+    );
+}
