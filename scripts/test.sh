@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (Debian's redis-server and redis-tools, a Python
+# Install what the tests need (Debian's redis-server, redis-tools and
+# prometheus-redis-exporter, a Python
 # venv with the pinned client libraries, the Node client packages), then run
 # every test: formatting, clippy, Rust unit/integration tests (one release
 # build shared by all of them), Python and Node client-library tests, and
@@ -17,6 +18,7 @@ command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
 if ((${#missing[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -16,17 +16,22 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-/// Per-thread counters; `calls[i]`/`usec[i]`/`failed[i]`/`rejected[i]` are
-/// for command `i`.
+/// Per-thread counters; `per_command[i]` is for command `i`.
 pub struct ThreadCounters {
     pub commands: AtomicU64,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
-    pub calls: Box<[AtomicU64]>,
+    pub per_command: Box<[CommandCounters]>,
+}
+
+/// One command's counters, together: a call touches one cache line.
+#[derive(Default)]
+pub struct CommandCounters {
+    pub calls: AtomicU64,
     /// Microseconds spent running the command.
-    pub usec: Box<[AtomicU64]>,
-    pub failed: Box<[AtomicU64]>,
-    pub rejected: Box<[AtomicU64]>,
+    pub usec: AtomicU64,
+    pub failed: AtomicU64,
+    pub rejected: AtomicU64,
 }
 
 static BLOCKS: Mutex<Vec<Arc<ThreadCounters>>> = Mutex::new(Vec::new());
@@ -49,10 +54,6 @@ thread_local! {
     static LOCAL: OnceCell<Arc<ThreadCounters>> = const { OnceCell::new() };
 }
 
-fn zeros(n: usize) -> Box<[AtomicU64]> {
-    (0..n).map(|_| AtomicU64::new(0)).collect()
-}
-
 /// Single-writer increment: only the owning thread writes its block.
 #[inline]
 fn bump(c: &AtomicU64, n: u64) {
@@ -69,10 +70,7 @@ pub fn with_local<R>(f: impl FnOnce(&ThreadCounters) -> R) -> R {
                 commands: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
-                calls: zeros(n),
-                usec: zeros(n),
-                failed: zeros(n),
-                rejected: zeros(n),
+                per_command: (0..n).map(|_| CommandCounters::default()).collect(),
             });
             BLOCKS.lock().push(block.clone());
             block
@@ -86,12 +84,11 @@ pub fn with_local<R>(f: impl FnOnce(&ThreadCounters) -> R) -> R {
 pub fn command_done(index: usize, failed: bool, usec: u64) {
     with_local(|c| {
         bump(&c.commands, 1);
-        if let (Some(calls), Some(time), Some(failures)) = (c.calls.get(index), c.usec.get(index), c.failed.get(index))
-        {
-            bump(calls, 1);
-            bump(time, usec);
+        if let Some(counters) = c.per_command.get(index) {
+            bump(&counters.calls, 1);
+            bump(&counters.usec, usec);
             if failed {
-                bump(failures, 1);
+                bump(&counters.failed, 1);
             }
         }
     })
@@ -101,8 +98,8 @@ pub fn command_done(index: usize, failed: bool, usec: u64) {
 pub fn command_rejected(index: Option<usize>) {
     with_local(|c| {
         bump(&c.commands, 1);
-        if let Some(rejected) = index.and_then(|i| c.rejected.get(i)) {
-            bump(rejected, 1);
+        if let Some(counters) = index.and_then(|i| c.per_command.get(i)) {
+            bump(&counters.rejected, 1);
         }
     })
 }
@@ -137,11 +134,11 @@ pub fn totals() -> Totals {
         t.commands += b.commands.load(Ordering::Relaxed);
         t.hits += b.hits.load(Ordering::Relaxed);
         t.misses += b.misses.load(Ordering::Relaxed);
-        for i in 0..n.min(b.calls.len()) {
-            t.calls[i] += b.calls[i].load(Ordering::Relaxed);
-            t.usec[i] += b.usec[i].load(Ordering::Relaxed);
-            t.failed[i] += b.failed[i].load(Ordering::Relaxed);
-            t.rejected[i] += b.rejected[i].load(Ordering::Relaxed);
+        for (i, c) in b.per_command.iter().enumerate().take(n) {
+            t.calls[i] += c.calls.load(Ordering::Relaxed);
+            t.usec[i] += c.usec.load(Ordering::Relaxed);
+            t.failed[i] += c.failed.load(Ordering::Relaxed);
+            t.rejected[i] += c.rejected.load(Ordering::Relaxed);
         }
     }
     t
@@ -154,14 +151,10 @@ pub fn reset() {
         for c in [&b.commands, &b.hits, &b.misses] {
             c.store(0, Ordering::Relaxed);
         }
-        for c in b
-            .calls
-            .iter()
-            .chain(b.usec.iter())
-            .chain(b.failed.iter())
-            .chain(b.rejected.iter())
-        {
-            c.store(0, Ordering::Relaxed);
+        for c in b.per_command.iter() {
+            for n in [&c.calls, &c.usec, &c.failed, &c.rejected] {
+                n.store(0, Ordering::Relaxed);
+            }
         }
     }
     *ERRORS.lock() = ErrorCounts::default();
