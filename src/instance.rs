@@ -33,6 +33,7 @@ pub struct Shared {
     pub clients: ClientRegistry,
     pub watches: Watches,
     pub counters: ServerCounters,
+    pub slowlog: crate::slowlog::SlowLog,
     pub started: Instant,
     /// Lock grants are refused until the restart delay has passed (`--restart-delay`).
     pub grants: GrantGate,
@@ -105,6 +106,7 @@ impl Shared {
             clients: ClientRegistry::default(),
             watches: Watches::default(),
             counters: ServerCounters::default(),
+            slowlog: crate::slowlog::SlowLog::new(10_000, 128),
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,
@@ -128,8 +130,8 @@ pub struct ClientHandle {
     pub resp: AtomicU8,
     /// When the client last sent anything ([`monotonic_us`]).
     pub last_input_us: AtomicU64,
-    /// Command-table index of the last command (for CLIENT LIST `cmd=`;
-    /// `usize::MAX` before the first).
+    /// Statistics slot of the last command (`table::stat_index`, for
+    /// CLIENT LIST `cmd=`; `usize::MAX` before the first).
     pub last_cmd: AtomicUsize,
     pub killed: AtomicBool,
     pub kill: Notify,

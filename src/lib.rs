@@ -25,6 +25,7 @@ pub mod protocol;
 pub mod redlock;
 pub mod scripts;
 pub mod server;
+pub mod slowlog;
 pub mod stats;
 pub mod store;
 

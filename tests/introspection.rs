@@ -224,3 +224,86 @@ fn info_values_are_true_for_redlockd() {
         Some("keys=1,expires=0,avg_ttl=0")
     );
 }
+
+#[test]
+fn slowlog_and_latency_answer_as_redis() {
+    let mut d = Differential::new();
+    d.run(&[
+        &["SLOWLOG", "HELP"],
+        &["SLOWLOG", "LEN", "1"],
+        &["SLOWLOG", "GET", "x"],
+        &["SLOWLOG", "GET", "-2"],
+        &["SLOWLOG", "FOO"],
+        &["SLOWLOG"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-2"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "x"],
+        &["CONFIG", "SET", "slowlog-max-len", "-1"],
+        &["CONFIG", "GET", "slowlog-log-slower-than"],
+        &["CONFIG", "GET", "slowlog-max-len"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-1"],
+        &["SET", "a", "1"],
+        &["SLOWLOG", "LEN"],
+        &["SLOWLOG", "GET"],
+        &["LATENCY", "HELP"],
+        &["LATENCY", "LATEST"],
+        &["LATENCY", "HISTORY", "command"],
+        &["LATENCY", "HISTORY"],
+        &["LATENCY", "RESET"],
+        &["LATENCY", "RESET", "command", "fast-command"],
+        &["LATENCY", "DOCTOR"],
+        &["LATENCY", "GRAPH", "command"],
+        &["LATENCY", "NOPE"],
+        &["CONFIG", "GET", "latency-monitor-threshold"],
+    ]);
+}
+
+/// A SLOWLOG GET reply's entries, with the values that differ between two
+/// servers (id aside) blanked: time, duration, client port.
+fn slowlog_shape(raw: &mut Raw) -> Vec<(i64, Vec<String>, String)> {
+    use redis::FromRedisValue;
+    let reply = raw.cmd(&["SLOWLOG", "GET", "-1"]);
+    let value = redis::parse_redis_value(&reply).expect("a RESP reply");
+    let entries: Vec<redis::Value> = FromRedisValue::from_redis_value(value).expect("an array");
+    entries
+        .into_iter()
+        .map(|e| {
+            let e: Vec<redis::Value> = FromRedisValue::from_redis_value(e).expect("an entry");
+            assert_eq!(e.len(), 6, "id, time, duration, args, addr, name");
+            let id: i64 = FromRedisValue::from_redis_value(e[0].clone()).unwrap();
+            let time: i64 = FromRedisValue::from_redis_value(e[1].clone()).unwrap();
+            let duration: i64 = FromRedisValue::from_redis_value(e[2].clone()).unwrap();
+            assert!(time > 1_600_000_000 && duration >= 0);
+            let args: Vec<Vec<u8>> = FromRedisValue::from_redis_value(e[3].clone()).unwrap();
+            let addr: String = FromRedisValue::from_redis_value(e[4].clone()).unwrap();
+            let name: String = FromRedisValue::from_redis_value(e[5].clone()).unwrap();
+            assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+            let args = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            (id, args, name)
+        })
+        .collect()
+}
+
+#[test]
+fn slowlog_entries_have_redis_shape() {
+    let mut d = Differential::new();
+    let long = "v".repeat(200);
+    let mut many = vec!["MGET"];
+    many.extend(std::iter::repeat_n("k", 40));
+    d.run(&[
+        &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
+        &["CONFIG", "SET", "slowlog-max-len", "4"],
+        &["SLOWLOG", "RESET"],
+        &["CLIENT", "SETNAME", "probe"],
+        &["SET", "key", &long],
+    ]);
+    d.check(&many);
+    d.check(&["GET", "key"]);
+    let theirs = slowlog_shape(&mut d.r);
+    let ours = slowlog_shape(&mut d.o);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 4, "slowlog-max-len keeps the newest 4");
+    d.check(&["SLOWLOG", "LEN"]);
+    d.check(&["SLOWLOG", "RESET"]);
+    d.check(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    d.check(&["SLOWLOG", "LEN"]);
+}

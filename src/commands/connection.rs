@@ -241,8 +241,8 @@ pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
 
 /// A client's CLIENT LIST / CLIENT INFO line, naming its last command.
 fn describe(handle: &ClientHandle) -> String {
-    let cmd = handle.last_command().and_then(|i| table::COMMANDS.get(i));
-    handle.describe(cmd.map_or("NULL", |c| c.name))
+    let cmd = handle.last_command().map(table::stat_name);
+    handle.describe(cmd.as_deref().unwrap_or("NULL"))
 }
 
 fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {

@@ -252,7 +252,12 @@ fn run_with_keys(
     keys: Result<KeyPositions, CmdError>,
     start: u64,
 ) {
-    ctx.client.handle.last_cmd.store(index, Ordering::Relaxed);
+    let slot = if spec.flags & flags::CONTAINER != 0 {
+        table::stat_index(index, args)
+    } else {
+        index
+    };
+    ctx.client.handle.last_cmd.store(slot, Ordering::Relaxed);
     let (result, keys) = match keys {
         Ok(keys) if spec.flags & flags::GRANTS_LOCK != 0 => (
             ctx.check_grants_allowed()
@@ -280,7 +285,13 @@ fn run_with_keys(
         ctx.client.aof_mark = log_effects(aof, ctx, spec, locked, args);
     }
     let usec = ctx.shared.keyspace.clock.now_us().saturating_sub(start);
-    stats::command_done(index, failed, usec);
+    stats::command_done(slot, failed, usec);
+    // AUTH and HELLO carry passwords; EXEC's commands are logged one by one.
+    if ctx.shared.slowlog.is_slow(usec) && spec.flags & (flags::NO_AUTH | flags::RUNS_QUEUE) == 0 {
+        let handle = &ctx.client.handle;
+        let name = handle.name.lock().clone();
+        ctx.shared.slowlog.push(usec, args, handle.addr.to_string(), name);
+    }
 }
 
 /// Send an error reply, counted for INFO errorstats.

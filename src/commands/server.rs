@@ -3,11 +3,11 @@
 //! answered truthfully for a server with no replicas and no subscribers.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use super::args::{int, is};
 use super::error::unknown_subcommand;
-use super::table::{COMMANDS, CommandSpec, KeySpec, flags};
+use super::table::{COMMANDS, CommandSpec, KeySpec, flags, stat_name};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::{Settings, parse_memory};
 use crate::store::Locked;
@@ -156,6 +156,15 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ),
         ("lua-time-limit", "5000".into()),
         ("latency-tracking", "no".into()),
+        ("latency-monitor-threshold", "0".into()),
+        (
+            "slowlog-log-slower-than",
+            ctx.shared.slowlog.slower_than.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "slowlog-max-len",
+            ctx.shared.slowlog.max_len.load(Ordering::Relaxed).to_string(),
+        ),
         ("busy-reply-threshold", "5000".into()),
         ("cluster-enabled", "no".into()),
         ("notify-keyspace-events", String::new()),
@@ -175,6 +184,8 @@ const SETTABLE: &[&str] = &[
     "protected-mode",
     "save",
     "appendonly",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
 ];
 
 /// A CONFIG SET assignment, validated but not yet applied: CONFIG SET
@@ -186,6 +197,7 @@ enum Change<'a> {
     /// Bytes, 0 = no limit; lowering it below what is in use is allowed.
     MaxMemory(u64),
     Flag(&'a AtomicBool, bool),
+    Signed(&'a AtomicI64, i64),
     Password(Option<Box<[u8]>>),
     /// Accepted for compatibility: describes what redlockd always does.
     Nothing,
@@ -214,6 +226,18 @@ fn bounded(value: &[u8], min: i64, max: i64) -> Result<u64, Refusal> {
     Ok(n as u64)
 }
 
+/// A 64-bit integer parameter of at least `min`.
+fn signed(value: &[u8], min: i64) -> Result<i64, Refusal> {
+    let n = crate::protocol::decode::parse_i64(value).ok_or("argument couldn't be parsed into an integer")?;
+    if n < min {
+        return Err(Refusal::Invalid(format!(
+            "argument must be between {min} and {} inclusive",
+            i64::MAX
+        )));
+    }
+    Ok(n)
+}
+
 /// A memory parameter of at least 1 MiB.
 fn memory(value: &[u8]) -> Result<u64, Refusal> {
     let text = std::str::from_utf8(value).map_err(|_| "argument must be a memory value")?;
@@ -225,7 +249,8 @@ fn memory(value: &[u8]) -> Result<u64, Refusal> {
 }
 
 /// Validate one assignment of a parameter named in [`SETTABLE`].
-fn config_parse<'a>(s: &'a Settings, name: &str, value: &[u8]) -> Result<Change<'a>, Refusal> {
+fn config_parse<'a>(shared: &'a crate::instance::Shared, name: &str, value: &[u8]) -> Result<Change<'a>, Refusal> {
+    let s = &shared.settings;
     const INT_MAX: i64 = i32::MAX as i64;
     Ok(match name {
         "maxclients" => Change::MaxClients(bounded(value, 1, u32::MAX as i64)?),
@@ -250,6 +275,8 @@ fn config_parse<'a>(s: &'a Settings, name: &str, value: &[u8]) -> Result<Change<
             Ok(Ok(on)) => Change::Flag(&s.protected_mode, on),
             _ => return Err("argument must be 'yes' or 'no'".into()),
         },
+        "slowlog-log-slower-than" => Change::Signed(&shared.slowlog.slower_than, signed(value, -1)?),
+        "slowlog-max-len" => Change::Number(&shared.slowlog.max_len, signed(value, 0)? as u64),
         "save" if value.is_empty() => Change::Nothing,
         "appendonly" if value == b"no" => Change::Nothing,
         _ => return Err(Refusal::Unknown),
@@ -285,7 +312,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
     let settings = &ctx.shared.settings;
     let mut changes = Vec::with_capacity(names.len());
     for (pair, &name) in pairs.chunks_exact(2).zip(&names) {
-        match config_parse(settings, name, pair[1]) {
+        match config_parse(ctx.shared, name, pair[1]) {
             Ok(change) => changes.push(change),
             Err(Refusal::Unknown) => return Err(unknown(pair[0])),
             Err(Refusal::Invalid(why)) => return Err(failed(name, &why)),
@@ -320,6 +347,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
                 }
             }
             Change::Flag(setting, on) => setting.store(on, Ordering::Relaxed),
+            Change::Signed(setting, v) => setting.store(v, Ordering::Relaxed),
             Change::Password(p) => *settings.requirepass.write() = p,
             Change::Nothing => {}
         }
@@ -686,7 +714,7 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
             "modules" => out.push_str("# Modules\r\n"),
             "commandstats" => {
                 out.push_str("# Commandstats\r\n");
-                for (i, c) in COMMANDS.iter().enumerate() {
+                for i in 0..totals.calls.len() {
                     let calls = totals.calls[i];
                     if calls > 0 || totals.rejected[i] > 0 || totals.failed[i] > 0 {
                         let usec = totals.usec[i];
@@ -694,7 +722,9 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
                         let _ = write!(
                             out,
                             "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
-                            c.name, totals.rejected[i], totals.failed[i]
+                            stat_name(i),
+                            totals.rejected[i],
+                            totals.failed[i]
                         );
                     }
                 }
@@ -735,6 +765,126 @@ pub fn info(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult 
     }
     let text = info_text(ctx, &wanted);
     ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- SLOWLOG
+
+/// `SLOWLOG GET [count] | LEN | RESET | HELP`.
+pub fn slowlog(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let (sub, n) = (args[1], args.len());
+    let log = &ctx.shared.slowlog;
+    if is(sub, "get") && n <= 3 {
+        let count = match args.get(2) {
+            None => Some(10),
+            Some(a) => match crate::protocol::decode::parse_i64(a) {
+                Some(-1) => None,
+                Some(c) if c >= 0 => Some(c as usize),
+                _ => return Err(CmdError::Static("ERR count should be greater than or equal to -1")),
+            },
+        };
+        let entries = log.newest(count);
+        let out = &mut *ctx.out;
+        out.array(entries.len());
+        for e in entries {
+            out.array(6);
+            out.int(e.id as i64);
+            out.int(e.time);
+            out.int(e.duration_us as i64);
+            out.array(e.args.len());
+            for a in &e.args {
+                out.bulk(a);
+            }
+            out.bulk_str(&e.addr);
+            out.bulk_str(&e.name);
+        }
+    } else if is(sub, "len") && n == 2 {
+        ctx.out.int(log.len() as i64);
+    } else if is(sub, "reset") && n == 2 {
+        log.reset();
+        ctx.out.ok();
+    } else if is(sub, "help") && n == 2 {
+        ctx.help(&[
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+            "HELP",
+            "    Prints this help.",
+        ]);
+    } else {
+        return Err(subcommand_error(sub, "slowlog", &["get", "len", "reset", "help"]));
+    }
+    Ok(())
+}
+
+/// A known subcommand with the wrong number of arguments, or an unknown one.
+fn subcommand_error(sub: &[u8], container: &str, known: &[&str]) -> CmdError {
+    if let Some(name) = known.iter().find(|k| is(sub, k)) {
+        return CmdError::msg(format!(
+            "ERR wrong number of arguments for '{container}|{name}' command"
+        ));
+    }
+    unknown_subcommand(sub, container)
+}
+
+// ---------------------------------------------------------------- LATENCY
+
+/// `LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR | HISTOGRAM
+/// [command ...] | HELP`: redlockd monitors no latency events
+/// (`latency-monitor-threshold` is 0) and tracks no per-command latency
+/// (`latency-tracking` is no), so every report is empty, as Redis's is
+/// with both off.
+pub fn latency(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let (sub, n) = (args[1], args.len());
+    if (is(sub, "latest") && n == 2) || (is(sub, "history") && n == 3) {
+        ctx.out.array(0);
+    } else if is(sub, "reset") {
+        ctx.out.int(0);
+    } else if is(sub, "graph") && n == 3 {
+        return Err(CmdError::msg(format!(
+            "ERR No samples available for event '{}'",
+            String::from_utf8_lossy(args[2])
+        )));
+    } else if is(sub, "histogram") {
+        ctx.out.map(0);
+    } else if is(sub, "doctor") && n == 2 {
+        ctx.out.verbatim(
+            b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n",
+        );
+    } else if is(sub, "help") && n == 2 {
+        ctx.help(&[
+            "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
+            "HELP",
+            "    Prints this help.",
+        ]);
+    } else {
+        return Err(subcommand_error(
+            sub,
+            "latency",
+            &["latest", "history", "graph", "doctor", "help"],
+        ));
+    }
     Ok(())
 }
 

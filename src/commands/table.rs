@@ -58,6 +58,10 @@ pub mod flags {
     /// Refused with -MISCONF while the append-only file cannot be written,
     /// though it writes nothing (PING), so that health checks notice.
     pub const HEALTH_CHECK: u32 = 1 << 14;
+    /// A container of subcommands (CLIENT, CONFIG, ...): INFO commandstats,
+    /// CLIENT LIST `cmd=` and SLOWLOG name the subcommand, as Redis does
+    /// (`client|info`); the subcommands are in [`SUBCOMMANDS`](super::SUBCOMMANDS).
+    pub const CONTAINER: u32 = 1 << 15;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -169,17 +173,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("quit",         -1,   CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI,       KNONE,  Nothing,  connection::quit,      "connection",   "Closes the connection."),
     spec("reset",        1,    CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI,       KNONE,  Nothing,  connection::reset,     "connection",   "Resets the connection."),
     spec("select",       2,    CONN,                                           KNONE,  Nothing,  connection::select,    "connection",   "Changes the selected database."),
-    spec("client",       -2,   SESSION,                                        KNONE,  Nothing,  connection::client,    "connection",   "A container for client connection commands."),
+    spec("client",       -2,   SESSION | CONTAINER,                            KNONE,  Nothing,  connection::client,    "connection",   "A container for client connection commands."),
     spec("auth",         -2,   CONN | NO_AUTH,                                 KNONE,  Nothing,  connection::auth,      "connection",   "Authenticates the connection."),
     // server
     spec("info",         -1,   LOADING | STALE,                                KNONE,  Nothing,  server::info,          "server",       "Returns information and statistics about the server."),
-    spec("config",       -2,   ADMIN | SESSION,                                KNONE,  Nothing,  server::config,        "server",       "A container for server configuration commands."),
+    spec("config",       -2,   ADMIN | SESSION | CONTAINER,                    KNONE,  Nothing,  server::config,        "server",       "A container for server configuration commands."),
     spec("dbsize",       1,    RO | FAST,                                      KDB,    Nothing,  server::dbsize,        "server",       "Returns the number of keys in the database."),
     spec("flushdb",      -1,   WRITE,                                          KDB,    FlushDb,  server::flushdb,       "server",       "Removes all keys from the current database."),
     spec("flushall",     -1,   WRITE,                                          KNONE,  FlushAll, server::flushall,      "server",       "Removes all keys from all databases."),
     spec("time",         1,    LOADING | STALE | FAST,                         KNONE,  Nothing,  server::time,          "server",       "Returns the server time."),
     spec("shutdown",     -1,   ADMIN | SESSION | NO_MULTI,                     KNONE,  Nothing,  server::shutdown,      "server",       "Synchronously saves the database(s) to disk and shuts down the Redis server."),
-    spec("command",      -1,   LOADING | STALE,                                KNONE,  Nothing,  server::command,       "server",       "Returns detailed information about all commands."),
+    spec("command",      -1,   LOADING | STALE | CONTAINER,                    KNONE,  Nothing,  server::command,       "server",       "Returns detailed information about all commands."),
+    spec("slowlog",      -2,   ADMIN | LOADING | STALE | CONTAINER,            KNONE,  Nothing,  server::slowlog,       "server",       "A container for slow log commands."),
+    spec("latency",      -2,   ADMIN | NOSCRIPT | LOADING | STALE | CONTAINER, KNONE,  Nothing,  server::latency,       "server",       "A container for latency diagnostics commands."),
     spec("bgrewriteaof", 1,    ADMIN | NOSCRIPT | NO_MULTI,                    KNONE,  Nothing,  server::bgrewriteaof,  "server",       "Asynchronously rewrites the append-only file to disk."),
     spec("wait",         3,    0,                                              KNONE,  Nothing,  server::wait,          "generic",      "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
     spec("publish",      3,    LOADING | STALE | FAST,                         KNONE,  Nothing,  server::publish,       "pubsub",       "Posts a message to a channel."),
@@ -248,8 +254,66 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("evalsha",      -3,   NOSCRIPT | WRITE,                               KEVAL,  Keys,     scripting::evalsha,    "scripting",    "Executes a server-side Lua script by SHA1 digest (catalogued lock scripts only)."),
     spec("eval_ro",      -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::eval_ro,    "scripting",    "Executes a read-only server-side Lua script."),
     spec("evalsha_ro",   -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::evalsha_ro, "scripting",    "Executes a read-only server-side Lua script by SHA1 digest."),
-    spec("script",       -2,   NOSCRIPT,                                       KNONE,  Nothing,  scripting::script,     "scripting",    "A container for Lua scripts management commands."),
+    spec("script",       -2,   NOSCRIPT | CONTAINER,                           KNONE,  Nothing,  scripting::script,     "scripting",    "A container for Lua scripts management commands."),
 ];
+
+/// The subcommands of each [`CONTAINER`] row that redlockd serves, by
+/// their Redis names.
+pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
+    (
+        "client",
+        &[
+            "id", "getname", "setname", "setinfo", "info", "list", "kill", "no-evict", "no-touch", "help",
+        ],
+    ),
+    ("config", &["get", "set", "resetstat", "rewrite", "help"]),
+    ("command", &["count", "list", "info", "docs", "getkeys", "help"]),
+    ("script", &["load", "exists", "flush", "kill", "help"]),
+    ("slowlog", &["get", "len", "reset", "help"]),
+    (
+        "latency",
+        &["latest", "history", "reset", "doctor", "graph", "histogram", "help"],
+    ),
+];
+
+/// The statistics slot of a command: its row's index, or for a container's
+/// known subcommand, a slot past the rows ([`stat_name`] names it).
+pub fn stat_index(index: usize, args: &[&[u8]]) -> usize {
+    if COMMANDS[index].flags & CONTAINER == 0 || args.len() < 2 {
+        return index;
+    }
+    let mut base = COMMANDS.len();
+    for (container, subs) in SUBCOMMANDS {
+        if *container == COMMANDS[index].name {
+            return match subs.iter().position(|s| s.as_bytes().eq_ignore_ascii_case(args[1])) {
+                Some(i) => base + i,
+                None => index,
+            };
+        }
+        base += subs.len();
+    }
+    index
+}
+
+/// How many statistics slots there are: rows, then subcommands.
+pub fn stat_count() -> usize {
+    COMMANDS.len() + SUBCOMMANDS.iter().map(|(_, s)| s.len()).sum::<usize>()
+}
+
+/// The name of a statistics slot as Redis prints it: `get`, `client|info`.
+pub fn stat_name(slot: usize) -> std::borrow::Cow<'static, str> {
+    if let Some(c) = COMMANDS.get(slot) {
+        return c.name.into();
+    }
+    let mut base = COMMANDS.len();
+    for (container, subs) in SUBCOMMANDS {
+        if slot < base + subs.len() {
+            return format!("{container}|{}", subs[slot - base]).into();
+        }
+        base += subs.len();
+    }
+    "unknown".into()
+}
 
 type Index = HashMap<&'static [u8], usize, ahash::RandomState>;
 
@@ -258,7 +322,7 @@ type Index = HashMap<&'static [u8], usize, ahash::RandomState>;
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        crate::stats::register_commands(COMMANDS.len());
+        crate::stats::register_commands(stat_count());
         COMMANDS
             .iter()
             .enumerate()
@@ -330,6 +394,19 @@ mod tests {
             let write = c.flags & WRITE != 0;
             assert_eq!(write, c.persist != Nothing, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn every_container_lists_its_subcommands() {
+        for c in COMMANDS {
+            let listed = SUBCOMMANDS.iter().any(|(name, _)| *name == c.name);
+            assert_eq!(c.flags & CONTAINER != 0, listed, "{}", c.name);
+        }
+        let client = lookup(b"client").unwrap().0;
+        let slot = stat_index(client, &[b"CLIENT", b"Info"]);
+        assert_eq!(stat_name(slot), "client|info");
+        assert_eq!(stat_index(client, &[b"client", b"nosuch"]), client);
+        assert_eq!(stat_name(stat_count() - 1), "latency|help");
     }
 
     #[test]
