@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -122,6 +122,8 @@ pub struct ClientHandle {
     pub id: u64,
     pub addr: SocketAddr,
     pub laddr: SocketAddr,
+    /// The socket's file descriptor (-1 until the server sets it).
+    pub fd: AtomicI32,
     pub created: Instant,
     pub name: Mutex<String>,
     pub lib_name: Mutex<String>,
@@ -133,6 +135,11 @@ pub struct ClientHandle {
     /// Statistics slot of the last command (`table::stat_index`, for
     /// CLIENT LIST `cmd=`; `usize::MAX` before the first).
     pub last_cmd: AtomicUsize,
+    /// Commands queued inside MULTI, or -1 outside (CLIENT LIST `multi=`).
+    pub multi: AtomicI64,
+    /// CLIENT NO-EVICT / NO-TOUCH, as set (flags `e` and `T`).
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
     pub killed: AtomicBool,
     pub kill: Notify,
 }
@@ -143,6 +150,7 @@ impl ClientHandle {
             id,
             addr,
             laddr,
+            fd: AtomicI32::new(-1),
             created: Instant::now(),
             name: Mutex::new(String::new()),
             lib_name: Mutex::new(String::new()),
@@ -151,6 +159,9 @@ impl ClientHandle {
             resp: AtomicU8::new(2),
             last_input_us: AtomicU64::new(monotonic_us()),
             last_cmd: AtomicUsize::new(usize::MAX),
+            multi: AtomicI64::new(-1),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         }
@@ -177,16 +188,33 @@ impl ClientHandle {
         Some(self.last_cmd.load(Ordering::Relaxed)).filter(|&i| i != usize::MAX)
     }
 
-    /// One CLIENT LIST / CLIENT INFO line (without the trailing newline);
-    /// `cmd` is the name of [`last_command`](Self::last_command), or "NULL".
+    /// One CLIENT LIST / CLIENT INFO line (without the trailing newline),
+    /// with Redis 7.2's fields in its order; `cmd` is the name of
+    /// [`last_command`](Self::last_command), or "NULL". The buffers belong
+    /// to the connection task and are not measured: their fields are 0.
     pub fn describe(&self, cmd: &str) -> String {
         let age = self.created.elapsed().as_secs();
         let idle = self.idle().as_secs();
+        let multi = self.multi.load(Ordering::Relaxed);
+        let mut flags = String::new();
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if self.no_touch.load(Ordering::Relaxed) {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub=0 psub=0 ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
+            self.fd.load(Ordering::Relaxed),
             self.name.lock(),
             age,
             idle,

@@ -307,3 +307,114 @@ fn slowlog_entries_have_redis_shape() {
     d.check(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
     d.check(&["SLOWLOG", "LEN"]);
 }
+
+/// Fields Redis 7.2 added to CLIENT LIST after 7.0 (redis-server here is
+/// 7.0): redlockd prints them, at the end, as 7.2 does.
+const CLIENT_FIELDS_SINCE_7_2: &[&str] = &["lib-name", "lib-ver"];
+
+/// A CLIENT LIST / CLIENT INFO line as (field, value) pairs in order.
+fn client_fields(line: &str) -> Vec<(String, String)> {
+    line.trim_end()
+        .split(' ')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("not a field: {kv:?}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// The one line of a CLIENT INFO / CLIENT LIST ID reply (RESP2 bulk).
+fn client_line(reply: &str) -> String {
+    let body = reply.split_once("\r\n").map(|(_, b)| b).expect("a bulk reply");
+    let lines: Vec<&str> = body.lines().filter(|l| l.starts_with("id=")).collect();
+    assert_eq!(lines.len(), 1, "{reply:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn client_info_and_list_fields_match_redis() {
+    let mut d = Differential::new();
+    d.run(&[&["CLIENT", "SETNAME", "probe"], &["SELECT", "3"]]);
+    let ours = client_fields(&client_line(&d.o.cmd_str(&["CLIENT", "INFO"])));
+    let theirs = client_fields(&client_line(&d.r.cmd_str(&["CLIENT", "INFO"])));
+    let names = |f: &[(String, String)]| f.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let mut expected = names(&theirs);
+    expected.extend(CLIENT_FIELDS_SINCE_7_2.iter().map(|s| s.to_string()));
+    assert_eq!(names(&ours), expected, "CLIENT INFO fields and their order");
+    let value = |f: &[(String, String)], k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    for k in [
+        "name", "db", "multi", "flags", "cmd", "resp", "user", "redir", "sub", "psub", "ssub",
+    ] {
+        assert_eq!(value(&ours, k), value(&theirs, k), "CLIENT INFO {k}");
+    }
+    // The file descriptor is the socket's.
+    assert!(value(&ours, "fd").unwrap().parse::<i32>().unwrap() > 2);
+
+    // Seen from another connection, inside MULTI with two queued commands.
+    d.run(&[&["MULTI"], &["SET", "a", "1"], &["GET", "a"]]);
+    let (mut r2, mut o2) = (d.redis.raw(), d.ours.raw());
+    let find = |raw: &mut Raw| -> Vec<(String, String)> {
+        let list = raw.cmd_str(&["CLIENT", "LIST", "TYPE", "normal"]);
+        list.lines()
+            .filter(|l| l.contains("name=probe"))
+            .map(client_fields)
+            .next()
+            .expect("the probe client")
+    };
+    let (theirs, ours) = (find(&mut r2), find(&mut o2));
+    for k in ["name", "db", "multi", "flags", "cmd", "resp"] {
+        assert_eq!(value(&ours, k), value(&theirs, k), "CLIENT LIST {k} inside MULTI");
+    }
+    d.check(&["EXEC"]);
+    let (theirs, ours) = (find(&mut r2), find(&mut o2));
+    for k in ["multi", "flags", "cmd"] {
+        assert_eq!(value(&ours, k), value(&theirs, k), "CLIENT LIST {k} after EXEC");
+    }
+    // HELLO 3, a subcommand, an unknown command: resp and cmd follow.
+    d.o.cmd(&["HELLO", "3"]);
+    d.r.cmd(&["HELLO", "3"]);
+    for cmd in [&["CONFIG", "GET", "port"][..], &["NOSUCH"], &["GET"]] {
+        d.o.cmd(cmd);
+        d.r.cmd(cmd);
+        let (theirs, ours) = (find(&mut r2), find(&mut o2));
+        for k in ["resp", "cmd", "flags"] {
+            assert_eq!(value(&ours, k), value(&theirs, k), "CLIENT LIST {k} after {cmd:?}");
+        }
+    }
+}
+
+#[test]
+fn client_list_filters_as_redis() {
+    let mut d = Differential::new();
+    d.run(&[
+        &["CLIENT", "LIST", "TYPE", "master"],
+        &["CLIENT", "LIST", "TYPE", "replica"],
+        &["CLIENT", "LIST", "TYPE", "slave"],
+        &["CLIENT", "LIST", "TYPE", "pubsub"],
+        &["CLIENT", "LIST", "TYPE", "bogus"],
+        &["CLIENT", "LIST", "TYPE"],
+        &["CLIENT", "LIST", "ID"],
+        &["CLIENT", "LIST", "ID", "abc"],
+        &["CLIENT", "LIST", "ID", "0"],
+        &["CLIENT", "LIST", "ID", "-5"],
+        &["CLIENT", "LIST", "ID", "99999"],
+        &["CLIENT", "LIST", "TYPE", "normal", "ID", "1"],
+        &["CLIENT", "LIST", "FOO", "bar"],
+        &["CLIENT", "NO-EVICT", "on"],
+    ]);
+    // ID with several ids, some unknown: only the known ones, in id order.
+    for (raw, label) in [(&mut d.o, "redlockd"), (&mut d.r, "redis")] {
+        let me = String::from_utf8_lossy(&raw.cmd(&["CLIENT", "ID"]))
+            .trim_start_matches(':')
+            .trim()
+            .to_string();
+        let list = raw.cmd_str(&["CLIENT", "LIST", "ID", "99999", &me]);
+        assert_eq!(
+            list.lines().filter(|l| l.starts_with("id=")).count(),
+            1,
+            "{label}: {list}"
+        );
+        let line = client_line(&raw.cmd_str(&["CLIENT", "INFO"]));
+        assert!(line.contains(" flags=e "), "{label}: {line}");
+    }
+}

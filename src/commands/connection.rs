@@ -230,6 +230,12 @@ pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
         if !is(args[2], "on") && !is(args[2], "off") {
             return Err(CmdError::Syntax);
         }
+        let flag = if is(sub, "no-evict") {
+            &handle.no_evict
+        } else {
+            &handle.no_touch
+        };
+        flag.store(is(args[2], "on"), Ordering::Relaxed);
         ctx.out.ok();
     } else if is(sub, "help") && n == 2 {
         ctx.help(CLIENT_HELP);
@@ -245,37 +251,34 @@ fn describe(handle: &ClientHandle) -> String {
     handle.describe(cmd.as_deref().unwrap_or("NULL"))
 }
 
+/// `CLIENT LIST [TYPE normal|master|replica|slave|pubsub] | [ID id ...]`:
+/// one filter or none, as Redis 7 takes them. Every client is a normal one.
 fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
-    let mut i = 2;
-    while i < args.len() {
-        if is(args[i], "type") && i + 1 < args.len() {
-            let t = args[i + 1];
-            if !["normal", "master", "replica", "pubsub"].iter().any(|k| is(t, k)) {
-                return Err(CmdError::msg(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(t)
-                )));
-            }
-            if !is(t, "normal") {
-                ids = Some(Vec::new());
-            }
-            i += 2;
-        } else if is(args[i], "id") && i + 1 < args.len() {
-            let mut v = ids.take().unwrap_or_default();
-            i += 1;
-            while i < args.len() {
-                let id = int(args[i])
-                    .ok()
-                    .filter(|&x| x > 0)
-                    .ok_or(CmdError::Static("ERR Invalid client ID"))?;
-                v.push(id as u64);
-                i += 1;
-            }
-            ids = Some(v);
-        } else {
-            return Err(CmdError::Syntax);
+    if args.len() == 4 && is(args[2], "type") {
+        let t = args[3];
+        if !["normal", "master", "replica", "slave", "pubsub"]
+            .iter()
+            .any(|k| is(t, k))
+        {
+            return Err(CmdError::msg(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(t)
+            )));
         }
+        if !is(t, "normal") {
+            ids = Some(Vec::new());
+        }
+    } else if args.len() >= 4 && is(args[2], "id") {
+        let mut v = Vec::with_capacity(args.len() - 3);
+        for a in &args[3..] {
+            // Any integer: one that is no client's id matches nothing.
+            let id = int(a).map_err(|_| CmdError::Static("ERR Invalid client ID"))?;
+            v.push(id as u64);
+        }
+        ids = Some(v);
+    } else if args.len() != 2 {
+        return Err(CmdError::Syntax);
     }
     let mut text = String::new();
     for c in ctx.shared.clients.snapshot() {

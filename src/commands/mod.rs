@@ -116,21 +116,26 @@ impl Ctx<'_> {
 /// Execute one request, writing its reply to `out`.
 pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]]) {
     let Some((index, spec)) = client.last_command.lookup(args[0]) else {
+        client.handle.last_cmd.store(usize::MAX, Ordering::Relaxed);
         reply_error(out, &error::unknown_command(args));
         flag_transaction(client);
         stats::command_rejected(None);
         return;
     };
+    // As Redis's processCommand: the last command is the last one looked
+    // up, whether it then runs, is queued or is refused.
+    let slot = stat_slot(index, spec, args);
+    client.handle.last_cmd.store(slot, Ordering::Relaxed);
     if !table::arity_ok(spec, args.len()) {
         reply_error(out, &CmdError::WrongArity.text(spec.name));
         flag_transaction(client);
-        stats::command_rejected(Some(index));
+        stats::command_rejected(Some(slot));
         return;
     }
     if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
         reply_error(out, "NOAUTH Authentication required.");
         flag_transaction(client);
-        stats::command_rejected(Some(index));
+        stats::command_rejected(Some(slot));
         return;
     }
     // Past maxmemory, refuse what may grow memory; inside MULTI queueing grows
@@ -141,14 +146,14 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     {
         reply_error(out, error::OOM);
         flag_transaction(client);
-        stats::command_rejected(Some(index));
+        stats::command_rejected(Some(slot));
         return;
     }
     if let Some(errno) = shared.aof.as_ref().and_then(|aof| aof.write_error())
         && denied_on_disk_error(spec, client)
     {
         refuse_on_disk_error(shared, client, out, spec, errno);
-        stats::command_rejected(Some(index));
+        stats::command_rejected(Some(slot));
         return;
     }
     if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {
@@ -161,7 +166,9 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
             index,
             args: args.iter().map(|a| Box::<[u8]>::from(*a)).collect(),
         };
-        client.multi.as_mut().expect("checked above").push(queued);
+        let queue = client.multi.as_mut().expect("checked above");
+        queue.push(queued);
+        client.handle.multi.store(queue.len() as i64, Ordering::Relaxed);
         out.simple("QUEUED");
         return;
     }
@@ -189,6 +196,7 @@ fn refuse_on_disk_error(shared: &Shared, client: &mut ClientState, out: &mut Rep
     let misconf = error::misconf_aof(errno);
     if spec.flags & flags::RUNS_QUEUE != 0 {
         client.multi = None;
+        client.handle.multi.store(-1, Ordering::Relaxed);
         client.multi_error = false;
         transactions::unwatch_all(&mut Ctx { shared, client, out });
         reply_error(out, &format!("EXECABORT Transaction discarded because of: {misconf}"));
@@ -252,12 +260,7 @@ fn run_with_keys(
     keys: Result<KeyPositions, CmdError>,
     start: u64,
 ) {
-    let slot = if spec.flags & flags::CONTAINER != 0 {
-        table::stat_index(index, args)
-    } else {
-        index
-    };
-    ctx.client.handle.last_cmd.store(slot, Ordering::Relaxed);
+    let slot = stat_slot(index, spec, args);
     let (result, keys) = match keys {
         Ok(keys) if spec.flags & flags::GRANTS_LOCK != 0 => (
             ctx.check_grants_allowed()
@@ -267,6 +270,11 @@ fn run_with_keys(
         Ok(keys) => ((spec.handler)(ctx, locked, args), Some(keys)),
         Err(e) => (Err(e), None),
     };
+    // MULTI, EXEC, DISCARD and RESET start or end a transaction.
+    if spec.flags & (flags::SKIP_QUEUE | flags::ENDS_MULTI) != 0 {
+        let queued = ctx.client.multi.as_ref().map_or(-1, |q| q.len() as i64);
+        ctx.client.handle.multi.store(queued, Ordering::Relaxed);
+    }
     let failed = result.is_err();
     if let Err(e) = result {
         reply_error(ctx.out, &e.text(spec.name));
@@ -291,6 +299,16 @@ fn run_with_keys(
         let handle = &ctx.client.handle;
         let name = handle.name.lock().clone();
         ctx.shared.slowlog.push(usec, args, handle.addr.to_string(), name);
+    }
+}
+
+/// The statistics slot of a command: its row, or its subcommand's slot.
+#[inline]
+fn stat_slot(index: usize, spec: &CommandSpec, args: &[&[u8]]) -> usize {
+    if spec.flags & flags::CONTAINER != 0 {
+        table::stat_index(index, args)
+    } else {
+        index
     }
 }
 

@@ -258,6 +258,9 @@ fn admit(
     }
     let laddr = stream.local_addr().unwrap_or(peer);
     let handle = shared.clients.register(peer, laddr);
+    handle
+        .fd
+        .store(std::os::fd::AsRawFd::as_raw_fd(&stream), Ordering::Relaxed);
     let shared = shared.clone();
     tokio::spawn(async move {
         debug!(%peer, id = handle.id, tls = tls.is_some(), "client connected");
