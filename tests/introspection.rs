@@ -418,3 +418,85 @@ fn client_list_filters_as_redis() {
         assert!(line.contains(" flags=e "), "{label}: {line}");
     }
 }
+
+/// A RESP reply parsed by the redis crate.
+fn value(raw: &mut Raw, args: &[&str]) -> redis::Value {
+    redis::parse_redis_value(&raw.cmd(args)).expect("a RESP reply")
+}
+
+fn strings(v: redis::Value) -> Vec<String> {
+    let mut v: Vec<String> = redis::FromRedisValue::from_redis_value(v).expect("strings");
+    v.sort();
+    v
+}
+
+#[test]
+fn command_info_flags_and_categories_match_redis() {
+    let d = Differential::new();
+    let (mut r, mut o) = (d.redis.raw(), d.ours.raw());
+    let names = strings(value(&mut o, &["COMMAND", "LIST"]));
+    let mut args = vec!["COMMAND", "INFO"];
+    args.extend(names.iter().map(String::as_str));
+    let as_list = |v: redis::Value| -> Vec<redis::Value> { redis::FromRedisValue::from_redis_value(v).unwrap() };
+    let ours = as_list(value(&mut o, &args));
+    let theirs = as_list(value(&mut r, &args));
+    let mut shared = 0;
+    for ((name, o), t) in names.iter().zip(ours).zip(theirs) {
+        if t == redis::Value::Nil {
+            continue; // redlockd's own command
+        }
+        shared += 1;
+        let (o, t) = (as_list(o), as_list(t));
+        assert_eq!(strings(o[2].clone()), strings(t[2].clone()), "{name} flags");
+        assert_eq!(strings(o[6].clone()), strings(t[6].clone()), "{name} ACL categories");
+        assert_eq!(o[1..2], t[1..2], "{name} arity");
+        assert_eq!(o[3..6], t[3..6], "{name} key positions");
+    }
+    assert!(shared > 50);
+    let eval = as_list(as_list(value(&mut o, &["COMMAND", "INFO", "eval"])).remove(0));
+    assert!(strings(eval[2].clone()).contains(&"movablekeys".to_string()));
+}
+
+#[test]
+fn command_list_filters_as_redis() {
+    let d = Differential::new();
+    let (mut r, mut o) = (d.redis.raw(), d.ours.raw());
+    // Everything redlockd can list (commands and subcommands).
+    let ours_all = strings(value(&mut o, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "*"]));
+    let theirs_all = strings(value(&mut r, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "*"]));
+    for filter in [
+        &["ACLCAT", "string"][..],
+        &["ACLCAT", "keyspace"],
+        &["ACLCAT", "CONNECTION"],
+        &["ACLCAT", "fast"],
+        &["ACLCAT", "dangerous"],
+        &["ACLCAT", "nosuch"],
+        &["PATTERN", "config*"],
+        &["PATTERN", "*|help"],
+        &["PATTERN", "g?t*"],
+        &["MODULE", "nosuch"],
+    ] {
+        let mut args = vec!["COMMAND", "LIST", "FILTERBY"];
+        args.extend(filter);
+        // Compared on the names both have (redlockd's own commands aside).
+        let ours: Vec<String> = strings(value(&mut o, &args))
+            .into_iter()
+            .filter(|n| theirs_all.contains(n))
+            .collect();
+        let theirs: Vec<String> = strings(value(&mut r, &args))
+            .into_iter()
+            .filter(|n| ours_all.contains(n))
+            .collect();
+        assert_eq!(ours, theirs, "{filter:?}");
+    }
+    // redlockd's own commands are listed under their categories too.
+    let writes = strings(value(&mut o, &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "write"]));
+    assert!(writes.contains(&"lock.acquire".to_string()), "{writes:?}");
+    let mut d = d;
+    d.run(&[
+        &["COMMAND", "LIST", "FILTERBY", "foo", "bar"],
+        &["COMMAND", "LIST", "FILTERBY"],
+        &["COMMAND", "LIST", "foo"],
+        &["COMMAND", "LIST", "FILTERBY", "aclcat"],
+    ]);
+}

@@ -898,16 +898,163 @@ fn key_triplet(keys: &KeySpec) -> (i64, i64, i64) {
     }
 }
 
-fn write_command_info(ctx: &mut Ctx<'_>, c: &CommandSpec) {
-    let out = &mut *ctx.out;
-    out.array(10);
-    out.bulk_str(c.name);
-    out.int(c.arity as i64);
-    let names: Vec<&str> = flags::NAMES
+/// COMMAND INFO's flags and ACL categories of the commands and subcommands
+/// redlockd shares with Redis, as redis-server 7.0 reports them (CLIENT
+/// SETINFO and NO-TOUCH, which came in 7.2, as 7.2 does). redlockd's own
+/// commands are described from their rows ([`derived_description`]).
+#[rustfmt::skip]
+const REDIS_DESCRIPTIONS: &[(&str, &[&str], &[&str])] = &[
+    ("ping", &["fast"], &["@fast", "@connection"]),
+    ("echo", &["loading", "stale", "fast"], &["@fast", "@connection"]),
+    ("hello", &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], &["@fast", "@connection"]),
+    ("quit", &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], &["@fast", "@connection"]),
+    ("reset", &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], &["@fast", "@connection"]),
+    ("select", &["loading", "stale", "fast"], &["@fast", "@connection"]),
+    ("client", &[], &["@slow"]),
+    ("client|id", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
+    ("client|getname", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
+    ("client|setname", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
+    ("client|setinfo", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
+    ("client|info", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
+    ("client|list", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
+    ("client|kill", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
+    ("client|no-evict", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
+    ("client|no-touch", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
+    ("client|help", &["loading", "stale"], &["@slow", "@connection"]),
+    ("auth", &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], &["@fast", "@connection"]),
+    ("info", &["loading", "stale"], &["@slow", "@dangerous"]),
+    ("config", &[], &["@slow"]),
+    ("config|get", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("config|set", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("config|resetstat", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("config|rewrite", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("config|help", &["loading", "stale"], &["@slow"]),
+    ("dbsize", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("flushdb", &["write"], &["@keyspace", "@write", "@slow", "@dangerous"]),
+    ("flushall", &["write"], &["@keyspace", "@write", "@slow", "@dangerous"]),
+    ("time", &["loading", "stale", "fast"], &["@fast"]),
+    ("shutdown", &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], &["@admin", "@slow", "@dangerous"]),
+    ("command", &["loading", "stale"], &["@slow", "@connection"]),
+    ("command|count", &["loading", "stale"], &["@slow", "@connection"]),
+    ("command|list", &["loading", "stale"], &["@slow", "@connection"]),
+    ("command|info", &["loading", "stale"], &["@slow", "@connection"]),
+    ("command|docs", &["loading", "stale"], &["@slow", "@connection"]),
+    ("command|getkeys", &["loading", "stale"], &["@slow", "@connection"]),
+    ("command|help", &["loading", "stale"], &["@slow", "@connection"]),
+    ("slowlog", &[], &["@slow"]),
+    ("slowlog|get", &["admin", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("slowlog|len", &["admin", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("slowlog|reset", &["admin", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("slowlog|help", &["loading", "stale"], &["@slow"]),
+    ("latency", &[], &["@slow"]),
+    ("latency|latest", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("latency|history", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("latency|reset", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("latency|doctor", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("latency|graph", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("latency|histogram", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous"]),
+    ("latency|help", &["loading", "stale"], &["@slow"]),
+    ("bgrewriteaof", &["admin", "noscript", "no_async_loading"], &["@admin", "@slow", "@dangerous"]),
+    ("wait", &["noscript"], &["@slow", "@connection"]),
+    ("publish", &["pubsub", "loading", "stale", "fast"], &["@pubsub", "@fast"]),
+    ("del", &["write"], &["@keyspace", "@write", "@slow"]),
+    ("unlink", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
+    ("exists", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("touch", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("type", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("keys", &["readonly"], &["@keyspace", "@read", "@slow", "@dangerous"]),
+    ("scan", &["readonly"], &["@keyspace", "@read", "@slow"]),
+    ("randomkey", &["readonly"], &["@keyspace", "@read", "@slow"]),
+    ("rename", &["write"], &["@keyspace", "@write", "@slow"]),
+    ("renamenx", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
+    ("expire", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
+    ("pexpire", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
+    ("expireat", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
+    ("pexpireat", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
+    ("ttl", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("pttl", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("expiretime", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("pexpiretime", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),
+    ("persist", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
+    ("get", &["readonly", "fast"], &["@read", "@string", "@fast"]),
+    ("set", &["write", "denyoom"], &["@write", "@string", "@slow"]),
+    ("setnx", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("setex", &["write", "denyoom"], &["@write", "@string", "@slow"]),
+    ("psetex", &["write", "denyoom"], &["@write", "@string", "@slow"]),
+    ("getset", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("getdel", &["write", "fast"], &["@write", "@string", "@fast"]),
+    ("getex", &["write", "fast"], &["@write", "@string", "@fast"]),
+    ("mget", &["readonly", "fast"], &["@read", "@string", "@fast"]),
+    ("mset", &["write", "denyoom"], &["@write", "@string", "@slow"]),
+    ("msetnx", &["write", "denyoom"], &["@write", "@string", "@slow"]),
+    ("incr", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("decr", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("incrby", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("decrby", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("incrbyfloat", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("append", &["write", "denyoom", "fast"], &["@write", "@string", "@fast"]),
+    ("strlen", &["readonly", "fast"], &["@read", "@string", "@fast"]),
+    ("getrange", &["readonly"], &["@read", "@string", "@slow"]),
+    ("substr", &["readonly"], &["@read", "@string", "@slow"]),
+    ("setrange", &["write", "denyoom"], &["@write", "@string", "@slow"]),
+    ("multi", &["noscript", "loading", "stale", "fast", "allow_busy"], &["@fast", "@transaction"]),
+    ("exec", &["noscript", "loading", "stale", "skip_slowlog"], &["@slow", "@transaction"]),
+    ("discard", &["noscript", "loading", "stale", "fast", "allow_busy"], &["@fast", "@transaction"]),
+    ("watch", &["noscript", "loading", "stale", "fast", "allow_busy"], &["@fast", "@transaction"]),
+    ("unwatch", &["noscript", "loading", "stale", "fast", "allow_busy"], &["@fast", "@transaction"]),
+    ("eval", &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], &["@slow", "@scripting"]),
+    ("evalsha", &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], &["@slow", "@scripting"]),
+    ("eval_ro", &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], &["@slow", "@scripting"]),
+    ("evalsha_ro", &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], &["@slow", "@scripting"]),
+    ("script", &[], &["@slow"]),
+    ("script|load", &["noscript", "stale"], &["@slow", "@scripting"]),
+    ("script|exists", &["noscript"], &["@slow", "@scripting"]),
+    ("script|flush", &["noscript"], &["@slow", "@scripting"]),
+    ("script|kill", &["noscript", "allow_busy"], &["@slow", "@scripting"]),
+    ("script|help", &["loading", "stale"], &["@slow", "@scripting"]),
+];
+
+/// Flags and ACL categories of a command of redlockd's own: the row's
+/// flags; @write or @read, @string for string commands, @fast or @slow.
+fn derived_description(c: &CommandSpec) -> (Vec<&'static str>, Vec<&'static str>) {
+    let names = flags::NAMES
         .iter()
         .filter(|(f, _)| c.flags & f != 0)
         .map(|(_, n)| *n)
         .collect();
+    let mut categories = Vec::new();
+    if c.flags & flags::WRITE != 0 {
+        categories.push("@write");
+    } else if c.flags & flags::READONLY != 0 {
+        categories.push("@read");
+    }
+    if c.group == "string" {
+        categories.push("@string");
+    }
+    categories.push(if c.flags & flags::FAST != 0 { "@fast" } else { "@slow" });
+    (names, categories)
+}
+
+/// The flags and ACL categories COMMAND reports for a command (`get`) or
+/// subcommand (`config|get`); None for a subcommand redlockd lacks.
+fn description(name: &str) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
+    if let Some((_, f, a)) = REDIS_DESCRIPTIONS.iter().find(|(n, _, _)| *n == name) {
+        return Some((f.to_vec(), a.to_vec()));
+    }
+    COMMANDS.iter().find(|c| c.name == name).map(derived_description)
+}
+
+/// Every command and subcommand name COMMAND LIST can filter.
+fn all_names() -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
+    (0..super::table::stat_count()).map(stat_name)
+}
+
+fn write_command_info(ctx: &mut Ctx<'_>, c: &CommandSpec) {
+    let (names, categories) = description(c.name).unwrap_or_default();
+    let out = &mut *ctx.out;
+    out.array(10);
+    out.bulk_str(c.name);
+    out.int(c.arity as i64);
     out.set(names.len());
     for n in names {
         out.simple(n);
@@ -916,9 +1063,10 @@ fn write_command_info(ctx: &mut Ctx<'_>, c: &CommandSpec) {
     out.int(first);
     out.int(last);
     out.int(step);
-    let category = format!("@{}", c.group);
-    out.set(1);
-    out.simple(&category);
+    out.set(categories.len());
+    for category in categories {
+        out.simple(category);
+    }
     out.set(0); // tips
     out.array(0); // key specifications
     out.array(0); // subcommands
@@ -948,20 +1096,33 @@ pub fn command(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
     if is(sub, "count") && args.len() == 2 {
         ctx.out.int(COMMANDS.len() as i64);
     } else if is(sub, "list") {
-        let mut pattern = None;
-        if args.len() == 5 && is(args[2], "filterby") && is(args[3], "pattern") {
-            pattern = Some(args[4]);
-        } else if args.len() != 2 {
+        let names: Vec<std::borrow::Cow<'static, str>> = if args.len() == 2 {
+            COMMANDS.iter().map(|c| c.name.into()).collect()
+        } else if args.len() == 5 && is(args[2], "filterby") {
+            let (kind, value) = (args[3], args[4]);
+            if is(kind, "module") {
+                Vec::new() // redlockd loads no modules
+            } else if is(kind, "aclcat") {
+                all_names()
+                    .filter(|n| {
+                        description(n).is_some_and(|(_, categories)| {
+                            categories.iter().any(|c| c.as_bytes()[1..].eq_ignore_ascii_case(value))
+                        })
+                    })
+                    .collect()
+            } else if is(kind, "pattern") {
+                all_names()
+                    .filter(|n| glob::matches(value, n.as_bytes(), true))
+                    .collect()
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        } else {
             return Err(CmdError::Syntax);
-        }
-        let names: Vec<&str> = COMMANDS
-            .iter()
-            .map(|c| c.name)
-            .filter(|n| pattern.is_none_or(|p| glob::matches(p, n.as_bytes(), true)))
-            .collect();
+        };
         ctx.out.array(names.len());
         for n in names {
-            ctx.out.bulk_str(n);
+            ctx.out.bulk_str(&n);
         }
     } else if is(sub, "info") {
         let wanted: Vec<Option<&'static CommandSpec>> = if args.len() == 2 {
@@ -1033,4 +1194,23 @@ pub fn command(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
         return Err(unknown_subcommand(sub, "command"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every description is of a command or subcommand redlockd serves, and
+    /// every one of those has a description.
+    #[test]
+    fn descriptions_match_the_table() {
+        let names: Vec<String> = all_names().map(|n| n.into_owned()).collect();
+        for (name, _, _) in REDIS_DESCRIPTIONS {
+            assert!(names.iter().any(|n| n == name), "{name} is not served");
+        }
+        for n in &names {
+            let (_, categories) = description(n).unwrap_or_else(|| panic!("{n} undescribed"));
+            assert!(categories.contains(&"@fast") != categories.contains(&"@slow"), "{n}");
+        }
+    }
 }
