@@ -412,6 +412,11 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
                 .map(|p| repr(p.as_bytes())),
         ),
         ("protected-mode", yes_no(c.protected_mode)),
+        (
+            "slowlog-log-slower-than",
+            Some(c.slowlog_log_slower_than.to_string().into_bytes()),
+        ),
+        ("slowlog-max-len", num(c.slowlog_max_len)),
         ("restart-delay", num(c.restart_delay)),
         ("save", Some(b"\"\"".to_vec())),
         ("appendonly", yes_no(c.appendonly)),

@@ -67,6 +67,13 @@ pub struct ServerConfig {
     /// With no password, refuse clients that are not on 127.0.0.1 or ::1.
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub protected_mode: bool,
+    /// Log commands that ran at least this many microseconds in the slow
+    /// log (SLOWLOG GET); -1 logs nothing, 0 every command.
+    #[arg(long, default_value_t = 10_000, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(-1..))]
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps (the oldest go first).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub slowlog_max_len: u64,
     /// After start, refuse lock grants (SET NX, LOCK.ACQUIRE, acquire scripts)
     /// for this many milliseconds: Redlock's delayed restart (0 = off).
     #[arg(long, default_value_t = 0)]
@@ -163,6 +170,8 @@ impl Default for ServerConfig {
             },
             requirepass: None,
             protected_mode: true,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
             restart_delay: 0,
             appendonly: false,
             appendfsync: "everysec".into(),

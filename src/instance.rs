@@ -106,7 +106,7 @@ impl Shared {
             clients: ClientRegistry::default(),
             watches: Watches::default(),
             counters: ServerCounters::default(),
-            slowlog: crate::slowlog::SlowLog::new(10_000, 128),
+            slowlog: crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len),
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,

@@ -500,3 +500,21 @@ fn command_list_filters_as_redis() {
         &["COMMAND", "LIST", "FILTERBY", "aclcat"],
     ]);
 }
+
+#[test]
+fn slowlog_settings_from_flags() {
+    let s = common::Server::start_with(&["--slowlog-log-slower-than", "0", "--slowlog-max-len", "3"]);
+    let mut c = s.raw();
+    assert_eq!(
+        c.cmd_str(&["CONFIG", "GET", "slowlog-*"]),
+        "*4\r\n$23\r\nslowlog-log-slower-than\r\n$1\r\n0\r\n$15\r\nslowlog-max-len\r\n$1\r\n3\r\n"
+    );
+    for i in 0..5 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    assert_eq!(c.cmd_str(&["SLOWLOG", "LEN"]), ":3\r\n");
+    let off = common::Server::start_with(&["--slowlog-log-slower-than", "-1"]);
+    let mut c = off.raw();
+    c.cmd(&["SET", "k", "v"]);
+    assert_eq!(c.cmd_str(&["SLOWLOG", "LEN"]), ":0\r\n");
+}

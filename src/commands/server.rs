@@ -371,6 +371,8 @@ fn config_rewrite(ctx: &mut Ctx<'_>) -> CmdResult {
     current.proto_max_bulk_len = Settings::get(&s.proto_max_bulk_len);
     current.client_query_buffer_limit = Settings::get(&s.client_query_buffer_limit);
     current.protected_mode = s.protected_mode.load(Ordering::Relaxed);
+    current.slowlog_log_slower_than = ctx.shared.slowlog.slower_than.load(Ordering::Relaxed);
+    current.slowlog_max_len = ctx.shared.slowlog.max_len.load(Ordering::Relaxed);
     // The file is read back as text: a password that is not UTF-8 could
     // not be loaded from it.
     current.requirepass = match s.requirepass.read().as_deref().map(|p| String::from_utf8(p.to_vec())) {
