@@ -173,7 +173,7 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         return;
     }
     let mut ctx = Ctx { shared, client, out };
-    run(&mut ctx, index, spec, args);
+    run(&mut ctx, slot, spec, args);
 }
 
 /// Whether Redis refuses the command while the append-only file cannot be
@@ -212,8 +212,8 @@ fn flag_transaction(client: &mut ClientState) {
     }
 }
 
-/// Lock the command's keys and run it.
-fn run(ctx: &mut Ctx<'_>, index: usize, spec: &'static CommandSpec, args: &[&[u8]]) {
+/// Lock the command's keys and run it; `slot` is its statistics slot.
+fn run(ctx: &mut Ctx<'_>, slot: usize, spec: &'static CommandSpec, args: &[&[u8]]) {
     let keyspace = &ctx.shared.keyspace;
     let db = &keyspace.dbs[ctx.client.db];
     let now = keyspace.clock.now_us();
@@ -225,12 +225,12 @@ fn run(ctx: &mut Ctx<'_>, index: usize, spec: &'static CommandSpec, args: &[&[u8
             Ok(range) => (db.lock_keys(range.clone().map(|i| args[i]), now), range),
             Err(e) => {
                 reply_error(ctx.out, &e.text(spec.name));
-                stats::command_done(index, true, keyspace.clock.now_us().saturating_sub(now));
+                stats::command_done(slot, true, keyspace.clock.now_us().saturating_sub(now));
                 return;
             }
         },
     };
-    run_with_keys(ctx, index, spec, &mut locked, args, Ok(keys), now);
+    run_with_keys(ctx, slot, spec, &mut locked, args, Ok(keys), now);
 }
 
 /// Run a command against keys already locked (by EXEC).
@@ -245,22 +245,22 @@ pub fn run_locked(
     // no handler may see an impossible numkeys.
     let keys = key_positions(&spec.keys, args);
     let start = ctx.shared.keyspace.clock.now_us();
-    run_with_keys(ctx, index, spec, locked, args, keys, start);
+    run_with_keys(ctx, stat_slot(index, spec, args), spec, locked, args, keys, start);
 }
 
-/// Run a command whose key positions (or their error) are known; `start`
-/// is the store clock's reading before its keys were locked (the one the
-/// store uses as "now"), so timing it costs one more clock read.
+/// Run a command whose key positions (or their error) are known; `slot`
+/// is its statistics slot ([`stat_slot`]), `start` the store clock's
+/// reading before its keys were locked (the one the store uses as "now"),
+/// so timing it costs one more clock read.
 fn run_with_keys(
     ctx: &mut Ctx<'_>,
-    index: usize,
+    slot: usize,
     spec: &'static CommandSpec,
     locked: &mut Locked<'_>,
     args: &[&[u8]],
     keys: Result<KeyPositions, CmdError>,
     start: u64,
 ) {
-    let slot = stat_slot(index, spec, args);
     let (result, keys) = match keys {
         Ok(keys) if spec.flags & flags::GRANTS_LOCK != 0 => (
             ctx.check_grants_allowed()
@@ -296,10 +296,17 @@ fn run_with_keys(
     stats::command_done(slot, failed, usec);
     // AUTH and HELLO carry passwords; EXEC's commands are logged one by one.
     if ctx.shared.slowlog.is_slow(usec) && spec.flags & (flags::NO_AUTH | flags::RUNS_QUEUE) == 0 {
-        let handle = &ctx.client.handle;
-        let name = handle.name.lock().clone();
-        ctx.shared.slowlog.push(usec, args, handle.addr.to_string(), name);
+        log_slow(ctx, args, usec);
     }
+}
+
+/// Out of line: most commands are not slow, and the hot path stays small.
+#[cold]
+#[inline(never)]
+fn log_slow(ctx: &Ctx<'_>, args: &[&[u8]], usec: u64) {
+    let handle = &ctx.client.handle;
+    let name = handle.name.lock().clone();
+    ctx.shared.slowlog.push(usec, args, handle.addr.to_string(), name);
 }
 
 /// The statistics slot of a command: its row, or its subcommand's slot.
