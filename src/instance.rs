@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::{ServerConfig, Settings};
+use crate::lockstats::LockStats;
 use crate::persist::aof::{Aof, Fsync, RewritePolicy};
 use crate::stats::ServerCounters;
 use crate::store::Keyspace;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub clients: ClientRegistry,
     pub watches: Watches,
     pub counters: ServerCounters,
+    /// Lock grant/release counters and recent lock events (`/metrics`, status page).
+    pub locks: LockStats,
     pub started: Instant,
     /// Lock grants are refused until the restart delay has passed (`--restart-delay`).
     pub grants: GrantGate,
@@ -105,6 +108,7 @@ impl Shared {
             clients: ClientRegistry::default(),
             watches: Watches::default(),
             counters: ServerCounters::default(),
+            locks: LockStats::new(config.metrics_port != 0),
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,
