@@ -35,7 +35,7 @@ pub struct Shared {
     pub watches: Watches,
     pub counters: ServerCounters,
     /// Lock grant/release counters and recent lock events (`/metrics`, status page).
-    pub locks: LockStats,
+    pub locks: Arc<LockStats>,
     pub started: Instant,
     /// Lock grants are refused until the restart delay has passed (`--restart-delay`).
     pub grants: GrantGate,
@@ -86,6 +86,7 @@ impl Shared {
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
             .collect();
         let keyspace = Arc::new(Keyspace::new(config.databases));
+        let locks = Arc::new(LockStats::new(config.metrics_port != 0));
         let aof = if config.appendonly {
             let path = config.dir.join(&config.appendfilename);
             let rewrite = RewritePolicy {
@@ -101,6 +102,15 @@ impl Shared {
         } else {
             None
         };
+        if config.metrics_port != 0 {
+            // The status page's "expired" events (after the log's replay).
+            for (i, db) in keyspace.dbs.iter().enumerate() {
+                let locks = locks.clone();
+                db.set_expire_hook(Box::new(move |key, entry| {
+                    locks.expired(i, key, &entry.value, entry.deadline())
+                }));
+            }
+        }
         Ok(Arc::new(Shared {
             settings: Settings::new(&config),
             keyspace,
@@ -108,7 +118,7 @@ impl Shared {
             clients: ClientRegistry::default(),
             watches: Watches::default(),
             counters: ServerCounters::default(),
-            locks: LockStats::new(config.metrics_port != 0),
+            locks,
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,

@@ -45,6 +45,7 @@ pub enum Release {
 pub enum EventKind {
     Acquired,
     Released,
+    Expired,
 }
 
 impl EventKind {
@@ -52,6 +53,7 @@ impl EventKind {
         match self {
             EventKind::Acquired => "acquired",
             EventKind::Released => "released",
+            EventKind::Expired => "expired",
         }
     }
 }
@@ -66,7 +68,8 @@ pub struct Event {
     pub token: Vec<u8>,
     /// Wall-clock time, ms since the Unix epoch.
     pub at_ms: u64,
-    /// For a release whose grant time was known: how long it was held.
+    /// For a release or expiry whose grant time was known: how long it was
+    /// held (until its deadline, for an expiry).
     pub held_ms: Option<u64>,
 }
 
@@ -175,6 +178,16 @@ impl LockStats {
                 self.hold_sum_ms.fetch_add(ms, Relaxed);
             }
             self.push(EventKind::Released, db, key, token, held_ms);
+        }
+    }
+
+    /// A key with a deadline (a lock) was removed because the deadline
+    /// passed; `deadline_us` on the commands' clock. Only an event: the
+    /// count is the keyspace's expired keys.
+    pub fn expired(&self, db: usize, key: &[u8], token: &[u8], deadline_us: u64) {
+        if self.detailed {
+            let held_ms = self.age_ms(db, key, token, deadline_us);
+            self.push(EventKind::Expired, db, key, token, held_ms);
         }
     }
 

@@ -104,6 +104,18 @@ fn counters_count_every_grant_and_release_decision_once() {
         }),
         "the lock left to expire was never counted:\n{m}"
     );
+    let doc: serde_json::Value = serde_json::from_str(&get(port, "/locks").body).expect("valid JSON");
+    let lost = &doc["events"][0];
+    assert_eq!(
+        (&lost["kind"], &lost["key"]),
+        (&"expired".into(), &"lost".into()),
+        "{doc}"
+    );
+    // Held from its grant to its deadline.
+    assert!(
+        lost["held_ms"].as_u64().is_some_and(|ms| (45..=60).contains(&ms)),
+        "{lost}"
+    );
     let expect = [
         ("redlockd_lock_acquire_total{result=\"granted\"}", 4.0),
         ("redlockd_lock_acquire_total{result=\"busy\"}", 3.0),
