@@ -18,7 +18,6 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -41,8 +40,9 @@ pub enum Release {
     Missing,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EventKind {
+    #[default]
     Acquired,
     Released,
     Expired,
@@ -59,15 +59,15 @@ impl EventKind {
 }
 
 /// One lock event; key and token are truncated copies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Event {
     pub kind: EventKind,
     pub db: usize,
     pub key: Vec<u8>,
     pub key_len: usize,
     pub token: Vec<u8>,
-    /// Wall-clock time, ms since the Unix epoch.
-    pub at_ms: u64,
+    /// When, on the commands' clock (µs, [`crate::store::Clock::now_us`]).
+    pub at_us: u64,
     /// For a release or expiry whose grant time was known: how long it was
     /// held (until its deadline, for an expiry).
     pub held_ms: Option<u64>,
@@ -100,12 +100,6 @@ fn grant_hash(db: usize, key: &[u8], token: &[u8]) -> u64 {
     xxh3_64_with_seed(key, db as u64) ^ xxh3_64_with_seed(token, !(db as u64)).rotate_left(17)
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl LockStats {
     /// `detailed`: keep grant times and recent events (only the metrics
     /// server reads them).
@@ -135,7 +129,7 @@ impl LockStats {
             let h = grant_hash(db, key, token);
             let packed = (h & !TIME_MASK) | ((now_us / 1000) & TIME_MASK);
             self.ages[h as usize & (AGE_SLOTS - 1)].store(packed, Relaxed);
-            self.push(EventKind::Acquired, db, key, token, None);
+            self.push(EventKind::Acquired, db, key, token, None, now_us);
         }
     }
 
@@ -177,7 +171,7 @@ impl LockStats {
                 self.hold_buckets[bucket].fetch_add(1, Relaxed);
                 self.hold_sum_ms.fetch_add(ms, Relaxed);
             }
-            self.push(EventKind::Released, db, key, token, held_ms);
+            self.push(EventKind::Released, db, key, token, held_ms, now_us);
         }
     }
 
@@ -187,7 +181,7 @@ impl LockStats {
     pub fn expired(&self, db: usize, key: &[u8], token: &[u8], deadline_us: u64) {
         if self.detailed {
             let held_ms = self.age_ms(db, key, token, deadline_us);
-            self.push(EventKind::Expired, db, key, token, held_ms);
+            self.push(EventKind::Expired, db, key, token, held_ms, deadline_us);
         }
     }
 
@@ -207,20 +201,24 @@ impl LockStats {
         Some(((now_us / 1000) & TIME_MASK).wrapping_sub(packed & TIME_MASK) & TIME_MASK)
     }
 
-    fn push(&self, kind: EventKind, db: usize, key: &[u8], token: &[u8], held_ms: Option<u64>) {
-        let event = Event {
-            kind,
-            db,
-            key: key[..key.len().min(KEY_KEPT)].to_vec(),
-            key_len: key.len(),
-            token: token[..token.len().min(TOKEN_KEPT)].to_vec(),
-            at_ms: unix_ms(),
-            held_ms,
-        };
+    /// Record an event. Once the ring is full, the evicted event's buffers
+    /// are reused: a grant then copies its key without allocating.
+    fn push(&self, kind: EventKind, db: usize, key: &[u8], token: &[u8], held_ms: Option<u64>, at_us: u64) {
         let mut ring = self.events.lock();
-        if ring.len() == EVENT_RING {
-            ring.pop_front();
-        }
+        let mut event = if ring.len() == EVENT_RING {
+            ring.pop_front().unwrap_or_default()
+        } else {
+            Event::default()
+        };
+        event.kind = kind;
+        event.db = db;
+        event.key.clear();
+        event.key.extend_from_slice(&key[..key.len().min(KEY_KEPT)]);
+        event.key_len = key.len();
+        event.token.clear();
+        event.token.extend_from_slice(&token[..token.len().min(TOKEN_KEPT)]);
+        event.at_us = at_us;
+        event.held_ms = held_ms;
         ring.push_back(event);
     }
 

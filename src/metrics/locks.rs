@@ -63,6 +63,9 @@ pub fn render(shared: &Shared) -> String {
             });
         }
     }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let _ = write!(out, "],\"limit\":{LIST_LIMIT},\"truncated\":{truncated},\"events\":[");
     for (i, ev) in shared.locks.recent_events().iter().enumerate() {
         if i > 0 {
@@ -72,7 +75,9 @@ pub fn render(shared: &Shared) -> String {
         json_str(&mut out, &ev.key);
         let _ = write!(out, ",\"key_len\":{},\"token\":", ev.key_len);
         json_str(&mut out, &ev.token[..ev.token.len().min(TOKEN_SHOWN)]);
-        let _ = write!(out, ",\"at_ms\":{}", ev.at_ms);
+        // Events keep the commands' monotonic clock; the page wants wall time.
+        let at_ms = now_ms.saturating_sub(now.saturating_sub(ev.at_us) / 1000);
+        let _ = write!(out, ",\"at_ms\":{at_ms}");
         match ev.held_ms {
             Some(ms) => {
                 let _ = write!(out, ",\"held_ms\":{ms}}}");
@@ -80,9 +85,6 @@ pub fn render(shared: &Shared) -> String {
             None => out.push_str(",\"held_ms\":null}"),
         }
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
     let _ = write!(
         out,
         "],\"health\":{{\"now_ms\":{now_ms},\"uptime_s\":{},\"clients\":{},\"used_memory\":{},\"maxmemory\":{},\"commands_processed\":{},\"expired_while_held\":{},\"granted\":{},\"busy\":{},\"refused\":{},\"ready\":",
