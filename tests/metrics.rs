@@ -262,3 +262,77 @@ fn the_status_page_is_self_contained_and_locked_down() {
     assert!(!r.body.contains("innerHTML"));
     assert_eq!(get(port, "/nope").status, 404);
 }
+
+/// A small tmpfs (root only; `None`, saying why, otherwise), unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount() -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .status();
+        if !mounted.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: cannot mount a tmpfs");
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn not_ready_while_the_append_only_file_cannot_be_written() {
+    let Some(fs) = Tmpfs::mount() else { return };
+    let dir = fs.0.path().display().to_string();
+    let (server, port) = start(&["--appendonly", "yes", "--appendfsync", "everysec", "--dir", &dir]);
+    assert_eq!(get(port, "/readyz").status, 200);
+    // Fill the disk from a connection that sends without reading replies
+    // (the write that meets the full disk waits for space to reply).
+    let mut writer = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let value = "v".repeat(8000);
+    for i in 0..64 {
+        writer
+            .write_all(&common::encode(&[
+                b"SET",
+                format!("fill{i}").as_bytes(),
+                value.as_bytes(),
+            ]))
+            .unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || get(port, "/readyz").status == 503),
+        "the disk never filled"
+    );
+    let r = get(port, "/readyz");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("append-only file cannot be written"), "{}", r.body);
+    let mut c = server.raw();
+    assert!(
+        c.cmd_str(&["SET", "lock", "t", "NX", "PX", "1000"])
+            .starts_with("-MISCONF")
+    );
+    let m = scrape(port);
+    assert_eq!(sample(&m, "redlockd_aof_last_write_ok"), Some(0.0), "{m}");
+    assert_eq!(
+        sample(&m, "redlockd_lock_acquire_total{result=\"refused\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    drop((c, writer));
+    drop(server);
+}
