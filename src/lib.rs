@@ -7,9 +7,10 @@
 //! connection shares), [`store`] (sharded keyspace with exact expiry),
 //! [`scripts`] (lock scripts recognised by SHA1).
 //!
-//! Dependencies point one way: `server` → `commands` → `instance` →
-//! [`store`], [`persist`], [`stats`], [`config`]; nothing below `commands`
-//! knows the command table, and nothing below `server` knows connections.
+//! Dependencies point one way: `server` → [`metrics`] (the operator's HTTP
+//! port) → `commands` → `instance` → [`store`], [`persist`], [`stats`],
+//! [`lockstats`], [`config`]; nothing below `commands` knows the command
+//! table, and nothing below `server` knows connections.
 
 pub mod cli;
 pub mod commands;
