@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (Debian's redis-server, redis-tools and
-# prometheus-redis-exporter, a Python
+# Install what the tests need (Debian's redis-server, redis-tools,
+# prometheus-redis-exporter and chromium, a Python
 # venv with the pinned client libraries, the Node client packages), then run
 # every test: formatting, clippy, Rust unit/integration tests (one release
 # build shared by all of them), Python and Node client-library tests, and
@@ -19,6 +19,8 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v prometheus-redis-exporter >/dev/null 2>&1 || missing+=(prometheus-redis-exporter)
+# tests/status_page.rs renders the status page in headless Chromium.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -425,6 +425,7 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ("appendfilename", Some(repr(c.appendfilename.as_bytes()))),
         ("auto-aof-rewrite-percentage", num(c.auto_aof_rewrite_percentage)),
         ("auto-aof-rewrite-min-size", Some(memory(c.auto_aof_rewrite_min_size))),
+        ("metrics-port", num(c.metrics_port.into())),
         ("tls-port", num(c.tls_port.into())),
         ("tls-cert-file", path(&c.tls_cert_file)),
         ("tls-key-file", path(&c.tls_key_file)),

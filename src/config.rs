@@ -95,6 +95,11 @@ pub struct ServerConfig {
     /// ...and is at least this large.
     #[arg(long, default_value = "64mb", value_parser = parse_memory)]
     pub auto_aof_rewrite_min_size: u64,
+    /// Port of the HTTP server for Prometheus metrics (`/metrics`), health
+    /// checks (`/healthz`, `/readyz`) and the status page (`/`), on
+    /// `--bind`'s address (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub metrics_port: u16,
     /// TLS port (0 = no TLS listener).
     #[arg(long, default_value_t = 0)]
     pub tls_port: u16,
@@ -179,6 +184,7 @@ impl Default for ServerConfig {
             appendfilename: "appendonly.aof".into(),
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 << 20,
+            metrics_port: 0,
             tls_port: 0,
             tls_cert_file: None,
             tls_key_file: None,

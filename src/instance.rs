@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::{ServerConfig, Settings};
+use crate::lockstats::LockStats;
 use crate::persist::aof::{Aof, Fsync, RewritePolicy};
 use crate::stats::ServerCounters;
 use crate::store::Keyspace;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub watches: Watches,
     pub counters: ServerCounters,
     pub slowlog: crate::slowlog::SlowLog,
+    /// Lock grant/release counters and recent lock events (`/metrics`, status page).
+    pub locks: Arc<LockStats>,
     pub started: Instant,
     /// Lock grants are refused until the restart delay has passed (`--restart-delay`).
     pub grants: GrantGate,
@@ -84,6 +87,7 @@ impl Shared {
             .map(|_| char::from(b"0123456789abcdef"[rand::random_range(0..16)]))
             .collect();
         let keyspace = Arc::new(Keyspace::new(config.databases));
+        let locks = Arc::new(LockStats::new(config.metrics_port != 0));
         let aof = if config.appendonly {
             let path = config.dir.join(&config.appendfilename);
             let rewrite = RewritePolicy {
@@ -99,6 +103,15 @@ impl Shared {
         } else {
             None
         };
+        if config.metrics_port != 0 {
+            // The status page's "expired" events (after the log's replay).
+            for (i, db) in keyspace.dbs.iter().enumerate() {
+                let locks = locks.clone();
+                db.set_expire_hook(Box::new(move |key, entry| {
+                    locks.expired(i, key, &entry.value, entry.deadline())
+                }));
+            }
+        }
         Ok(Arc::new(Shared {
             settings: Settings::new(&config),
             keyspace,
@@ -107,6 +120,7 @@ impl Shared {
             watches: Watches::default(),
             counters: ServerCounters::default(),
             slowlog: crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len),
+            locks,
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,

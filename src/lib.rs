@@ -7,9 +7,10 @@
 //! connection shares), [`store`] (sharded keyspace with exact expiry),
 //! [`scripts`] (lock scripts recognised by SHA1).
 //!
-//! Dependencies point one way: `server` → `commands` → `instance` →
-//! [`store`], [`persist`], [`stats`], [`config`]; nothing below `commands`
-//! knows the command table, and nothing below `server` knows connections.
+//! Dependencies point one way: `server` → [`metrics`] (the operator's HTTP
+//! port) → `commands` → `instance` → [`store`], [`persist`], [`stats`],
+//! [`lockstats`], [`config`]; nothing below `commands` knows the command
+//! table, and nothing below `server` knows connections.
 
 pub mod cli;
 pub mod commands;
@@ -18,7 +19,9 @@ pub mod config;
 pub mod fdlimit;
 pub mod glob;
 pub mod instance;
+pub mod lockstats;
 pub mod memory;
+pub mod metrics;
 pub mod persist;
 pub mod prefetch;
 pub mod protocol;

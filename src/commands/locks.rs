@@ -13,9 +13,11 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::args::{int, is};
-use super::strings::Condition;
+use super::strings::{Condition, ExpiryOpt, parse_set_options};
+use super::table::{CommandSpec, flags};
 use super::ttl::{ExpireArg, Form, pttl_of};
 use super::{CmdError, CmdResult, Ctx};
+use crate::lockstats::Release;
 use crate::store::{Deadline, Locked};
 
 /// DIGEST's text: XXH3-64 of the value, 16 lowercase hex digits.
@@ -65,26 +67,59 @@ pub fn delex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
         }
         _ => return Err(CmdError::Syntax),
     };
-    let deleted = delete_if(keys, args[1], cond)?;
+    // Deleting only what one owns is a lock release; the other conditions are not.
+    let release = matches!(cond, Condition::ValueEq(_) | Condition::DigestEq(_));
+    let deleted = delete_if(ctx, keys, args[1], cond, release)?;
     ctx.out.int(deleted as i64);
     Ok(())
 }
 
-/// Delete `key` if it exists and `cond` holds for its value.
-pub fn delete_if(keys: &mut Locked<'_>, key: &[u8], cond: Condition<'_>) -> Result<bool, CmdError> {
+/// Delete `key` if it exists and `cond` holds for its value; with
+/// `release`, count it as a lock release attempt.
+fn delete_if(
+    ctx: &Ctx<'_>,
+    keys: &mut Locked<'_>,
+    key: &[u8],
+    cond: Condition<'_>,
+    release: bool,
+) -> Result<bool, CmdError> {
+    let now = keys.now;
     let place = keys.place(key)?;
-    let ok = place.entry().is_some_and(|e| cond.holds(Some(&e.value)));
-    if ok {
-        place.remove();
+    let outcome = match place.entry() {
+        None => Release::Missing,
+        Some(e) if cond.holds(Some(&e.value)) => Release::Released,
+        Some(_) => Release::NotOwner,
+    };
+    let removed = (outcome == Release::Released).then(|| place.remove()).flatten();
+    if release {
+        let token = removed.as_ref().map_or(&b""[..], |e| &e.value);
+        ctx.shared.locks.released(ctx.client.db, key, token, outcome, now);
     }
-    Ok(ok)
+    Ok(outcome == Release::Released)
 }
 
 /// `DELIFEQ key value` (Valkey 9) → 1/0.
 pub fn delifeq(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let deleted = delete_if(keys, args[1], Condition::ValueEq(args[2]))?;
+    let deleted = delete_if(ctx, keys, args[1], Condition::ValueEq(args[2]), true)?;
     ctx.out.int(deleted as i64);
     Ok(())
+}
+
+/// Whether a command is a lock acquire: one the restart delay gates
+/// (LOCK.ACQUIRE, SETNX...), SET NX with a TTL, or a catalogued script that
+/// grants. Asked only for a command refused before it ran.
+pub fn grants_lock(spec: &CommandSpec, args: &[&[u8]]) -> bool {
+    let script = |sha: &[u8]| crate::scripts::lookup(sha).is_some_and(|s| s.op.grants());
+    match spec.name {
+        _ if spec.flags & flags::GRANTS_LOCK != 0 => true,
+        "set" => parse_set_options(args)
+            .is_ok_and(|o| o.cond == Condition::Missing && !matches!(o.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl)),
+        "evalsha" => args.get(1).is_some_and(|sha| script(sha)),
+        "eval" => args
+            .get(1)
+            .is_some_and(|text| script(crate::scripts::sha1_hex(text).as_bytes())),
+        _ => false,
+    }
 }
 
 /// Parse the `PX ms` / `EX s` pair of LOCK.ACQUIRE/LOCK.EXTEND into a
@@ -114,9 +149,11 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
         _ => Some(ctx.shared.keyspace.fences.next()),
     };
     let Some(fence) = fence else {
+        ctx.shared.locks.busy();
         ctx.out.null();
         return Ok(());
     };
+    ctx.shared.locks.acquired(ctx.client.db, key, token, keys.now);
     keys.set(key, token, deadline)?;
     if let Some(e) = keys.get_mut(key)? {
         e.fence = fence;
@@ -127,7 +164,7 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
 
 /// `LOCK.RELEASE key token` → 1/0.
 pub fn lock_release(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let deleted = delete_if(keys, args[1], Condition::ValueEq(args[2]))?;
+    let deleted = delete_if(ctx, keys, args[1], Condition::ValueEq(args[2]), true)?;
     ctx.out.int(deleted as i64);
     Ok(())
 }
@@ -178,6 +215,7 @@ fn fence_token(arg: &[u8]) -> Result<u64, CmdError> {
 /// key ever accepted (else `-FENCED`), then record `token` as accepted. The
 /// key's fence history survives the write even though the value changes.
 fn fenced_write<T>(
+    ctx: &Ctx<'_>,
     keys: &mut Locked<'_>,
     key: &[u8],
     token: u64,
@@ -185,6 +223,7 @@ fn fenced_write<T>(
 ) -> Result<T, CmdError> {
     let accepted = keys.get(key)?.map_or(0, |e| e.fence);
     if token < accepted {
+        ctx.shared.locks.fence_rejected();
         return Err(CmdError::msg(format!(
             "FENCED stale token {token}, key already accepted token {accepted}"
         )));
@@ -199,7 +238,7 @@ fn fenced_write<T>(
 /// `FENCE.SET key value token` → OK, or -FENCED. Keeps the key's TTL.
 pub fn fence_set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let token = fence_token(args[3])?;
-    fenced_write(keys, args[1], token, |keys| {
+    fenced_write(ctx, keys, args[1], token, |keys| {
         let deadline = keys.get(args[1])?.map_or(0, |e| e.deadline());
         Ok(keys.set(args[1], args[2], deadline)?)
     })?;
@@ -211,7 +250,7 @@ pub fn fence_set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
 pub fn fence_incrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let delta = int(args[2])?;
     let token = fence_token(args[3])?;
-    let n = fenced_write(keys, args[1], token, |keys| {
+    let n = fenced_write(ctx, keys, args[1], token, |keys| {
         super::strings::incr_by(keys, args[1], delta)
     })?;
     ctx.out.int(n);

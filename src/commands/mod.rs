@@ -106,6 +106,7 @@ impl Ctx<'_> {
         let Some(left) = self.shared.grants.remaining() else {
             return Ok(());
         };
+        self.shared.locks.refused();
         Err(CmdError::msg(format!(
             "TRYAGAIN instance restarting, lock grants resume in {} ms",
             left.as_millis().max(1)
@@ -147,6 +148,7 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         reply_error(out, error::OOM);
         flag_transaction(client);
         stats::command_rejected(Some(slot));
+        count_refused_grant(shared, spec, args);
         return;
     }
     if let Some(errno) = shared.aof.as_ref().and_then(|aof| aof.write_error())
@@ -154,6 +156,7 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     {
         refuse_on_disk_error(shared, client, out, spec, errno);
         stats::command_rejected(Some(slot));
+        count_refused_grant(shared, spec, args);
         return;
     }
     if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {
@@ -174,6 +177,14 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     }
     let mut ctx = Ctx { shared, client, out };
     run(&mut ctx, slot, spec, args);
+}
+
+/// A command refused before it ran (maxmemory, disk error): if it would
+/// have granted a lock, that is a refused grant.
+fn count_refused_grant(shared: &Shared, spec: &CommandSpec, args: &[&[u8]]) {
+    if locks::grants_lock(spec, args) {
+        shared.locks.refused();
+    }
 }
 
 /// Whether Redis refuses the command while the append-only file cannot be

@@ -11,6 +11,7 @@ use super::error::{OOM, unknown_subcommand};
 use super::ttl::{ExpireArg, Form, pttl_of, rounded_secs};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
+use crate::lockstats::{LockStats, Release};
 use crate::memory;
 use crate::protocol::ReplyBuf;
 use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, Reply, Script, Ttl};
@@ -108,9 +109,20 @@ struct Invocation<'a, 'b> {
     argv: &'b [&'a [u8]],
     /// Memory was past maxmemory when the script started.
     past_maxmemory: bool,
+    /// Where grants and releases are counted, and the connection's database.
+    locks: &'b LockStats,
+    db: usize,
 }
 
 impl<'a> Invocation<'a, '_> {
+    fn acquired(&self, key: &[u8], token: &[u8], now: u64) {
+        self.locks.acquired(self.db, key, token, now);
+    }
+
+    fn released(&self, key: &[u8], token: &[u8], how: Release, now: u64) {
+        self.locks.released(self.db, key, token, how, now);
+    }
+
     fn get(&self, arg: Arg) -> &'a [u8] {
         match arg {
             Arg::A(i) => self.argv.get(i - 1).copied().unwrap_or(b""),
@@ -144,6 +156,8 @@ fn run_script(
         keys: &args[3..3 + numkeys],
         argv: &args[3 + numkeys..],
         past_maxmemory: memory::over(Settings::get(&ctx.shared.settings.maxmemory)),
+        locks: &ctx.shared.locks,
+        db: ctx.client.db,
     };
     let keys_ok = match script.numkeys {
         NumKeys::Exactly(n) => numkeys == n,
@@ -180,7 +194,11 @@ fn run_script(
             ));
         }
     }
-    run_op(ctx.out, keys, script, &inv)
+    let result = run_op(ctx.out, keys, script, &inv);
+    if script.op.grants() && matches!(result, Err(CmdError::Static(OOM))) {
+        ctx.shared.locks.refused();
+    }
+    result
 }
 
 fn reply(out: &mut ReplyBuf, r: Reply) -> CmdResult {
@@ -261,9 +279,9 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 Some(o) => current == Some(inv.get(o)),
                 None => present,
             };
-            if mine {
-                place.remove();
-            }
+            let removed = if mine { place.remove() } else { None };
+            let token = owner.map_or_else(|| removed.as_ref().map_or(&b""[..], |e| &e.value), |o| inv.get(o));
+            inv.released(k1, token, release_outcome(mine, present), now);
             match how {
                 ReleaseReply::Count => out.int(mine as i64),
                 ReleaseReply::MissingMinusOne => out.int(if mine {
@@ -358,22 +376,34 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     px_deadline(now, ttl_arg)?
                 };
                 keys.set(k1, token, d)?;
+                inv.acquired(k1, token, now);
                 return reply(out, r);
             }
+            // Without a grant for a free key, the script only renews: no acquire.
+            let acquire = when_free.is_some();
             match when_owned {
                 Some((how, r)) if owned_now => {
                     if how == Ttl::SetPx {
                         inv.may_grow()?;
                     }
                     apply_ttl(keys, k1, token, ttl_arg, how)?;
+                    if acquire {
+                        inv.acquired(k1, token, now);
+                    }
                     reply(out, r)?;
                 }
-                _ => reply(out, refused)?,
+                _ => {
+                    if acquire {
+                        inv.locks.busy();
+                    }
+                    reply(out, refused)?
+                }
             }
         }
         Op::MultiAcquire { value, ttl } => {
             for k in inv.keys {
                 if keys.contains(k)? {
+                    inv.locks.busy();
                     out.int(0);
                     return Ok(());
                 }
@@ -382,6 +412,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let d = px_deadline(now, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, inv.get(value), d)?;
+                inv.acquired(k, inv.get(value), now);
             }
             out.int(inv.keys.len() as i64);
         }
@@ -404,10 +435,13 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let token = inv.get(value);
             let mut n = 0;
             for k in inv.keys {
-                if owns(keys, k, token)? {
+                let current = value_of(keys, k)?;
+                let (present, mine) = (current.is_some(), current == Some(token));
+                if mine {
                     keys.remove(k)?;
                     n += 1;
                 }
+                inv.released(k, token, release_outcome(mine, present), now);
             }
             out.int(n);
         }
@@ -424,6 +458,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 for k in inv.keys {
                     let v = value_of(keys, k)?;
                     if !prefix_owned(v, token, len) {
+                        inv.locks.busy();
                         out.null();
                         return Ok(());
                     }
@@ -432,6 +467,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let when = ExpireArg::expire_style(Form::Px, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, token, NO_DEADLINE)?;
+                inv.acquired(k, token, now);
             }
             for k in inv.keys {
                 expire_key(keys, k, when)?;
@@ -441,7 +477,11 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
         Op::BsmRelease { value } | Op::BsmRefresh { value, .. } | Op::BsmTtl { value } => {
             let token = inv.get(value);
             for k in inv.keys {
-                if !owns(keys, k, token)? {
+                let current = value_of(keys, k)?;
+                if current != Some(token) {
+                    if matches!(script.op, Op::BsmRelease { .. }) {
+                        inv.released(k, token, release_outcome(false, current.is_some()), now);
+                    }
                     out.null();
                     return Ok(());
                 }
@@ -450,6 +490,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 Op::BsmRelease { .. } => {
                     for k in inv.keys {
                         keys.remove(k)?;
+                        inv.released(k, token, Release::Released, now);
                     }
                     out.ok();
                 }
@@ -528,6 +569,16 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
         }
     }
     Ok(())
+}
+
+/// How a release attempt ended: it deleted the key (`mine`), or found it
+/// held by another token, or found nothing.
+fn release_outcome(mine: bool, present: bool) -> Release {
+    match (mine, present) {
+        (true, _) => Release::Released,
+        (false, true) => Release::NotOwner,
+        (false, false) => Release::Missing,
+    }
 }
 
 /// Lua's tonumber for the decimal strings lock scripts see.

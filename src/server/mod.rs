@@ -105,6 +105,10 @@ pub async fn serve(listener: TcpListener, mut config: ServerConfig, signal: &Sto
     *shared.local_addr.lock() = Some(addr);
     info!(%addr, "redlockd {} ready to accept connections", crate::VERSION);
     let _expirer = Expirer::start(shared.keyspace.clone());
+    if shared.config.metrics_port != 0 {
+        let l = bind_addr(&shared.config.bind, shared.config.metrics_port, 128)?;
+        crate::metrics::http::spawn(l, shared.clone())?;
+    }
     let tls = tls::acceptor(&shared.config)?;
     let tls_listener = match &tls {
         Some(_) => {

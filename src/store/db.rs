@@ -36,6 +36,7 @@
 //! on the background expirer. The expirer only reclaims memory, driven by
 //! each shard's timing wheel of `(deadline, hash)` ([`super::wheel`]).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashTable;
@@ -63,7 +64,14 @@ pub struct Db {
     hasher: Hasher,
     /// Keys removed because their deadline passed (lazily or by the expirer).
     pub expired_keys: AtomicU64,
+    /// Told of each key removed because its deadline passed, under its
+    /// shard's lock (the status page's "expired" events); unset, an expiry
+    /// costs one load more.
+    on_expire: OnceLock<ExpireHook>,
 }
+
+/// See [`Db::set_expire_hook`].
+pub type ExpireHook = Box<dyn Fn(&[u8], &Entry) + Send + Sync>;
 
 /// A shard's lock and the one thing kept outside it. Cache-line aligned,
 /// so that cores taking neighbouring shards do not contend for one line.
@@ -114,6 +122,20 @@ impl Db {
             shards,
             hasher: Hasher::new(),
             expired_keys: AtomicU64::new(0),
+            on_expire: OnceLock::new(),
+        }
+    }
+
+    /// Have `hook` called with every key (and its entry) removed because
+    /// its deadline passed. Set once; it runs under the key's shard lock,
+    /// so it must be brief and must not touch the keyspace.
+    pub fn set_expire_hook(&self, hook: ExpireHook) {
+        let _ = self.on_expire.set(hook);
+    }
+
+    fn expired(&self, (key, entry): &Slot) {
+        if let Some(hook) = self.on_expire.get() {
+            hook(key, entry);
         }
     }
 
@@ -221,7 +243,10 @@ impl Db {
         let Shard { keys, wheel } = shard;
         let mut removed = 0;
         let popped = wheel.pop_due(now, budget, |hash| {
-            removed += keys.remove_expired(&self.hasher, hash, now) as usize;
+            if let Some(slot) = keys.remove_expired(&self.hasher, hash, now) {
+                removed += 1;
+                self.expired(&slot);
+            }
         });
         self.shards[shard_no]
             .earliest
@@ -352,19 +377,13 @@ impl Keys {
     /// The key's hash is checked, not only the table's 7-bit tag: an expired
     /// lookalike removed in its place would leave this key behind, counted
     /// by DBSIZE, with no deadline left in the wheel to reclaim it.
-    fn remove_expired(&mut self, hasher: &Hasher, hash: u64, now: u64) -> bool {
+    fn remove_expired(&mut self, hasher: &Hasher, hash: u64, now: u64) -> Option<Slot> {
         let slots = &self.slots;
         let found = self.table.find_bucket_index(hash, |&i| {
             let (key, entry) = &slots[i as usize];
             entry.is_expired(now) && Self::hash(hasher, key) == hash
         });
-        match found {
-            Some(bucket) => {
-                self.remove(hasher, bucket);
-                true
-            }
-            None => false,
-        }
+        found.map(|bucket| self.remove(hasher, bucket))
     }
 
     /// Give memory back once three quarters of it is unused.
@@ -530,8 +549,9 @@ impl<'a> Locked<'a> {
             && shard.keys.slots[i].1.is_expired(now)
             && let Some((bucket, _)) = found.take()
         {
-            shard.keys.remove(&db.hasher, bucket);
+            let slot = shard.keys.remove(&db.hasher, bucket);
             db.expired_keys.fetch_add(1, Ordering::Relaxed);
+            db.expired(&slot);
         }
         Ok(Lookup {
             shard_no,
@@ -889,7 +909,7 @@ mod tests {
                 l.set(&b, b"1", 10).unwrap();
                 drop(l);
                 let mut shard = db.shards[0].shard.write();
-                assert!(shard.keys.remove_expired(&db.hasher, db.hash(gone), 20));
+                assert!(shard.keys.remove_expired(&db.hasher, db.hash(gone), 20).is_some());
                 assert_eq!(shard.keys.slots.len(), 1);
                 assert_eq!(*shard.keys.slots[0].0, **kept);
             }

@@ -1,0 +1,288 @@
+//! What happened to locks: the counters behind `/metrics`, the hold-time
+//! histogram, and the ring of recent lock events behind the status page.
+//!
+//! Commands report each grant or release decision here, once, through
+//! [`LockStats::acquired`], [`LockStats::busy`], [`LockStats::refused`] and
+//! [`LockStats::released`]; the metrics server only reads. Counters are
+//! relaxed atomics (a command pays one uncontended-in-the-common-case
+//! `fetch_add`). What only the metrics server can show — the grant times
+//! behind hold durations and ages, and the event ring — is kept only when
+//! it runs (`--metrics-port`), so that a server without it pays nothing more.
+//!
+//! Grant times are kept without a map: a fixed table of [`AGE_SLOTS`]
+//! atomics, indexed by a hash of (db, key, token), each packing 24 more
+//! bits of that hash with the grant's time in ms. A release or a listing
+//! finds the time when the slot still holds the same grant; a later grant
+//! hashing to the same slot overwrites it, and the age is then unknown
+//! (never wrong but with a 2^-36 chance per lookup).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Slots of the grant-time table (a power of two).
+pub const AGE_SLOTS: usize = 1 << 12;
+/// Recent events kept for the status page.
+pub const EVENT_RING: usize = 256;
+/// Bytes of a key / token kept in an event.
+const KEY_KEPT: usize = 200;
+const TOKEN_KEPT: usize = 16;
+/// Upper bounds (seconds) of the hold-time histogram's buckets (+Inf implied).
+pub const HOLD_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// How a release attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    Released,
+    NotOwner,
+    Missing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventKind {
+    #[default]
+    Acquired,
+    Released,
+    Expired,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Acquired => "acquired",
+            EventKind::Released => "released",
+            EventKind::Expired => "expired",
+        }
+    }
+}
+
+/// One lock event; key and token are truncated copies.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub kind: EventKind,
+    pub db: usize,
+    pub key: Vec<u8>,
+    pub key_len: usize,
+    pub token: Vec<u8>,
+    /// When, on the commands' clock (µs, [`crate::store::Clock::now_us`]).
+    pub at_us: u64,
+    /// For a release or expiry whose grant time was known: how long it was
+    /// held (until its deadline, for an expiry).
+    pub held_ms: Option<u64>,
+}
+
+/// Lock counters, grant times and recent events of one instance.
+pub struct LockStats {
+    /// Keep grant times and events (the metrics server runs).
+    detailed: bool,
+    pub granted: AtomicU64,
+    pub busy: AtomicU64,
+    pub refused: AtomicU64,
+    pub released: AtomicU64,
+    pub not_owner: AtomicU64,
+    pub missing: AtomicU64,
+    pub fence_rejected: AtomicU64,
+    /// Hold-time histogram: per-bucket (not cumulative) counts, the last
+    /// one for +Inf, and the sum in ms.
+    pub hold_buckets: [AtomicU64; HOLD_BUCKETS.len() + 1],
+    pub hold_sum_ms: AtomicU64,
+    ages: Box<[AtomicU64]>,
+    events: Mutex<VecDeque<Event>>,
+}
+
+/// Bits of a packed grant time holding ms (34 years of uptime).
+const TIME_BITS: u32 = 40;
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
+
+fn grant_hash(db: usize, key: &[u8], token: &[u8]) -> u64 {
+    xxh3_64_with_seed(key, db as u64) ^ xxh3_64_with_seed(token, !(db as u64)).rotate_left(17)
+}
+
+impl LockStats {
+    /// `detailed`: keep grant times and recent events (only the metrics
+    /// server reads them).
+    pub fn new(detailed: bool) -> Self {
+        let slots = if detailed { AGE_SLOTS } else { 0 };
+        LockStats {
+            detailed,
+            granted: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            not_owner: AtomicU64::new(0),
+            missing: AtomicU64::new(0),
+            fence_rejected: AtomicU64::new(0),
+            hold_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            hold_sum_ms: AtomicU64::new(0),
+            ages: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            events: Mutex::new(VecDeque::with_capacity(if detailed { EVENT_RING } else { 0 })),
+        }
+    }
+
+    /// A lock was granted (or re-acquired by its holder) to `token` at
+    /// `now_us` (the command's monotonic time).
+    pub fn acquired(&self, db: usize, key: &[u8], token: &[u8], now_us: u64) {
+        self.granted.fetch_add(1, Relaxed);
+        if self.detailed {
+            let h = grant_hash(db, key, token);
+            let packed = (h & !TIME_MASK) | ((now_us / 1000) & TIME_MASK);
+            self.ages[h as usize & (AGE_SLOTS - 1)].store(packed, Relaxed);
+            self.push(EventKind::Acquired, db, key, token, None, now_us);
+        }
+    }
+
+    /// An acquire decided: granted (see [`Self::acquired`]) or busy.
+    pub fn acquire_outcome(&self, db: usize, key: &[u8], token: &[u8], granted: bool, now_us: u64) {
+        if granted {
+            self.acquired(db, key, token, now_us);
+        } else {
+            self.busy();
+        }
+    }
+
+    /// An acquire found the lock held by another token.
+    pub fn busy(&self) {
+        self.busy.fetch_add(1, Relaxed);
+    }
+
+    /// A lock grant was refused (restart delay, maxmemory, disk error).
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Relaxed);
+    }
+
+    /// A release attempt of `key` by `token` ended as `how`.
+    pub fn released(&self, db: usize, key: &[u8], token: &[u8], how: Release, now_us: u64) {
+        let counter = match how {
+            Release::Released => &self.released,
+            Release::NotOwner => &self.not_owner,
+            Release::Missing => &self.missing,
+        };
+        counter.fetch_add(1, Relaxed);
+        if self.detailed && how == Release::Released {
+            let held_ms = self.age_ms(db, key, token, now_us);
+            if let Some(ms) = held_ms {
+                let secs = ms as f64 / 1000.0;
+                let bucket = HOLD_BUCKETS
+                    .iter()
+                    .position(|&b| secs <= b)
+                    .unwrap_or(HOLD_BUCKETS.len());
+                self.hold_buckets[bucket].fetch_add(1, Relaxed);
+                self.hold_sum_ms.fetch_add(ms, Relaxed);
+            }
+            self.push(EventKind::Released, db, key, token, held_ms, now_us);
+        }
+    }
+
+    /// A key with a deadline (a lock) was removed because the deadline
+    /// passed; `deadline_us` on the commands' clock. Only an event: the
+    /// count is the keyspace's expired keys.
+    pub fn expired(&self, db: usize, key: &[u8], token: &[u8], deadline_us: u64) {
+        if self.detailed {
+            let held_ms = self.age_ms(db, key, token, deadline_us);
+            self.push(EventKind::Expired, db, key, token, held_ms, deadline_us);
+        }
+    }
+
+    /// A fenced write was refused for a stale token.
+    pub fn fence_rejected(&self) {
+        self.fence_rejected.fetch_add(1, Relaxed);
+    }
+
+    /// How long ago (ms) `token` was granted `key`, if its grant time is
+    /// still in the table.
+    pub fn age_ms(&self, db: usize, key: &[u8], token: &[u8], now_us: u64) -> Option<u64> {
+        let h = grant_hash(db, key, token);
+        let packed = self.ages.get(h as usize & (AGE_SLOTS - 1))?.load(Relaxed);
+        if packed == 0 || packed & !TIME_MASK != h & !TIME_MASK {
+            return None;
+        }
+        Some(((now_us / 1000) & TIME_MASK).wrapping_sub(packed & TIME_MASK) & TIME_MASK)
+    }
+
+    /// Record an event. Once the ring is full, the evicted event's buffers
+    /// are reused: a grant then copies its key without allocating.
+    fn push(&self, kind: EventKind, db: usize, key: &[u8], token: &[u8], held_ms: Option<u64>, at_us: u64) {
+        let mut ring = self.events.lock();
+        let mut event = if ring.len() == EVENT_RING {
+            ring.pop_front().unwrap_or_default()
+        } else {
+            Event::default()
+        };
+        event.kind = kind;
+        event.db = db;
+        event.key.clear();
+        event.key.extend_from_slice(&key[..key.len().min(KEY_KEPT)]);
+        event.key_len = key.len();
+        event.token.clear();
+        event.token.extend_from_slice(&token[..token.len().min(TOKEN_KEPT)]);
+        event.at_us = at_us;
+        event.held_ms = held_ms;
+        ring.push_back(event);
+    }
+
+    /// Recent events, most recent first.
+    pub fn recent_events(&self) -> Vec<Event> {
+        self.events.lock().iter().rev().cloned().collect()
+    }
+
+    /// Hold-time histogram: (sum in seconds, count, per-bucket counts by
+    /// upper bound — not cumulative, as prometheus-client's encoder takes them).
+    pub fn hold_histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let buckets: Vec<(f64, u64)> = self
+            .hold_buckets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (HOLD_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), c.load(Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|b| b.1).sum();
+        (self.hold_sum_ms.load(Relaxed) as f64 / 1000.0, count, buckets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_time_is_measured_from_the_grant_of_the_same_token() {
+        let s = LockStats::new(true);
+        s.acquired(0, b"k", b"t1", 1_000_000);
+        assert_eq!(s.age_ms(0, b"k", b"t1", 3_500_000), Some(2500));
+        assert_eq!(s.age_ms(0, b"k", b"t2", 3_500_000), None);
+        assert_eq!(s.age_ms(1, b"k", b"t1", 3_500_000), None);
+        s.released(0, b"k", b"t1", Release::Released, 3_500_000);
+        let (sum, count, buckets) = s.hold_histogram();
+        assert_eq!((sum, count), (2.5, 1));
+        assert_eq!(buckets.iter().find(|b| b.0 == 5.0).map(|b| b.1), Some(1));
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 1);
+        let events = s.recent_events();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].kind, EventKind::Released);
+        assert_eq!(events[0].held_ms, Some(2500));
+    }
+
+    #[test]
+    fn without_detail_only_counters_move() {
+        let s = LockStats::new(false);
+        s.acquired(0, b"k", b"t", 1);
+        s.released(0, b"k", b"t", Release::Released, 2);
+        assert_eq!(s.granted.load(Relaxed), 1);
+        assert_eq!(s.released.load(Relaxed), 1);
+        assert_eq!(s.age_ms(0, b"k", b"t", 2), None);
+        assert!(s.recent_events().is_empty());
+        assert_eq!(s.hold_histogram().1, 0);
+    }
+
+    #[test]
+    fn the_ring_keeps_the_latest_events() {
+        let s = LockStats::new(true);
+        for i in 0..EVENT_RING + 10 {
+            s.acquired(0, format!("k{i}").as_bytes(), b"t", 1);
+        }
+        let events = s.recent_events();
+        assert_eq!(events.len(), EVENT_RING);
+        assert_eq!(events[0].key, format!("k{}", EVENT_RING + 9).as_bytes());
+    }
+}

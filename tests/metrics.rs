@@ -1,0 +1,338 @@
+//! `--metrics-port`: Prometheus metrics with exact counter values after a
+//! known sequence of lock commands, health checks (readyz during the
+//! restart delay), and the `/locks` JSON for keys that are markup or not
+//! UTF-8. HTTP is spoken by hand over a TCP socket (HTTP/1.1, one request
+//! per connection).
+
+mod common;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{REPLY_TIMEOUT, Server, eventually, free_port};
+
+/// Start redlockd with the metrics server on a free port; (server, metrics port).
+fn start(args: &[&str]) -> (Server, u16) {
+    let port = free_port();
+    let p = port.to_string();
+    let mut all = vec!["--metrics-port", p.as_str()];
+    all.extend_from_slice(args);
+    let server = Server::start_with(&all);
+    (server, port)
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// `GET path` over a fresh connection.
+fn get(port: u16, path: &str) -> Reply {
+    // The server announces its RESP address before it binds the metrics port.
+    let mut conn = None;
+    eventually(REPLY_TIMEOUT, || {
+        conn = TcpStream::connect(("127.0.0.1", port)).ok();
+        conn.is_some()
+    });
+    let mut s = conn.expect("connect to the metrics port");
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read the HTTP reply");
+    let text = String::from_utf8(raw).expect("UTF-8 reply");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete reply");
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status");
+    Reply {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+/// The value of one sample line (`name{labels} value`) of `/metrics`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+fn scrape(port: u16) -> String {
+    let r = get(port, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("content-type: text/plain; version=0.0.4"), "{}", r.head);
+    r.body
+}
+
+const NPM_ACQUIRE: &str = "e5a322e2634ef59a516e8ea150cb085afafee684";
+const NPM_RELEASE: &str = "0f0f23b9048b36752b5be114f357ba083449f908";
+
+#[test]
+fn counters_count_every_grant_and_release_decision_once() {
+    let (server, port) = start(&[]);
+    let mut c = server.raw();
+    // Grants: SET NX PX, LOCK.ACQUIRE, a catalogued acquire script.
+    assert_eq!(c.cmd(&["SET", "a", "t1", "NX", "PX", "30000"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "a", "t2", "NX", "PX", "30000"]), b"$-1\r\n");
+    assert!(c.cmd_str(&["LOCK.ACQUIRE", "b", "tok", "PX", "30000"]).starts_with(':'));
+    assert_eq!(c.cmd(&["LOCK.ACQUIRE", "b", "other", "PX", "30000"]), b"$-1\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", NPM_ACQUIRE, "1", "s", "v", "30000"]), b":1\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", NPM_ACQUIRE, "1", "s", "w", "30000"]), b":0\r\n");
+    // Not lock grants: SET NX without a TTL, a plain SET with one.
+    assert_eq!(c.cmd(&["SET", "plain", "v", "NX"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "cache", "v", "PX", "30000"]), b"+OK\r\n");
+    // Releases: released, missing, not_owner, by three commands.
+    assert_eq!(c.cmd(&["LOCK.RELEASE", "b", "tok"]), b":1\r\n");
+    assert_eq!(c.cmd(&["LOCK.RELEASE", "b", "tok"]), b":0\r\n");
+    assert_eq!(c.cmd(&["LOCK.RELEASE", "a", "wrong"]), b":0\r\n");
+    assert_eq!(c.cmd(&["DELIFEQ", "a", "t1"]), b":1\r\n");
+    assert_eq!(c.cmd(&["EVALSHA", NPM_RELEASE, "1", "s", "v"]), b":1\r\n");
+    // A plain DELEX is a delete, not a release.
+    assert_eq!(c.cmd(&["DELEX", "plain"]), b":1\r\n");
+    // A stale fencing token.
+    assert_eq!(c.cmd(&["FENCE.SET", "data", "x", "10"]), b"+OK\r\n");
+    assert!(c.cmd_str(&["FENCE.SET", "data", "y", "5"]).starts_with("-FENCED"));
+    // A lock left to expire.
+    assert_eq!(c.cmd(&["SET", "lost", "t", "NX", "PX", "50"]), b"+OK\r\n");
+
+    let mut m = String::new();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            m = scrape(port);
+            sample(&m, "redlockd_lock_expired_while_held_total") == Some(1.0)
+        }),
+        "the lock left to expire was never counted:\n{m}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&get(port, "/locks").body).expect("valid JSON");
+    let lost = &doc["events"][0];
+    assert_eq!(
+        (&lost["kind"], &lost["key"]),
+        (&"expired".into(), &"lost".into()),
+        "{doc}"
+    );
+    // Held from its grant to its deadline.
+    assert!(
+        lost["held_ms"].as_u64().is_some_and(|ms| (45..=60).contains(&ms)),
+        "{lost}"
+    );
+    let expect = [
+        ("redlockd_lock_acquire_total{result=\"granted\"}", 4.0),
+        ("redlockd_lock_acquire_total{result=\"busy\"}", 3.0),
+        ("redlockd_lock_acquire_total{result=\"refused\"}", 0.0),
+        ("redlockd_lock_release_total{result=\"released\"}", 3.0),
+        ("redlockd_lock_release_total{result=\"not_owner\"}", 1.0),
+        ("redlockd_lock_release_total{result=\"missing\"}", 1.0),
+        ("redlockd_fence_rejected_total", 1.0),
+        ("redlockd_lock_hold_seconds_count", 3.0),
+        // Only "cache" is left with a deadline.
+        ("redlockd_locks_held", 1.0),
+        ("redlockd_keys{db=\"0\"}", 2.0),
+        ("redlockd_keys{db=\"1\"}", 0.0),
+        ("redlockd_expired_keys_total", 1.0),
+        ("redlockd_commands_total{cmd=\"lock.acquire\"}", 2.0),
+        ("redlockd_commands_total{cmd=\"lock.release\"}", 3.0),
+        ("redlockd_commands_total{cmd=\"evalsha\"}", 3.0),
+        ("redlockd_commands_total{cmd=\"set\"}", 5.0),
+        ("redlockd_connected_clients", 1.0),
+        ("redlockd_aof_enabled", 0.0),
+        ("redlockd_aof_last_write_ok", 1.0),
+        ("redlockd_ready", 1.0),
+    ];
+    for (series, want) in expect {
+        assert_eq!(sample(&m, series), Some(want), "{series} in\n{m}");
+    }
+    assert!(sample(&m, "redlockd_used_memory_bytes").is_some_and(|v| v > 0.0));
+    assert!(sample(&m, "redlockd_uptime_seconds").is_some());
+    assert!(m.contains("# TYPE redlockd_lock_hold_seconds histogram"), "{m}");
+    let inf = sample(&m, "redlockd_lock_hold_seconds_bucket{le=\"+Inf\"}");
+    assert_eq!(inf, Some(3.0), "{m}");
+}
+
+#[test]
+fn refused_grants_and_readiness_during_the_restart_delay() {
+    let (server, port) = start(&["--restart-delay", "1500"]);
+    let r = get(port, "/readyz");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("restart delay"), "{}", r.body);
+    let h = get(port, "/healthz");
+    assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
+    let mut c = server.raw();
+    assert!(
+        c.cmd_str(&["SET", "k", "t", "NX", "PX", "1000"])
+            .starts_with("-TRYAGAIN")
+    );
+    assert!(
+        c.cmd_str(&["LOCK.ACQUIRE", "k", "t", "PX", "1000"])
+            .starts_with("-TRYAGAIN")
+    );
+    let m = scrape(port);
+    assert_eq!(
+        sample(&m, "redlockd_lock_acquire_total{result=\"refused\"}"),
+        Some(2.0),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "redlockd_ready"), Some(0.0), "{m}");
+    assert!(eventually(Duration::from_secs(5), || get(port, "/readyz").status == 200));
+    assert_eq!(get(port, "/readyz").body, "ready\n");
+}
+
+#[test]
+fn refused_grants_past_maxmemory() {
+    let (server, port) = start(&["--maxmemory", "1"]);
+    let mut c = server.raw();
+    assert!(c.cmd_str(&["SET", "k", "t", "NX", "PX", "1000"]).starts_with("-OOM"));
+    assert!(
+        c.cmd_str(&["EVALSHA", NPM_ACQUIRE, "1", "s", "v", "30000"])
+            .starts_with("-OOM")
+    );
+    // Not a lock grant: refused too, but not counted.
+    assert!(c.cmd_str(&["SET", "k", "v"]).starts_with("-OOM"));
+    let m = scrape(port);
+    assert_eq!(
+        sample(&m, "redlockd_lock_acquire_total{result=\"refused\"}"),
+        Some(2.0),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "redlockd_maxmemory_bytes"), Some(1.0), "{m}");
+}
+
+#[test]
+fn locks_json_escapes_markup_and_survives_any_bytes() {
+    let (server, port) = start(&[]);
+    let mut c = server.raw();
+    let evil = "<img src=x onerror=alert(1)>";
+    assert!(
+        c.cmd_str(&["LOCK.ACQUIRE", evil, "tok-\"<b>", "PX", "60000"])
+            .starts_with(':')
+    );
+    assert_eq!(
+        c.cmd_bytes(&[b"SET", b"bin\xff\x00\n", b"\xfe\xfftoken", b"NX", b"PX", b"60000"]),
+        b"+OK\r\n"
+    );
+    let r = get(port, "/locks");
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("content-type: application/json"), "{}", r.head);
+    assert!(!r.body.contains('<') && !r.body.contains('>'), "{}", r.body);
+    let doc: serde_json::Value = serde_json::from_str(&r.body).expect("valid JSON");
+    let locks = doc["locks"].as_array().expect("locks");
+    assert_eq!(locks.len(), 2, "{doc}");
+    let held = locks
+        .iter()
+        .find(|l| l["key"] == evil)
+        .expect("the markup key is listed");
+    assert_eq!(held["token"], "tok-\"<b>");
+    assert_eq!(held["token_len"], 8);
+    assert!(held["fence"].as_u64().is_some_and(|f| f > 0), "{held}");
+    assert!(
+        held["ttl_ms"].as_i64().is_some_and(|t| t > 50_000 && t <= 60_000),
+        "{held}"
+    );
+    assert!(held["age_ms"].as_u64().is_some_and(|a| a < 10_000), "{held}");
+    let bin = locks
+        .iter()
+        .find(|l| l["key_len"] == 6)
+        .expect("the binary key is listed");
+    assert_eq!(bin["key"], "bin\u{fffd}\u{0}\n");
+    assert_eq!(bin["fence"], serde_json::Value::Null);
+    assert_eq!(doc["limit"], 1000);
+    assert_eq!(doc["truncated"], false);
+    let events = doc["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["kind"], "acquired");
+    assert_eq!(events[1]["key"], evil);
+    assert_eq!(doc["health"]["ready"], true);
+    assert_eq!(doc["health"]["granted"], 2);
+}
+
+#[test]
+fn the_status_page_is_self_contained_and_locked_down() {
+    let (_server, port) = start(&[]);
+    let r = get(port, "/");
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("content-type: text/html"), "{}", r.head);
+    assert!(
+        r.head.contains("content-security-policy: default-src 'none'"),
+        "{}",
+        r.head
+    );
+    assert!(r.body.contains("<title>redlockd status</title>"));
+    // No external assets.
+    assert!(!r.body.contains("http://") && !r.body.contains("https://") && !r.body.contains(" src="));
+    assert!(!r.body.contains("innerHTML"));
+    assert_eq!(get(port, "/nope").status, 404);
+}
+
+/// A small tmpfs (root only; `None`, saying why, otherwise), unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount() -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .status();
+        if !mounted.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: cannot mount a tmpfs");
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn not_ready_while_the_append_only_file_cannot_be_written() {
+    let Some(fs) = Tmpfs::mount() else { return };
+    let dir = fs.0.path().display().to_string();
+    let (server, port) = start(&["--appendonly", "yes", "--appendfsync", "everysec", "--dir", &dir]);
+    assert_eq!(get(port, "/readyz").status, 200);
+    // Fill the disk from a connection that sends without reading replies
+    // (the write that meets the full disk waits for space to reply).
+    let mut writer = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let value = "v".repeat(8000);
+    for i in 0..64 {
+        writer
+            .write_all(&common::encode(&[
+                b"SET",
+                format!("fill{i}").as_bytes(),
+                value.as_bytes(),
+            ]))
+            .unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || get(port, "/readyz").status == 503),
+        "the disk never filled"
+    );
+    let r = get(port, "/readyz");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("append-only file cannot be written"), "{}", r.body);
+    let mut c = server.raw();
+    assert!(
+        c.cmd_str(&["SET", "lock", "t", "NX", "PX", "1000"])
+            .starts_with("-MISCONF")
+    );
+    let m = scrape(port);
+    assert_eq!(sample(&m, "redlockd_aof_last_write_ok"), Some(0.0), "{m}");
+    assert_eq!(
+        sample(&m, "redlockd_lock_acquire_total{result=\"refused\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    drop((c, writer));
+    drop(server);
+}
