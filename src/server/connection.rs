@@ -11,17 +11,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use super::batch::Batch;
+use super::batch::{Batch, End};
 use super::shared::{ClientHandle, Shared};
 use crate::commands::{self, ClientState};
 use crate::config::{OutputLimit, Settings};
-use crate::protocol::decode::{MAX_ARGS, SHORT_ARGS};
-use crate::protocol::{ArgSource, Decoder, Frame, Limits, ProtocolError, ReplyBuf};
+use crate::protocol::decode::MAX_ARGS;
+use crate::protocol::{Decoder, Limits, ProtocolError, ReplyBuf};
 
 /// First read buffer of a connection: small, so that idle clients cost
 /// little; it doubles (up to [`READ_CHUNK_MAX`]) while reads fill it.
@@ -198,11 +197,12 @@ struct Drained {
     failure: Option<ProtocolError>,
 }
 
-/// Execute every whole request at the start of `input`, replies into `out`.
+/// Execute every whole request at the start of `input`, replies into `out`:
+/// a batch at a time, decoded, its keys prefetched, then run.
 ///
-/// A plain function, not part of the connection's future: the batch it
-/// decodes is a few kilobytes, and in the future it would be kept for
-/// every idle connection.
+/// A plain function, not part of the connection's future: a batch of
+/// decoded requests is a few kilobytes, and in the future it would be kept
+/// for every idle connection.
 fn execute_buffered(
     shared: &Shared,
     client: &mut ClientState,
@@ -216,98 +216,48 @@ fn execute_buffered(
         more: false,
         failure: None,
     };
-    let limits = Limits {
-        max_bulk_len,
-        max_args: MAX_ARGS,
-        authenticated: client.authenticated,
-    };
-    // Most requests are whole and short: decoded together, their keys
-    // prefetched, then run. The rest take the general, incremental path.
     let mut batch = Batch::new();
-    batch.decode(decoder, input, &limits);
-    batch.prefetch(&shared.keyspace.dbs[client.db]);
-    let mut batched = batch.requests().iter();
-    loop {
-        let rest = &input[drained.consumed..];
+    'batches: loop {
         let limits = Limits {
+            max_bulk_len,
+            max_args: MAX_ARGS,
             authenticated: client.authenticated,
-            ..limits
         };
-        let step = match batched.next() {
-            // AUTH or RESET in the batch changes the limits the rest must
-            // be decoded with: drop the batch, decode them again.
-            Some(request) if client.authenticated == batch.authenticated => {
-                commands::execute(shared, client, out, request.args());
-                Ok(Some(request.len))
+        let end = batch.decode(decoder, &input[drained.consumed..], &limits);
+        batch.prefetch(&shared.keyspace.dbs[client.db]);
+        for request in batch.requests() {
+            let args = request.args();
+            if !args.is_empty() {
+                commands::execute(shared, client, out, &args);
             }
-            _ => {
-                batched = [].iter();
-                decode_and_execute(shared, client, out, decoder, rest, &limits)
+            drained.consumed += request.size();
+            if client.close {
+                return drained;
             }
-        };
-        match step {
-            Ok(Some(len)) => {
-                drained.consumed += len;
-                if client.close {
-                    return drained;
-                }
-                if out.len() >= OUTPUT_FLUSH {
-                    drained.more = true;
-                    return drained;
-                }
+            // Stopping before the end of the batch, its later requests will
+            // be decoded again: the decoder must not resume one it left
+            // incomplete as if it were the next.
+            if out.len() >= OUTPUT_FLUSH {
+                decoder.reset();
+                drained.more = true;
+                return drained;
             }
-            Ok(None) => return drained,
-            Err(e) => {
+            // AUTH or RESET changed the limits the rest must be decoded
+            // with: decode them again.
+            if client.authenticated != batch.authenticated {
+                decoder.reset();
+                continue 'batches;
+            }
+        }
+        match end {
+            End::Full => continue,
+            End::Incomplete => return drained,
+            End::Failed(e) => {
                 drained.failure = Some(e);
                 return drained;
             }
         }
     }
-}
-
-/// Decode and execute the request at the start of `input`, if it is whole:
-/// a short one in one pass, anything else on the general, incremental path.
-/// Returns the bytes it occupied.
-fn decode_and_execute(
-    shared: &Shared,
-    client: &mut ClientState,
-    out: &mut ReplyBuf,
-    decoder: &mut Decoder,
-    input: &[u8],
-    limits: &Limits,
-) -> Result<Option<usize>, ProtocolError> {
-    let mut short: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-    if let Some((len, argc)) = decoder.decode_short(input, limits, &mut short) {
-        commands::execute(shared, client, out, &short[..argc]);
-        return Ok(Some(len));
-    }
-    let Some(frame) = decoder.decode(input, limits)? else {
-        return Ok(None);
-    };
-    execute_frame(shared, client, out, decoder, input, frame);
-    Ok(Some(frame.len))
-}
-
-/// Execute a frame the general decoding path found (its arguments live in
-/// the input or, for inline commands, in the decoder's scratch buffer).
-fn execute_frame(
-    shared: &Shared,
-    client: &mut ClientState,
-    out: &mut ReplyBuf,
-    decoder: &Decoder,
-    input: &[u8],
-    frame: Frame,
-) {
-    let ranges = decoder.args();
-    if ranges.is_empty() {
-        return;
-    }
-    let base: &[u8] = match frame.source {
-        ArgSource::Input => input,
-        ArgSource::Scratch => &decoder.scratch,
-    };
-    let args: SmallVec<[&[u8]; SHORT_ARGS]> = ranges.iter().map(|r| &base[r.start..r.end]).collect();
-    commands::execute(shared, client, out, &args);
 }
 
 /// Interpret a read: true when bytes arrived, false when there were none
