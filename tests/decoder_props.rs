@@ -1,10 +1,11 @@
 //! Property tests of the request decoder: any byte string, split anywhere,
-//! gives the same frames (or the same error) as when it arrives whole, and
-//! never panics or loops.
+//! gives the same requests (or the same error) as when it arrives whole,
+//! whether they are decoded one at a time or several ahead as the
+//! connection's batch does; and decoding never panics or loops.
 
 use proptest::prelude::*;
-use redlockd::protocol::decode::{MAX_ARGS, SHORT_ARGS};
-use redlockd::protocol::{ArgSource, Decoder, Limits, ProtocolError};
+use redlockd::protocol::decode::MAX_ARGS;
+use redlockd::protocol::{Decoder, Limits, ProtocolError};
 
 const LIMITS: Limits = Limits {
     max_bulk_len: 1 << 20,
@@ -12,46 +13,72 @@ const LIMITS: Limits = Limits {
     authenticated: true,
 };
 
+/// The requests' arguments (empty requests left out) and the error, if any.
+type Decoded = (Vec<Vec<Vec<u8>>>, Option<ProtocolError>);
+
 /// Decode everything decodable from `chunks` fed one after another, as the
-/// server does (the one-pass short path first when `short`, then the general
-/// path); the frames' arguments and the error, if any.
-fn decode_all_with(chunks: &[&[u8]], short: bool) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
+/// connection does: a batch of up to `ahead` requests decoded from the
+/// start of what is buffered, then run and consumed; again while a batch
+/// comes out full. `runs` (cycled) says how many of each batch's requests
+/// run before the connection stops early (its replies are due, or AUTH
+/// changed the limits): then it resets the decoder, and what follows is
+/// decoded again.
+fn decode_ahead(chunks: &[&[u8]], ahead: usize, runs: &[usize], limits: &Limits) -> Decoded {
+    let mut runs = runs.iter().cycle();
     let mut d = Decoder::new();
     let mut buf: Vec<u8> = Vec::new();
-    let mut frames = Vec::new();
+    let mut requests = Vec::new();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
-            let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-            if let Some((len, argc)) = short.then(|| d.decode_short(&buf, &LIMITS, &mut args)).flatten() {
-                assert!(argc > 0 && len > 0 && len <= buf.len());
-                frames.push(args[..argc].iter().map(|a| a.to_vec()).collect());
-                buf.drain(..len);
+            let mut batch: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+            let (mut pos, mut failure) = (0, None);
+            while batch.len() < ahead && pos < buf.len() {
+                match d.decode(&buf[pos..], limits) {
+                    Ok(Some(request)) => {
+                        assert!(request.size() > 0, "a request must consume input");
+                        pos += request.size();
+                        assert!(pos <= buf.len(), "a request must lie in its input");
+                        batch.push((request.size(), request.args().iter().map(|a| a.to_vec()).collect()));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            let run = batch.len().min(*runs.next().expect("runs is not empty"));
+            let interrupted = run < batch.len();
+            let mut consumed = 0;
+            for (size, args) in batch.drain(..run) {
+                consumed += size;
+                if !args.is_empty() {
+                    requests.push(args);
+                }
+            }
+            buf.drain(..consumed);
+            if interrupted {
+                d.reset();
                 continue;
             }
-            match d.decode(&buf, &LIMITS) {
-                Ok(Some(f)) => {
-                    let base: &[u8] = if f.source == ArgSource::Input { &buf } else { &d.scratch };
-                    let args: Vec<Vec<u8>> = d.args().iter().map(|r| base[r.clone()].to_vec()).collect();
-                    if !args.is_empty() {
-                        frames.push(args);
-                    }
-                    buf.drain(..f.len);
-                }
-                Ok(None) => break,
-                Err(e) => return (frames, Some(e)),
+            if failure.is_some() {
+                return (requests, failure);
+            }
+            if run < ahead {
+                break;
             }
         }
     }
-    (frames, None)
+    (requests, None)
 }
 
-fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
-    decode_all_with(chunks, true)
+fn decode_all(chunks: &[&[u8]]) -> Decoded {
+    decode_ahead(chunks, 1, &[1], &LIMITS)
 }
 
 fn resp_command() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..6).prop_map(|args| {
+    prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..12).prop_map(|args| {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             out.extend(format!("${}\r\n", a.len()).into_bytes());
@@ -66,8 +93,28 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..200),
         prop::collection::vec(resp_command(), 1..5).prop_map(|v| v.concat()),
+        // Whole commands, then garbage or an inline line after them.
+        (prop::collection::vec(resp_command(), 1..4), "[ -~\r\n*$0-9]{0,30}").prop_map(|(v, tail)| [
+            v.concat(),
+            tail.into_bytes()
+        ]
+        .concat()),
         "[ -~\t\r\n\"'\\\\]{0,80}".prop_map(|s| s.into_bytes()),
     ]
+}
+
+/// `data` cut at the given points.
+fn split<'a>(data: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+    points.sort_unstable();
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    let mut last = 0;
+    for p in points {
+        chunks.push(&data[last..p]);
+        last = p;
+    }
+    chunks.push(&data[last..]);
+    chunks
 }
 
 proptest! {
@@ -75,28 +122,28 @@ proptest! {
 
     #[test]
     fn any_split_decodes_like_the_whole(data in input(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6)) {
-        let whole = decode_all(&[&data]);
-        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
-        points.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut last = 0;
-        for p in points {
-            chunks.push(&data[last..p]);
-            last = p;
-        }
-        chunks.push(&data[last..]);
-        prop_assert_eq!(decode_all(&chunks), whole);
+        prop_assert_eq!(decode_all(&split(&data, &cuts)), decode_all(&[&data]));
     }
 
-    /// The short path only ever shortcuts the general one: with it or
-    /// without it, the same frames and the same error.
+    /// Decoding ahead, stopping early in a batch and decoding the rest
+    /// again, gives what decoding one request at a time gives: the same
+    /// requests, the same error, whatever the limits.
     #[test]
-    fn short_path_agrees_with_the_general_path(data in input()) {
-        prop_assert_eq!(decode_all_with(&[&data], true), decode_all_with(&[&data], false));
+    fn decoding_ahead_agrees_with_one_at_a_time(
+        data in input(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ahead in 2usize..6,
+        runs in prop::collection::vec(1usize..6, 1..4),
+        authenticated: bool,
+        max_bulk_len in prop_oneof![Just(1u64 << 20), 0u64..20],
+    ) {
+        let limits = Limits { max_bulk_len, max_args: MAX_ARGS, authenticated };
+        let chunks = split(&data, &cuts);
+        prop_assert_eq!(decode_ahead(&chunks, ahead, &runs, &limits), decode_ahead(&[&data], 1, &[1], &limits));
     }
 
     #[test]
-    fn well_formed_commands_round_trip(cmds in prop::collection::vec(prop::collection::vec(prop::collection::vec(any::<u8>(), 0..30), 1..5), 1..5)) {
+    fn well_formed_commands_round_trip(cmds in prop::collection::vec(prop::collection::vec(prop::collection::vec(any::<u8>(), 0..30), 1..12), 1..5)) {
         let mut data = Vec::new();
         for args in &cmds {
             data.extend(format!("*{}\r\n", args.len()).into_bytes());
@@ -106,8 +153,8 @@ proptest! {
                 data.extend(b"\r\n");
             }
         }
-        let (frames, err) = decode_all(&[&data]);
+        let (requests, err) = decode_all(&[&data]);
         prop_assert!(err.is_none());
-        prop_assert_eq!(frames, cmds);
+        prop_assert_eq!(requests, cmds);
     }
 }

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use redlockd::commands::{self, ClientState};
 use redlockd::config::ServerConfig;
 use redlockd::protocol::decode::MAX_ARGS;
-use redlockd::protocol::{ArgSource, Decoder, Limits, ReplyBuf};
+use redlockd::protocol::{Decoder, Limits, ReplyBuf};
 use redlockd::server::Shared;
 
 fn shared() -> &'static Arc<Shared> {
@@ -39,19 +39,13 @@ fuzz_target!(|data: &[u8]| {
         authenticated: true,
     };
     let mut pos = 0;
-    while let Ok(Some(frame)) = decoder.decode(&data[pos..], &limits) {
-        let input = &data[pos..];
-        let base: &[u8] = if frame.source == ArgSource::Input {
-            input
-        } else {
-            &decoder.scratch
-        };
-        let args: Vec<&[u8]> = decoder.args().iter().map(|r| &base[r.clone()]).collect();
+    while let Ok(Some(request)) = decoder.decode(&data[pos..], &limits) {
+        let args = request.args();
         // SHUTDOWN would only signal the (absent) accept loop; harmless.
         if !args.is_empty() {
             commands::execute(shared, &mut client, &mut out, &args);
         }
-        pos += frame.len;
+        pos += request.size();
         if client.close || out.len() > 1 << 20 {
             break;
         }

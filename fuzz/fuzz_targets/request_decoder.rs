@@ -1,10 +1,12 @@
-//! Any bytes, split at an arbitrary point, must decode exactly as when
-//! they arrive whole, and never panic or loop.
+//! Any bytes, split at an arbitrary point and decoded several requests
+//! ahead as the connection does (stopping early in a batch now and then),
+//! must decode exactly as when they arrive whole and are decoded one at a
+//! time, and never panic or loop.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use redlockd::protocol::decode::{MAX_ARGS, SHORT_ARGS};
-use redlockd::protocol::{ArgSource, Decoder, Limits, ProtocolError};
+use redlockd::protocol::decode::MAX_ARGS;
+use redlockd::protocol::{Decoder, Limits, ProtocolError};
 
 const LIMITS: Limits = Limits {
     max_bulk_len: 1 << 16,
@@ -12,44 +14,70 @@ const LIMITS: Limits = Limits {
     authenticated: true,
 };
 
-fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<Vec<u8>>>, Option<ProtocolError>) {
+type Decoded = (Vec<Vec<Vec<u8>>>, Option<ProtocolError>);
+
+/// The connection's loop: batches of up to `ahead` requests; of each, the
+/// first `run` (the next of `runs`) run, and if that is not all of them the
+/// decoder is reset and the rest decoded again.
+fn decode_ahead(chunks: &[&[u8]], ahead: usize, runs: &[usize]) -> Decoded {
+    let mut runs = runs.iter().cycle();
     let mut d = Decoder::new();
-    let mut buf = Vec::new();
-    let mut frames = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut requests = Vec::new();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         loop {
-            // The server's order: the one-pass short path, then the general one.
-            let mut args: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-            if let Some((len, argc)) = d.decode_short(&buf, &LIMITS, &mut args) {
-                assert!(argc > 0 && len > 0 && len <= buf.len(), "a frame must consume input");
-                frames.push(args[..argc].iter().map(|a| a.to_vec()).collect());
-                buf.drain(..len);
+            let mut batch: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+            let (mut pos, mut failure) = (0, None);
+            while batch.len() < ahead && pos < buf.len() {
+                match d.decode(&buf[pos..], &LIMITS) {
+                    Ok(Some(request)) => {
+                        assert!(request.size() > 0, "a request must consume input");
+                        pos += request.size();
+                        assert!(pos <= buf.len(), "a request must lie in its input");
+                        batch.push((request.size(), request.args().iter().map(|a| a.to_vec()).collect()));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            let run = batch.len().min(*runs.next().expect("runs is not empty"));
+            let interrupted = run < batch.len();
+            let mut consumed = 0;
+            for (size, args) in batch.drain(..run) {
+                consumed += size;
+                if !args.is_empty() {
+                    requests.push(args);
+                }
+            }
+            buf.drain(..consumed);
+            if interrupted {
+                d.reset();
                 continue;
             }
-            match d.decode(&buf, &LIMITS) {
-                Ok(Some(f)) => {
-                    let base: &[u8] = if f.source == ArgSource::Input { &buf } else { &d.scratch };
-                    frames.push(d.args().iter().map(|r| base[r.clone()].to_vec()).collect());
-                    assert!(f.len > 0 && f.len <= buf.len(), "a frame must consume input");
-                    buf.drain(..f.len);
-                }
-                Ok(None) => break,
-                Err(e) => return (frames, Some(e)),
+            if failure.is_some() {
+                return (requests, failure);
+            }
+            if run < ahead {
+                break;
             }
         }
     }
-    (frames, None)
+    (requests, None)
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.is_empty() {
+    let [cut, shape, input @ ..] = data else {
         return;
-    }
-    let cut = data[0] as usize % data.len();
-    let input = &data[1..];
-    let cut = cut.min(input.len());
-    let whole = decode_all(&[input]);
-    let split = decode_all(&[&input[..cut], &input[cut..]]);
+    };
+    let cut = (*cut as usize).min(input.len());
+    // 1 to 8 requests decoded ahead; of each batch, 1 to 4 run, or all.
+    let ahead = (shape & 7) as usize + 1;
+    let runs = [(shape >> 3 & 3) as usize + 1, usize::MAX];
+    let whole = decode_ahead(&[input], 1, &[1]);
+    let split = decode_ahead(&[&input[..cut], &input[cut..]], ahead, &runs);
     assert_eq!(whole, split);
 });

@@ -1,28 +1,37 @@
-//! Request framing: turns the bytes a client sent into command argument lists.
+//! Request framing: turns the bytes a client sent into [`Request`]s.
 //!
 //! Owns the RESP multibulk grammar (`*N\r\n$len\r\n...`), inline commands
 //! (`PING\r\n` typed into nc), and every limit a client controls at this layer:
 //! argument count, bulk length and inline line length. Limits are checked on
 //! the headers, before a byte of the payload is buffered.
 //!
+//! One function, [`Decoder::decode`], yields every request, one at a time:
+//! the connection calls it in a loop (through its batch, which decodes a few
+//! requests ahead), and so do AOF replay, the property tests and the fuzz
+//! targets. A request's arguments are slices of the input, nothing copied,
+//! except an inline command's: its quoting rewrites bytes, so those are
+//! unquoted into the request.
+//!
 //! The decoder is *check-then-parse* and incremental: when a frame is
 //! incomplete it remembers how far it got (arguments already located, the
 //! pending bulk length), so a large request arriving in many small reads is
-//! parsed in linear time, never re-scanned from its start.
-//!
-//! Arguments are located as byte ranges into the caller's buffer (multibulk)
-//! or into the decoder's own scratch buffer (inline, whose quoting rewrites
-//! bytes); nothing is copied for multibulk requests.
+//! parsed in linear time, never re-scanned from its start. What it remembers
+//! is about the frame at the start of the input it was given, so the next
+//! call must pass the input from that same frame on (extended), or
+//! [`Decoder::reset`] it first.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// Redis's PROTO_INLINE_MAX_SIZE: the longest inline line or header line.
 pub const INLINE_MAX: usize = 64 * 1024;
 /// Redis's limit on the number of arguments in one multibulk request.
 pub const MAX_ARGS: usize = 1024 * 1024;
-/// Requests with up to this many arguments take [`Decoder::decode_short`].
-pub const SHORT_ARGS: usize = 8;
-const _: () = assert!(SHORT_ARGS as i64 <= UNAUTH_MAX_ARGS);
+/// Arguments a [`Request`] holds without allocating: enough for every lock
+/// and counter command (`SET key token NX PX ms` has six). Kept so that a
+/// request fits in 128 bytes, which the compiler moves without a call.
+const STACK_ARGS: usize = 6;
+const _: () = assert!(STACK_ARGS as i64 <= UNAUTH_MAX_ARGS);
 
 /// Client-controlled sizes this decoder enforces.
 #[derive(Clone, Copy, Debug)]
@@ -43,27 +52,71 @@ const UNAUTH_MAX_BULK: i64 = 16 * 1024;
 pub struct ProtocolError(pub String);
 
 impl ProtocolError {
+    #[cold]
     fn new(msg: &str) -> Self {
         ProtocolError(msg.to_string())
     }
 }
 
-/// Where the arguments of a decoded frame live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgSource {
-    /// Ranges index the input slice given to [`Decoder::decode`].
-    Input,
-    /// Ranges index [`Decoder::scratch`].
-    Scratch,
+/// One whole request, decoded from the start of an input.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// Bytes of input it occupied.
+    size: usize,
+    args: Args<'a>,
 }
 
-/// A complete request found at the start of the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame {
-    /// Bytes of input the frame occupied (consume them after executing it).
-    pub len: usize,
-    pub source: ArgSource,
+/// A request's arguments: slices of the input, except an inline command's.
+#[derive(Debug)]
+enum Args<'a> {
+    /// Up to [`STACK_ARGS`], in place: the first `len`.
+    Few { len: u8, args: [&'a [u8]; STACK_ARGS] },
+    /// More, or those of a frame that took more than one read.
+    Many(Vec<&'a [u8]>),
+    /// An inline command's, unquoted.
+    Unquoted(Vec<Vec<u8>>),
 }
+
+const _: () = assert!(std::mem::size_of::<Request<'static>>() <= 128);
+
+impl<'a> Request<'a> {
+    /// Bytes of input the request occupied: consume them once it has run.
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Its arguments; none for an empty request (`*0`, `*-1`, a blank
+    /// line), which a client may send and which is skipped silently.
+    #[inline]
+    pub fn args(&self) -> Cow<'_, [&[u8]]> {
+        match &self.args {
+            Args::Few { len, args } => Cow::Borrowed(&args[..*len as usize]),
+            Args::Many(args) => Cow::Borrowed(args),
+            Args::Unquoted(args) => Cow::Owned(args.iter().map(Vec::as_slice).collect()),
+        }
+    }
+
+    /// The second argument of a multibulk request: the key of nearly every
+    /// command, worth loading into the cache before the request runs.
+    #[inline]
+    pub fn key(&self) -> Option<&'a [u8]> {
+        match &self.args {
+            Args::Few { len, args } if *len >= 2 => Some(args[1]),
+            Args::Many(args) => args.get(1).copied(),
+            _ => None,
+        }
+    }
+}
+
+/// Requests are equal when they took as many bytes and have equal arguments.
+impl PartialEq for Request<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.size == other.size && self.args() == other.args()
+    }
+}
+
+impl Eq for Request<'_> {}
 
 #[derive(Debug, Default)]
 enum State {
@@ -71,7 +124,8 @@ enum State {
     #[default]
     Start,
     /// Inside a multibulk frame: `remaining` arguments still to locate,
-    /// `pos` bytes of the frame examined so far.
+    /// `pos` bytes of the frame examined so far, and the length of the bulk
+    /// whose header was read, if its payload is not all there yet.
     Multibulk {
         remaining: usize,
         pos: usize,
@@ -85,19 +139,23 @@ enum State {
 #[derive(Debug, Default)]
 pub struct Decoder {
     state: State,
-    args: Vec<Range<usize>>,
-    /// Unquoted inline arguments.
-    pub scratch: Vec<u8>,
+    /// The arguments of the multibulk frame in progress located so far, as
+    /// byte ranges of the frame: its bytes may move between reads.
+    located: Vec<Range<usize>>,
+}
+
+/// Where the search for one multibulk argument got to.
+enum Located {
+    /// The argument is `input[start..end]`, followed by CRLF.
+    Found { start: usize, end: usize },
+    /// More input is needed; resume at `pos`, with `bulk` the length of the
+    /// payload starting there if its header has been read.
+    Partial { pos: usize, bulk: Option<usize> },
 }
 
 impl Decoder {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Argument ranges of the frame last returned by [`Decoder::decode`].
-    pub fn args(&self) -> &[Range<usize>] {
-        &self.args
     }
 
     /// Bytes the frame in progress still needs before it can complete, if known
@@ -111,168 +169,133 @@ impl Decoder {
         }
     }
 
-    /// Try to decode one frame from the start of `input`.
+    /// Decode the request at the start of `input`.
     ///
-    /// `Ok(None)` means more bytes are needed; call again with the same
-    /// input extended (the decoder resumes where it stopped). Empty frames
-    /// (`*0`, `*-1`, blank inline lines) are consumed silently and yield a
-    /// frame with no arguments.
-    pub fn decode(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
-        if matches!(self.state, State::Start) {
-            if input.is_empty() {
-                return Ok(None);
-            }
-            self.args.clear();
-            if input[0] == b'*' {
-                match parse_line(input, Header::MultiBulk)? {
-                    None => return Ok(None),
-                    Some((n, next)) => {
-                        if !limits.authenticated && n > UNAUTH_MAX_ARGS {
-                            return Err(ProtocolError::new("unauthenticated multibulk length"));
-                        }
-                        if n > limits.max_args as i64 || n > MAX_ARGS as i64 {
-                            return Err(ProtocolError::new("invalid multibulk length"));
-                        }
-                        if n <= 0 {
-                            return Ok(Some(Frame {
-                                len: next,
-                                source: ArgSource::Input,
-                            }));
-                        }
-                        // Reserve modestly: the count is client-controlled.
-                        self.args.reserve((n as usize).min(1024));
-                        self.state = State::Multibulk {
-                            remaining: n as usize,
-                            pos: next,
-                            bulk: None,
-                        };
-                    }
-                }
-            } else {
-                self.state = State::Inline { scanned: 0 };
-            }
+    /// `Ok(None)` means more bytes are needed: call again with the same
+    /// input extended, and the decoder resumes where it stopped. After an
+    /// error the connection is closed; the decoder starts afresh if called.
+    ///
+    /// A whole request of a few arguments, nearly every one, is decoded in
+    /// one pass ([`whole_short`]); the rest take the general path.
+    #[inline]
+    pub fn decode<'a>(&mut self, input: &'a [u8], limits: &Limits) -> Result<Option<Request<'a>>, ProtocolError> {
+        if matches!(self.state, State::Start)
+            && let Some(request) = whole_short(input, limits)
+        {
+            return Ok(Some(request));
         }
+        if input.is_empty() {
+            return Ok(None);
+        }
+        self.decode_general(input, limits)
+    }
+
+    /// Forget the frame in progress, so that the next call decodes a new
+    /// one from the start of its input (a caller that decoded ahead and
+    /// will come back to that frame later, from another position).
+    pub fn reset(&mut self) {
+        self.state = State::Start;
+        self.located = Vec::new();
+    }
+
+    /// Every case [`whole_short`] leaves: long, incomplete, resumed, empty,
+    /// inline or malformed requests, with Redis's outcome for each.
+    #[inline(never)]
+    fn decode_general<'a>(&mut self, input: &'a [u8], limits: &Limits) -> Result<Option<Request<'a>>, ProtocolError> {
         match self.state {
-            State::Multibulk { .. } => self.decode_multibulk(input, limits),
-            State::Inline { .. } => self.decode_inline(input),
-            State::Start => unreachable!("state set above"),
+            State::Start => match input.first() {
+                None => Ok(None),
+                Some(b'*') => self.start_multibulk(input, limits),
+                Some(_) => self.inline(input, 0),
+            },
+            State::Multibulk { remaining, pos, bulk } => {
+                let resumed = self.resume_multibulk(input, limits, remaining, pos, bulk);
+                if resumed.is_err() {
+                    self.reset();
+                }
+                resumed
+            }
+            State::Inline { scanned } => self.inline(input, scanned),
         }
     }
 
-    /// The common case in one pass, before [`Decoder::decode`]: a complete,
-    /// well-formed multibulk request of at most [`SHORT_ARGS`] arguments at
-    /// the start of `input`, within every limit, while no frame is in
-    /// progress. Its arguments go straight into `args` as slices of `input`
-    /// (nothing to push, nothing to convert); returns the frame's length and
-    /// its argument count. Anything else — incomplete, malformed, over a
-    /// limit, empty, long — returns None having changed nothing, and
-    /// [`Decoder::decode`] decides what it is.
-    #[inline]
-    pub fn decode_short<'a>(
-        &self,
+    /// A multibulk frame from its first byte: limits checked on its count,
+    /// then on each argument's header.
+    fn start_multibulk<'a>(&mut self, input: &'a [u8], limits: &Limits) -> Result<Option<Request<'a>>, ProtocolError> {
+        let Some((n, mut pos)) = parse_line(input, Header::MultiBulk)? else {
+            return Ok(None);
+        };
+        if !limits.authenticated && n > UNAUTH_MAX_ARGS {
+            return Err(ProtocolError::new("unauthenticated multibulk length"));
+        }
+        if n > limits.max_args as i64 || n > MAX_ARGS as i64 {
+            return Err(ProtocolError::new("invalid multibulk length"));
+        }
+        let n = n.max(0) as usize;
+        // Reserve modestly: the count is client-controlled.
+        let mut args = Vec::with_capacity(n.min(1024));
+        for remaining in (1..=n).rev() {
+            match locate(input, pos, None, limits)? {
+                Located::Found { start, end } => {
+                    args.push(&input[start..end]);
+                    pos = end + 2;
+                }
+                Located::Partial { pos, bulk } => {
+                    self.keep_partial(input, &args, remaining, pos, bulk);
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(Request {
+            size: pos,
+            args: Args::Many(args),
+        }))
+    }
+
+    /// Remember a multibulk frame left incomplete: the arguments `found`
+    /// (slices of `input`) and where the search stopped.
+    fn keep_partial(&mut self, input: &[u8], found: &[&[u8]], remaining: usize, pos: usize, bulk: Option<usize>) {
+        let base = input.as_ptr() as usize;
+        self.located.extend(found.iter().map(|arg| {
+            let start = arg.as_ptr() as usize - base;
+            start..start + arg.len()
+        }));
+        self.state = State::Multibulk { remaining, pos, bulk };
+    }
+
+    /// A multibulk frame that an earlier call left incomplete.
+    fn resume_multibulk<'a>(
+        &mut self,
         input: &'a [u8],
         limits: &Limits,
-        args: &mut [&'a [u8]; SHORT_ARGS],
-    ) -> Option<(usize, usize)> {
-        if !matches!(self.state, State::Start) || input.first() != Some(&b'*') {
-            return None;
-        }
-        let (n, mut pos) = parse_short_count(input)?;
-        let max_bulk = if limits.authenticated {
-            limits.max_bulk_len
-        } else {
-            limits.max_bulk_len.min(UNAUTH_MAX_BULK as u64)
-        };
-        // SHORT_ARGS is below UNAUTH_MAX_ARGS (checked at compile time).
-        let n = n as usize;
-        if n == 0 || n > SHORT_ARGS || n > limits.max_args {
-            return None;
-        }
-        for arg in &mut args[..n] {
-            if input.get(pos) != Some(&b'$') {
-                return None;
-            }
-            let (len, used) = parse_short_count(&input[pos..])?;
-            if len as u64 > max_bulk {
-                return None;
-            }
-            let start = pos + used;
-            let end = start + len as usize;
-            if input.get(end..end + 2) != Some(b"\r\n") {
-                return None;
-            }
-            *arg = &input[start..end];
-            pos = end + 2;
-        }
-        Some((pos, n))
-    }
-
-    fn decode_multibulk(&mut self, input: &[u8], limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
-        let State::Multibulk {
-            mut remaining,
-            mut pos,
-            mut bulk,
-        } = self.state
-        else {
-            unreachable!("called in multibulk state")
-        };
-        let result = loop {
-            if remaining == 0 {
-                break Ok(Some(Frame {
-                    len: pos,
-                    source: ArgSource::Input,
-                }));
-            }
-            let len = match bulk {
-                Some(len) => len,
-                None => {
-                    if pos >= input.len() {
-                        break Ok(None);
-                    }
-                    if input[pos] != b'$' {
-                        break Err(ProtocolError(format!("expected '$', got '{}'", input[pos] as char)));
-                    }
-                    match parse_line(&input[pos..], Header::Bulk) {
-                        Err(e) => break Err(e),
-                        Ok(None) => break Ok(None),
-                        Ok(Some((len, used))) => {
-                            if !limits.authenticated && len > UNAUTH_MAX_BULK {
-                                break Err(ProtocolError::new("unauthenticated bulk length"));
-                            }
-                            if len < 0 || len as u64 > limits.max_bulk_len {
-                                break Err(ProtocolError::new("invalid bulk length"));
-                            }
-                            pos += used;
-                            bulk = Some(len as usize);
-                            len as usize
-                        }
-                    }
+        mut remaining: usize,
+        mut pos: usize,
+        mut bulk: Option<usize>,
+    ) -> Result<Option<Request<'a>>, ProtocolError> {
+        while remaining > 0 {
+            match locate(input, pos, bulk, limits)? {
+                Located::Found { start, end } => {
+                    self.located.push(start..end);
+                    pos = end + 2;
+                    bulk = None;
+                    remaining -= 1;
                 }
-            };
-            if input.len() < pos + len + 2 {
-                break Ok(None);
+                Located::Partial { pos, bulk } => {
+                    self.state = State::Multibulk { remaining, pos, bulk };
+                    return Ok(None);
+                }
             }
-            if &input[pos + len..pos + len + 2] != b"\r\n" {
-                // Redis trusts the length and skips the CRLF; we are stricter only
-                // in that the frame must be well formed to be executed.
-                break Err(ProtocolError::new("expected CRLF after bulk"));
-            }
-            self.args.push(pos..pos + len);
-            pos += len + 2;
-            bulk = None;
-            remaining -= 1;
-        };
-        self.state = match result {
-            Ok(None) => State::Multibulk { remaining, pos, bulk },
-            _ => State::Start,
-        };
-        result
+        }
+        self.state = State::Start;
+        // The located ranges go with the frame: a large one's are not kept.
+        let located = std::mem::take(&mut self.located);
+        Ok(Some(Request {
+            size: pos,
+            args: Args::Many(located.into_iter().map(|r| &input[r]).collect()),
+        }))
     }
 
-    fn decode_inline(&mut self, input: &[u8]) -> Result<Option<Frame>, ProtocolError> {
-        let State::Inline { scanned } = self.state else {
-            unreachable!("called in inline state")
-        };
+    fn inline<'a>(&mut self, input: &'a [u8], scanned: usize) -> Result<Option<Request<'a>>, ProtocolError> {
         let Some(nl) = memchr::memchr(b'\n', &input[scanned..]).map(|i| i + scanned) else {
             if input.len() > INLINE_MAX {
                 self.state = State::Start;
@@ -289,12 +312,99 @@ impl Decoder {
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
         }
-        split_inline_args(line, &mut self.scratch, &mut self.args)?;
-        Ok(Some(Frame {
-            len: nl + 1,
-            source: ArgSource::Scratch,
+        let mut unquoted = Vec::new();
+        split_inline_args(line, &mut unquoted)?;
+        Ok(Some(Request {
+            size: nl + 1,
+            args: Args::Unquoted(unquoted),
         }))
     }
+}
+
+/// The common case in one pass: a whole, well-formed multibulk request of
+/// at most [`STACK_ARGS`] arguments at the start of `input`, within every
+/// limit, its arguments going straight into the request. Anything else —
+/// incomplete, malformed, over a limit, empty, long — returns None, and
+/// [`Decoder::decode_general`] decides what it is.
+#[inline(always)]
+fn whole_short<'a>(input: &'a [u8], limits: &Limits) -> Option<Request<'a>> {
+    if input.first() != Some(&b'*') {
+        return None;
+    }
+    let (n, mut pos) = parse_short_count(input)?;
+    let max_bulk = if limits.authenticated {
+        limits.max_bulk_len
+    } else {
+        limits.max_bulk_len.min(UNAUTH_MAX_BULK as u64)
+    };
+    // STACK_ARGS is below UNAUTH_MAX_ARGS (checked at compile time).
+    let n = n as usize;
+    if n == 0 || n > STACK_ARGS || n > limits.max_args {
+        return None;
+    }
+    let mut args: [&[u8]; STACK_ARGS] = [&[]; STACK_ARGS];
+    for arg in &mut args[..n] {
+        if input.get(pos) != Some(&b'$') {
+            return None;
+        }
+        let (len, used) = parse_short_count(&input[pos..])?;
+        if len as u64 > max_bulk {
+            return None;
+        }
+        let start = pos + used;
+        let end = start + len as usize;
+        if input.get(end..end + 2) != Some(b"\r\n") {
+            return None;
+        }
+        *arg = &input[start..end];
+        pos = end + 2;
+    }
+    Some(Request {
+        size: pos,
+        args: Args::Few { len: n as u8, args },
+    })
+}
+
+/// Locate the multibulk argument at `pos`: its `$<len>` header, or, when
+/// `bulk` is known, its payload of that length. Limits are checked on the
+/// header, before the payload is waited for.
+#[inline(always)]
+fn locate(input: &[u8], mut pos: usize, bulk: Option<usize>, limits: &Limits) -> Result<Located, ProtocolError> {
+    let len = match bulk {
+        Some(len) => len,
+        None => {
+            let Some(&first) = input.get(pos) else {
+                return Ok(Located::Partial { pos, bulk: None });
+            };
+            if first != b'$' {
+                return Err(expected_dollar(first));
+            }
+            let Some((len, used)) = parse_line(&input[pos..], Header::Bulk)? else {
+                return Ok(Located::Partial { pos, bulk: None });
+            };
+            if !limits.authenticated && len > UNAUTH_MAX_BULK {
+                return Err(ProtocolError::new("unauthenticated bulk length"));
+            }
+            if len < 0 || len as u64 > limits.max_bulk_len {
+                return Err(ProtocolError::new("invalid bulk length"));
+            }
+            pos += used;
+            len as usize
+        }
+    };
+    let end = pos + len;
+    match input.get(end..end + 2) {
+        Some(b"\r\n") => Ok(Located::Found { start: pos, end }),
+        // Redis trusts the length and skips the CRLF; we are stricter only
+        // in that the frame must be well formed to be executed.
+        Some(_) => Err(ProtocolError::new("expected CRLF after bulk")),
+        None => Ok(Located::Partial { pos, bulk: Some(len) }),
+    }
+}
+
+#[cold]
+fn expected_dollar(got: u8) -> ProtocolError {
+    ProtocolError(format!("expected '$', got '{}'", got as char))
 }
 
 /// Which header line is being read (for the error texts).
@@ -417,10 +527,8 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 /// separates arguments; "double quotes" understand \n \r \t \b \a \\ \" and
 /// \xHH; 'single quotes' understand \'; a closing quote must be followed by
 /// whitespace or the end of the line.
-fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<usize>>) -> Result<(), ProtocolError> {
+fn split_inline_args(line: &[u8], args: &mut Vec<Vec<u8>>) -> Result<(), ProtocolError> {
     let unbalanced = || ProtocolError::new("unbalanced quotes in request");
-    scratch.clear();
-    args.clear();
     // sdssplitargs works on a C string: a NUL byte ends the line.
     let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
     let mut i = 0;
@@ -433,7 +541,7 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
         if i >= n {
             return Ok(());
         }
-        let start = scratch.len();
+        let mut arg = Vec::new();
         let (mut inq, mut insq) = (false, false);
         loop {
             if inq {
@@ -447,11 +555,11 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
                     && line[i + 2].is_ascii_hexdigit()
                     && line[i + 3].is_ascii_hexdigit()
                 {
-                    scratch.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                    arg.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
                     i += 1;
-                    scratch.push(match line[i] {
+                    arg.push(match line[i] {
                         b'n' => b'\n',
                         b'r' => b'\r',
                         b't' => b'\t',
@@ -466,7 +574,7 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
                     i += 1;
                     break;
                 } else {
-                    scratch.push(c);
+                    arg.push(c);
                 }
             } else if insq {
                 if i >= n {
@@ -475,7 +583,7 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
                 let c = line[i];
                 if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
                     i += 1;
-                    scratch.push(b'\'');
+                    arg.push(b'\'');
                 } else if c == b'\'' {
                     if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
                         return Err(unbalanced());
@@ -483,7 +591,7 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
                     i += 1;
                     break;
                 } else {
-                    scratch.push(c);
+                    arg.push(c);
                 }
             } else {
                 if i >= n {
@@ -493,12 +601,12 @@ fn split_inline_args(line: &[u8], scratch: &mut Vec<u8>, args: &mut Vec<Range<us
                     b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => inq = true,
                     b'\'' => insq = true,
-                    c => scratch.push(c),
+                    c => arg.push(c),
                 }
             }
             i += 1;
         }
-        args.push(start..scratch.len());
+        args.push(arg);
     }
 }
 
@@ -547,27 +655,63 @@ mod tests {
         }
     }
 
+    /// The one-pass case only ever shortcuts the general path: when it
+    /// takes a request, the general path decodes the same one; and it does
+    /// take every whole, well-formed request of a few arguments within the
+    /// limits, so that the common case is fast.
+    #[test]
+    fn whole_short_agrees_with_the_general_path() {
+        use proptest::prelude::*;
+        let config = ProptestConfig {
+            cases: 20_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        let command = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), 0..9);
+        let cut = prop::option::of(any::<prop::sample::Index>());
+        let flip = prop::option::of((any::<prop::sample::Index>(), any::<u8>()));
+        let limits = (any::<bool>(), prop_oneof![Just(1u64 << 20), 0u64..20]);
+        proptest!(config, |(args in command, cut in cut, flip in flip, (authenticated, max_bulk_len) in limits)| {
+            let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            let mut input = Vec::new();
+            crate::protocol::encode_command(&mut input, &refs);
+            let well_formed = input.clone();
+            if let Some((at, byte)) = flip {
+                let at = at.index(input.len());
+                input[at] = byte;
+            }
+            if let Some(cut) = cut {
+                input.truncate(cut.index(input.len() + 1));
+            }
+            let limits = Limits { max_bulk_len, max_args: MAX_ARGS, authenticated };
+            let general = Decoder::new().decode_general(&input, &limits);
+            if let Some(short) = whole_short(&input, &limits) {
+                prop_assert_eq!(general, Ok(Some(short)));
+            } else if input == well_formed && (1..=STACK_ARGS).contains(&args.len()) {
+                let max_bulk = if authenticated { max_bulk_len } else { max_bulk_len.min(UNAUTH_MAX_BULK as u64) };
+                prop_assert!(args.iter().any(|a| a.len() as u64 > max_bulk), "a short request took the general path");
+            }
+        });
+    }
+
     const L: Limits = Limits {
         max_bulk_len: 512 * 1024 * 1024,
         max_args: MAX_ARGS,
         authenticated: true,
     };
 
-    fn args_of(d: &Decoder, input: &[u8], f: Frame) -> Vec<Vec<u8>> {
-        let base = match f.source {
-            ArgSource::Input => input,
-            ArgSource::Scratch => &d.scratch[..],
-        };
-        d.args().iter().map(|r| base[r.clone()].to_vec()).collect()
+    fn args_of(request: &Request<'_>) -> Vec<Vec<u8>> {
+        request.args().iter().map(|a| a.to_vec()).collect()
     }
 
     #[test]
     fn multibulk_in_one_piece() {
         let mut d = Decoder::new();
         let input = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
-        let f = d.decode(input, &L).unwrap().unwrap();
-        assert_eq!(f.len, input.len());
-        assert_eq!(args_of(&d, input, f), vec![b"GET".to_vec(), b"k".to_vec()]);
+        let r = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(r.size(), input.len());
+        assert_eq!(args_of(&r), vec![b"GET".to_vec(), b"k".to_vec()]);
+        assert_eq!(r.key(), Some(&b"k"[..]));
     }
 
     #[test]
@@ -577,22 +721,65 @@ mod tests {
         for end in 1..input.len() {
             assert_eq!(d.decode(&input[..end], &L).unwrap(), None, "at {end}");
         }
-        let f = d.decode(input, &L).unwrap().unwrap();
+        let r = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(r.size(), input.len());
+        assert_eq!(args_of(&r), vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()]);
+    }
+
+    #[test]
+    fn many_arguments_and_a_resumed_frame() {
+        let args: Vec<Vec<u8>> = (0..20).map(|i| format!("arg{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        let mut input = Vec::new();
+        crate::protocol::encode_command(&mut input, &refs);
+        let mut d = Decoder::new();
+        assert_eq!(args_of(&d.decode(&input, &L).unwrap().unwrap()), args);
+        // Cut mid-payload: the second call locates only what the first did not.
+        let cut = input.len() - 5;
+        assert_eq!(d.decode(&input[..cut], &L).unwrap(), None);
+        assert!(!d.located.is_empty());
+        let r = d.decode(&input, &L).unwrap().unwrap();
+        assert_eq!((args_of(&r), r.size()), (args, input.len()));
+        assert!(d.located.capacity() == 0, "a finished frame's ranges are not kept");
+    }
+
+    #[test]
+    fn reset_forgets_the_frame_in_progress() {
+        let input = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        let mut d = Decoder::new();
+        assert_eq!(d.decode(&input[..12], &L).unwrap(), None);
+        d.reset();
+        // Decoded from its start again, as when it comes back to the head of the input.
+        let r = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(args_of(&r), vec![b"GET".to_vec(), b"k".to_vec()]);
+        // Without the reset, a different frame would be read as the old one's rest.
+        assert_eq!(d.decode(&input[..12], &L).unwrap(), None);
+        d.reset();
         assert_eq!(
-            args_of(&d, input, f),
-            vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()]
+            args_of(&d.decode(b"*1\r\n$4\r\nPING\r\n", &L).unwrap().unwrap()),
+            vec![b"PING".to_vec()]
         );
+    }
+
+    #[test]
+    fn empty_requests_have_no_arguments() {
+        let mut d = Decoder::new();
+        for input in [&b"*0\r\n"[..], b"*-1\r\n", b"\r\n", b"  \n"] {
+            let r = d.decode(input, &L).unwrap().unwrap();
+            assert_eq!((r.size(), r.args().len()), (input.len(), 0), "{input:?}");
+        }
     }
 
     #[test]
     fn inline_with_quotes() {
         let mut d = Decoder::new();
         let input = b"SET k \"a b\\x41\\n\" 'it\\'s'\r\n";
-        let f = d.decode(input, &L).unwrap().unwrap();
+        let r = d.decode(input, &L).unwrap().unwrap();
         assert_eq!(
-            args_of(&d, input, f),
+            args_of(&r),
             vec![b"SET".to_vec(), b"k".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec()]
         );
+        assert_eq!(r.size(), input.len());
         assert_eq!(
             d.decode(b"SET \"a\r\n", &L),
             Err(ProtocolError::new("unbalanced quotes in request"))
@@ -603,11 +790,11 @@ mod tests {
     fn inline_nul_ends_the_line_and_never_loops() {
         let mut d = Decoder::new();
         let input = b"\x00\x01\x02\xff\r\n";
-        let f = d.decode(input, &L).unwrap().unwrap();
-        assert_eq!(args_of(&d, input, f), Vec::<Vec<u8>>::new());
+        let r = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(args_of(&r), Vec::<Vec<u8>>::new());
         let input = b"GET a\x00b c\r\n";
-        let f = d.decode(input, &L).unwrap().unwrap();
-        assert_eq!(args_of(&d, input, f), vec![b"GET".to_vec(), b"a".to_vec()]);
+        let r = d.decode(input, &L).unwrap().unwrap();
+        assert_eq!(args_of(&r), vec![b"GET".to_vec(), b"a".to_vec()]);
     }
 
     #[test]

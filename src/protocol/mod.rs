@@ -3,7 +3,7 @@
 pub mod decode;
 pub mod reply;
 
-pub use decode::{ArgSource, Decoder, Frame, Limits, ProtocolError};
+pub use decode::{Decoder, Limits, ProtocolError, Request};
 
 /// Append a command as a RESP array of bulk strings (what clients send, and
 /// what the append-only file stores).

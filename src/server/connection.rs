@@ -1,39 +1,46 @@
 //! One client connection: read → decode every complete request → execute →
 //! write all replies at once → read again.
 //!
-//! Replies to a pipelined batch are written with one write. The read buffer
-//! grows only as bytes arrive (a pending bulk's size is reserved once, up to
-//! 1 MiB at a time), and the query buffer is bounded by
-//! `client-query-buffer-limit`.
+//! Replies to a pipelined batch are written with one write. An idle
+//! connection costs little: it holds no buffer ([`pool`] lends them while
+//! bytes are in hand; one waiting for the rest of a request keeps a buffer
+//! sized for it), and its task's future is kept small (the batch of decoded
+//! requests lives in [`execute_buffered`]'s frame, the TLS path in a box).
+//! A pending bulk's size is reserved once, up to 1 MiB at a time, and the
+//! query buffer is bounded by `client-query-buffer-limit`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use smallvec::SmallVec;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use super::batch::Batch;
+use super::batch::{Batch, End};
 use super::shared::{ClientHandle, Shared};
 use crate::commands::{self, ClientState};
 use crate::config::{OutputLimit, Settings};
-use crate::protocol::decode::{MAX_ARGS, SHORT_ARGS};
-use crate::protocol::{ArgSource, Decoder, Frame, Limits, ProtocolError, ReplyBuf};
+use crate::protocol::decode::MAX_ARGS;
+use crate::protocol::{Decoder, Limits, ProtocolError, ReplyBuf};
 
-/// First read buffer of a connection: small, so that idle clients cost
-/// little; it doubles (up to [`READ_CHUNK_MAX`]) while reads fill it.
+/// What a read asks for at least; doubles (up to [`READ_CHUNK_MAX`]) while
+/// reads fill the buffer.
 const READ_CHUNK: usize = 1024;
 const READ_CHUNK_MAX: usize = 64 * 1024;
-/// An idle connection frees its buffers after this long.
-const IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// How often an idle connection checks `--timeout` (which CONFIG SET may change).
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Write replies out once this much is pending, even mid-batch.
 const OUTPUT_FLUSH: usize = 256 * 1024;
 
 /// A client transport: plain TCP, or TLS over TCP.
 pub trait ClientIo: AsyncWrite + Unpin + Send {
+    /// Whether [`ClientIo::wait_input`] reads into the buffer it is given,
+    /// which must then have room while the connection waits.
+    const READS_WHILE_WAITING: bool;
     /// Read what is available without waiting; None if nothing is.
     fn try_read_now(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<usize>>;
     /// Wait for input; Some(n) if the wait itself read n bytes (TLS), None
@@ -45,12 +52,15 @@ pub trait ClientIo: AsyncWrite + Unpin + Send {
 }
 
 impl ClientIo for TcpStream {
+    const READS_WHILE_WAITING: bool = false;
+
     /// One `recv` per readiness event, like redis-server's level-triggered
     /// loop: a read that did not fill the buffer drained the socket, so the
     /// readiness is cleared there and then. Without this, every request
     /// costs a second `recv` that only returns EAGAIN. (Tokio clears only
     /// the readiness it observed before the read: data arriving meanwhile
     /// sets it again, so no input is missed.)
+    #[inline]
     fn try_read_now(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
         if buf.capacity() == buf.len() {
             buf.reserve(READ_CHUNK); // a zero-length recv would look like end of stream
@@ -81,7 +91,12 @@ impl ClientIo for TcpStream {
     }
 }
 
+/// rustls decrypts into its own buffers and hands plaintext over only
+/// through a read, so a TLS connection waits with a buffer to read into
+/// (of [`READ_CHUNK`] at first, its own, not the pool's).
 impl ClientIo for tokio_rustls::server::TlsStream<TcpStream> {
+    const READS_WHILE_WAITING: bool = true;
+
     fn try_read_now(&mut self, _buf: &mut BytesMut) -> std::io::Result<Option<usize>> {
         Ok(None)
     }
@@ -109,7 +124,8 @@ async fn flush<S: ClientIo>(stream: &mut S, out: &ReplyBuf, limit: &OutputLimit)
         stream.flush().await
     };
     if limit.soft > 0 && limit.soft_seconds > 0 && pending > limit.soft {
-        match tokio::time::timeout(Duration::from_secs(limit.soft_seconds), write).await {
+        // Boxed: the timer would otherwise take room in every connection's future.
+        match Box::pin(tokio::time::timeout(Duration::from_secs(limit.soft_seconds), write)).await {
             Ok(r) => r.map_err(|e| format!("write failed: {e}")),
             Err(_) => Err(format!(
                 "{pending} bytes of replies over the soft limit for {} s",
@@ -121,27 +137,62 @@ async fn flush<S: ClientIo>(stream: &mut S, out: &ReplyBuf, limit: &OutputLimit)
     }
 }
 
+/// Serve one accepted client: over plain TCP, or over TLS once the
+/// handshake is done. A connection's task holds this future for its whole
+/// life, so the TLS path is boxed: its stream alone is over a kilobyte, and
+/// inline it would weigh on every plain connection too.
+pub async fn serve_accepted(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: &Shared,
+    handle: Arc<ClientHandle>,
+) {
+    match tls {
+        None => serve(stream, shared, handle).await,
+        Some(acceptor) => Box::pin(serve_tls(stream, acceptor, shared, handle)).await,
+    }
+}
+
+async fn serve_tls(stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, shared: &Shared, handle: Arc<ClientHandle>) {
+    let peer = handle.addr;
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => serve(tls_stream, shared, handle).await,
+        Ok(Err(e)) => warn!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => warn!(%peer, "TLS handshake timed out"),
+    }
+}
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<ClientHandle>) {
-    let mut shutdown = shared.shutdown.subscribe();
     // Long-lived futures, registered once per connection rather than on
-    // every wait: shutdown, CLIENT KILL, and a housekeeping timer that fires
-    // at most about once a second to free idle buffers and apply --timeout.
+    // every wait, and pinned in this future rather than allocated apart:
+    // shutdown, CLIENT KILL, and a housekeeping timer that fires about once
+    // a second to apply --timeout.
+    let mut shutdown_rx = shared.shutdown.subscribe();
+    let shutdown = async {
+        let _ = shutdown_rx.recv().await;
+    };
+    let kill = handle.kill.notified();
+    let housekeeping = tokio::time::sleep(HOUSEKEEPING);
+    tokio::pin!(shutdown, kill, housekeeping);
     let mut waits = Waits {
-        shutdown: Box::pin(async move {
-            let _ = shutdown.recv().await;
-        }),
-        kill: Box::pin(handle.kill.notified()),
-        housekeeping: Box::pin(tokio::time::sleep(IDLE_RELEASE)),
+        shutdown,
+        kill,
+        housekeeping,
         handle: &handle,
-        released: false,
         read_hint: READ_CHUNK,
     };
+    // No buffer yet: they are lent by the pool when bytes arrive.
     let mut rbuf = BytesMut::new();
     let mut out = ReplyBuf::new(0);
     let mut decoder = Decoder::new();
     let mut client = ClientState::new(handle.clone(), !shared.settings.password_required());
     loop {
         let max_bulk_len = Settings::get(&shared.settings.proto_max_bulk_len);
+        if out.buf.capacity() == 0 {
+            pool::lend(&pool::REPLIES, &mut out.buf);
+        }
         let Drained {
             consumed,
             more,
@@ -164,13 +215,13 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             let _ = stream.flush().await;
             return;
         }
-        if !out.is_empty() {
-            if let Err(why) = flush(&mut stream, &out, &shared.config.client_output_buffer_limit).await {
-                warn!(id = handle.id, peer = %handle.addr, "closing client: {why}");
-                return;
-            }
-            out.buf.clear();
+        if !out.is_empty()
+            && let Err(why) = flush(&mut stream, &out, &shared.config.client_output_buffer_limit).await
+        {
+            warn!(id = handle.id, peer = %handle.addr, "closing client: {why}");
+            return;
         }
+        pool::give_back(&pool::REPLIES, &mut out.buf);
         if client.close || handle.killed.load(Ordering::Relaxed) {
             return;
         }
@@ -181,7 +232,7 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             warn!(id = handle.id, "closing client that exceeded the query buffer limit");
             return;
         }
-        if let Err(why) = read_more(&mut stream, &mut rbuf, &mut out, &decoder, shared, &mut waits).await {
+        if let Err(why) = read_more(&mut stream, &mut rbuf, &decoder, shared, &mut waits).await {
             debug!(id = handle.id, "closing: {why}");
             return;
         }
@@ -198,11 +249,12 @@ struct Drained {
     failure: Option<ProtocolError>,
 }
 
-/// Execute every whole request at the start of `input`, replies into `out`.
+/// Execute every whole request at the start of `input`, replies into `out`:
+/// a batch at a time, decoded, its keys prefetched, then run.
 ///
-/// A plain function, not part of the connection's future: the batch it
-/// decodes is a few kilobytes, and in the future it would be kept for
-/// every idle connection.
+/// A plain function, not part of the connection's future: a batch of
+/// decoded requests is a few kilobytes, and in the future it would be kept
+/// for every idle connection.
 fn execute_buffered(
     shared: &Shared,
     client: &mut ClientState,
@@ -216,48 +268,43 @@ fn execute_buffered(
         more: false,
         failure: None,
     };
-    let limits = Limits {
-        max_bulk_len,
-        max_args: MAX_ARGS,
-        authenticated: client.authenticated,
-    };
-    // Most requests are whole and short: decoded together, their keys
-    // prefetched, then run. The rest take the general, incremental path.
     let mut batch = Batch::new();
-    batch.decode(decoder, input, &limits);
-    batch.prefetch(&shared.keyspace.dbs[client.db]);
-    let mut batched = batch.requests().iter();
-    loop {
-        let rest = &input[drained.consumed..];
+    'batches: loop {
         let limits = Limits {
+            max_bulk_len,
+            max_args: MAX_ARGS,
             authenticated: client.authenticated,
-            ..limits
         };
-        let step = match batched.next() {
-            // AUTH or RESET in the batch changes the limits the rest must
-            // be decoded with: drop the batch, decode them again.
-            Some(request) if client.authenticated == batch.authenticated => {
-                commands::execute(shared, client, out, request.args());
-                Ok(Some(request.len))
+        let end = batch.decode(decoder, &input[drained.consumed..], &limits);
+        batch.prefetch(&shared.keyspace.dbs[client.db]);
+        for request in batch.requests() {
+            let args = request.args();
+            if !args.is_empty() {
+                commands::execute(shared, client, out, &args);
             }
-            _ => {
-                batched = [].iter();
-                decode_and_execute(shared, client, out, decoder, rest, &limits)
+            drained.consumed += request.size();
+            if client.close {
+                return drained;
             }
-        };
-        match step {
-            Ok(Some(len)) => {
-                drained.consumed += len;
-                if client.close {
-                    return drained;
-                }
-                if out.len() >= OUTPUT_FLUSH {
-                    drained.more = true;
-                    return drained;
-                }
+            // Stopping before the end of the batch, its later requests will
+            // be decoded again: the decoder must not resume one it left
+            // incomplete as if it were the next.
+            if out.len() >= OUTPUT_FLUSH {
+                decoder.reset();
+                drained.more = true;
+                return drained;
             }
-            Ok(None) => return drained,
-            Err(e) => {
+            // AUTH or RESET changed the limits the rest must be decoded
+            // with: decode them again.
+            if client.authenticated != batch.authenticated {
+                decoder.reset();
+                continue 'batches;
+            }
+        }
+        match end {
+            End::Full => continue,
+            End::Incomplete => return drained,
+            End::Failed(e) => {
                 drained.failure = Some(e);
                 return drained;
             }
@@ -265,54 +312,9 @@ fn execute_buffered(
     }
 }
 
-/// Decode and execute the request at the start of `input`, if it is whole:
-/// a short one in one pass, anything else on the general, incremental path.
-/// Returns the bytes it occupied.
-fn decode_and_execute(
-    shared: &Shared,
-    client: &mut ClientState,
-    out: &mut ReplyBuf,
-    decoder: &mut Decoder,
-    input: &[u8],
-    limits: &Limits,
-) -> Result<Option<usize>, ProtocolError> {
-    let mut short: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
-    if let Some((len, argc)) = decoder.decode_short(input, limits, &mut short) {
-        commands::execute(shared, client, out, &short[..argc]);
-        return Ok(Some(len));
-    }
-    let Some(frame) = decoder.decode(input, limits)? else {
-        return Ok(None);
-    };
-    execute_frame(shared, client, out, decoder, input, frame);
-    Ok(Some(frame.len))
-}
-
-/// Execute a frame the general decoding path found (its arguments live in
-/// the input or, for inline commands, in the decoder's scratch buffer).
-fn execute_frame(
-    shared: &Shared,
-    client: &mut ClientState,
-    out: &mut ReplyBuf,
-    decoder: &Decoder,
-    input: &[u8],
-    frame: Frame,
-) {
-    let ranges = decoder.args();
-    if ranges.is_empty() {
-        return;
-    }
-    let base: &[u8] = match frame.source {
-        ArgSource::Input => input,
-        ArgSource::Scratch => &decoder.scratch,
-    };
-    let args: SmallVec<[&[u8]; SHORT_ARGS]> = ranges.iter().map(|r| &base[r.start..r.end]).collect();
-    commands::execute(shared, client, out, &args);
-}
-
 /// Interpret a read: true when bytes arrived, false when there were none
 /// yet, an error at end of stream or on failure.
-fn got_input(read: std::io::Result<Option<usize>>, waits: &mut Waits<'_>) -> Result<bool, &'static str> {
+fn got_input(read: std::io::Result<Option<usize>>, waits: &mut Waits<'_, '_>) -> Result<bool, &'static str> {
     match read {
         Ok(Some(0)) => Err("end of stream"),
         Ok(Some(_)) => {
@@ -325,36 +327,37 @@ fn got_input(read: std::io::Result<Option<usize>>, waits: &mut Waits<'_>) -> Res
 }
 
 /// What a connection waits on besides its socket.
-struct Waits<'a> {
-    shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
-    kill: std::pin::Pin<Box<tokio::sync::futures::Notified<'a>>>,
-    housekeeping: std::pin::Pin<Box<tokio::time::Sleep>>,
+struct Waits<'p, 'c> {
+    shutdown: Pin<&'p mut (dyn Future<Output = ()> + Send + 'c)>,
+    kill: Pin<&'p mut tokio::sync::futures::Notified<'c>>,
+    housekeeping: Pin<&'p mut tokio::time::Sleep>,
     /// Its last-input time is the one CLIENT LIST reports and --timeout uses.
-    handle: &'a ClientHandle,
-    released: bool,
+    handle: &'c ClientHandle,
     /// How much to reserve for the next read.
     read_hint: usize,
 }
 
 /// Read more request bytes. Tries at once (a pipelining client usually has
-/// sent more already), then waits for input. A connection idle for
-/// [`IDLE_RELEASE`] gives its buffers back, so idle clients cost little memory.
+/// sent more already), then waits for input: without a buffer, or with one
+/// sized for the request partly read, unless the transport reads while it
+/// waits.
 async fn read_more<S: ClientIo>(
     stream: &mut S,
     rbuf: &mut BytesMut,
-    out: &mut ReplyBuf,
     decoder: &Decoder,
     shared: &Shared,
-    waits: &mut Waits<'_>,
+    waits: &mut Waits<'_, '_>,
 ) -> Result<(), &'static str> {
     let want = decoder
         .pending_bulk(rbuf.len())
         .unwrap_or(0)
         .clamp(waits.read_hint, 1 << 20);
     loop {
+        if rbuf.capacity() == 0 && !S::READS_WHILE_WAITING {
+            pool::lend(&pool::READS, rbuf);
+        }
         if rbuf.capacity() - rbuf.len() < want / 2 {
             rbuf.reserve(want);
-            waits.released = false;
         }
         let spare = rbuf.capacity() - rbuf.len();
         let read = stream.try_read_now(rbuf);
@@ -367,33 +370,104 @@ async fn read_more<S: ClientIo>(
         if got_input(read, waits)? {
             return Ok(());
         }
+        if !S::READS_WHILE_WAITING {
+            if rbuf.is_empty() {
+                pool::give_back(&pool::READS, rbuf);
+            } else if rbuf.capacity() > rbuf.len() + want {
+                // Waiting for the rest of a request: keep room for what
+                // it needs, not the pool's buffer.
+                let mut own = BytesMut::with_capacity(rbuf.len() + want);
+                own.extend_from_slice(rbuf);
+                std::mem::swap(rbuf, &mut own);
+                pool::give_back(&pool::READS, &mut own);
+            }
+        }
         tokio::select! {
             biased;
             r = stream.wait_input(rbuf) => if got_input(r, waits)? {
                 return Ok(());
             },
-            _ = &mut waits.housekeeping => {
+            _ = waits.housekeeping.as_mut() => {
                 let idle = waits.handle.idle();
                 let timeout = Settings::get(&shared.settings.timeout);
                 if timeout > 0 && idle >= Duration::from_secs(timeout) {
                     return Err("idle timeout");
                 }
-                if idle >= IDLE_RELEASE && !waits.released {
-                    out.buf = BytesMut::new();
-                    if rbuf.is_empty() {
-                        *rbuf = BytesMut::new();
-                    }
-                    waits.released = true;
-                }
                 let now = tokio::time::Instant::now();
-                let mut next = now + IDLE_RELEASE.checked_sub(idle).unwrap_or(IDLE_RELEASE);
+                let mut next = now + HOUSEKEEPING;
                 if timeout > 0 {
                     next = next.min(now + Duration::from_secs(timeout).saturating_sub(idle));
                 }
                 waits.housekeeping.as_mut().reset(next);
             }
-            _ = &mut waits.shutdown => return Err("shutting down"),
-            _ = &mut waits.kill => return Err("killed"),
+            _ = waits.shutdown.as_mut() => return Err("shutting down"),
+            _ = waits.kill.as_mut() => return Err("killed"),
+        }
+    }
+}
+
+/// Buffers lent to connections while they have bytes in hand: one spare
+/// read buffer and one spare reply buffer per worker thread. A connection
+/// borrows them when input arrives and gives them back once its replies
+/// are written and no partial request is left, so an idle connection holds
+/// none, and the same memory serves one connection after another (rather
+/// than buffers freed among long-lived allocations, holes the process
+/// keeps). Buffers are swapped in and out in place: lending and giving
+/// back build and drop nothing.
+mod pool {
+    use std::cell::RefCell;
+    use std::thread::LocalKey;
+
+    use bytes::BytesMut;
+
+    /// A new buffer's size (Redis's PROTO_IOBUF_LEN).
+    const NEW: usize = 16 * 1024;
+    /// Larger buffers (after a big request or reply) are freed, not kept.
+    const KEEP_MAX: usize = 128 * 1024;
+
+    /// A thread's spare buffer; none while its capacity is 0.
+    pub type Spare = LocalKey<RefCell<BytesMut>>;
+
+    thread_local! {
+        pub static READS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+        pub static REPLIES: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    }
+
+    /// Give `buf`, which holds no memory, this thread's spare or a new buffer.
+    #[inline]
+    pub fn lend(spare: &'static Spare, buf: &mut BytesMut) {
+        let lent = spare.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let has = spare.capacity() > 0;
+            if has {
+                std::mem::swap(&mut *spare, buf);
+            }
+            has
+        });
+        if lent != Ok(true) {
+            *buf = BytesMut::with_capacity(NEW);
+        }
+    }
+
+    /// Take `buf`'s memory back, its contents dropped: it becomes this
+    /// thread's spare, or is freed if there is one already or it is large.
+    #[inline]
+    pub fn give_back(spare: &'static Spare, buf: &mut BytesMut) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        buf.clear();
+        let kept = buf.capacity() <= KEEP_MAX
+            && spare.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                let empty = spare.capacity() == 0;
+                if empty {
+                    std::mem::swap(&mut *spare, buf);
+                }
+                empty
+            }) == Ok(true);
+        if !kept {
+            *buf = BytesMut::new();
         }
     }
 }
@@ -402,9 +476,10 @@ async fn read_more<S: ClientIo>(
 mod tests {
     use super::*;
 
-    /// A connection's future is what an idle client costs besides its
-    /// socket buffers: it must not grow by what only lives during a batch
-    /// (the batch of decoded requests alone is several kilobytes).
+    /// A connection's future is most of what an idle client costs besides
+    /// its socket: it must not grow by what only lives during a batch (the
+    /// batch of decoded requests alone is several kilobytes), nor by the
+    /// TLS path (its stream alone is over a kilobyte).
     #[tokio::test]
     async fn an_idle_connection_keeps_a_small_future() {
         let shared = Shared::new(crate::config::ServerConfig::default()).unwrap();
@@ -413,8 +488,30 @@ mod tests {
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
         let handle = Arc::new(ClientHandle::new(1, peer, addr));
-        let future = serve(stream, &shared, handle);
+        let future = serve_accepted(stream, None, &shared, handle);
         let size = std::mem::size_of_val(&future);
-        assert!(size < 2048, "the connection future takes {size} bytes");
+        assert!(size <= 1536, "the connection future takes {size} bytes");
+    }
+
+    /// Buffers go back to the thread's pool and come out again without
+    /// allocating; a large one is freed rather than kept.
+    #[test]
+    fn the_pool_lends_the_same_buffer_again() {
+        let mut buf = BytesMut::new();
+        pool::lend(&pool::READS, &mut buf);
+        assert!(buf.capacity() > 0);
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let memory = buf.as_ptr();
+        pool::give_back(&pool::READS, &mut buf);
+        assert_eq!(buf.capacity(), 0, "a connection keeps nothing it gave back");
+        let mut again = BytesMut::new();
+        pool::lend(&pool::READS, &mut again);
+        assert_eq!((again.as_ptr(), again.len()), (memory, 0));
+        let mut large = BytesMut::with_capacity(1 << 20);
+        pool::give_back(&pool::READS, &mut large);
+        assert_eq!(large.capacity(), 0);
+        let mut next = BytesMut::new();
+        pool::lend(&pool::READS, &mut next);
+        assert!(next.capacity() < 1 << 20, "a large buffer is not kept");
     }
 }

@@ -268,21 +268,12 @@ fn admit(
     let shared = shared.clone();
     tokio::spawn(async move {
         debug!(%peer, id = handle.id, tls = tls.is_some(), "client connected");
-        match tls {
-            None => connection::serve(stream, &shared, handle.clone()).await,
-            Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => connection::serve(tls_stream, &shared, handle.clone()).await,
-                Ok(Err(e)) => warn!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => warn!(%peer, "TLS handshake timed out"),
-            },
-        }
+        connection::serve_accepted(stream, tls, &shared, handle.clone()).await;
         shared.clients.unregister(handle.id);
         debug!(%peer, id = handle.id, "client closed");
         drop(done);
     });
 }
-
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accept on the TLS listener, or never when there is none.
 async fn accept_tls(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
