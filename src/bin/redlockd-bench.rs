@@ -358,7 +358,7 @@ async fn idle(addr: &str, pid: Option<u32>, conns: usize, pings: usize) -> serde
         assert_eq!(c.cmd(&[b"PING"]).await, R::Ok);
         held.push(c);
     }
-    // Let the server settle (redlockd frees idle buffers after 1 s).
+    // Let the server settle (redlockd gives idle buffers back once replies are written).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let rss1 = rss_bytes(pid);
     let mut lat = Vec::with_capacity(pings);
