@@ -746,12 +746,12 @@ mod tests {
     }
 
     #[test]
-    fn reclaim_uses_the_heap_and_skips_rewritten_keys() {
+    fn reclaim_uses_the_wheel_and_skips_rewritten_keys() {
         let db = Db::new();
         {
             let mut l = db.lock_all(1);
             l.set(b"a", b"1", 10).unwrap();
-            l.set(b"a", b"1", 1000).unwrap(); // the heap entry for 10 is now stale
+            l.set(b"a", b"1", 1000).unwrap(); // the wheel entry for 10 is now stale
             l.set(b"b", b"1", 10).unwrap();
         }
         let removed: usize = (0..db.shard_count()).map(|s| db.reclaim_shard(s, 20, 100).0).sum();
