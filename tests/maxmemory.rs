@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Differential, Raw, RedisServer, Server, eventually};
@@ -259,38 +258,19 @@ fn differential_oom_replies_and_config() {
     ]);
 }
 
-/// redlockd under `prlimit --as`, killed on drop.
-struct Capped(Child);
-
-impl Drop for Capped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start redlockd with its address space capped; the process and its port.
-fn start_capped(cap: u64, args: &[&str]) -> (Capped, u16) {
-    let mut child = Command::new("prlimit")
-        .arg(format!("--as={cap}"))
+/// Start redlockd with its address space capped (prlimit execs it, so the
+/// process is redlockd itself); the server and its port.
+fn start_capped(cap: u64, args: &[&str]) -> (Server, u16) {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--as={cap}"))
         .arg(env!("CARGO_BIN_EXE_redlockd"))
         .args(["--port", "0", "--threads", "2", "--log-level", "warning"])
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prlimit (util-linux) runs redlockd");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(common::REPLY_TIMEOUT).unwrap_or_default();
-    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
-    let port = port.unwrap_or_else(|| panic!("redlockd did not start under a {cap}-byte cap: {line:?}"));
-    (Capped(child), port)
+        .stderr(Stdio::null());
+    let server =
+        Server::launch(cmd).unwrap_or_else(|line| panic!("redlockd did not start under a {cap}-byte cap: {line:?}"));
+    let port = server.port;
+    (server, port)
 }
 
 /// Under an address-space cap, without maxmemory a client that writes kills
@@ -314,7 +294,7 @@ fn under_an_address_space_cap_the_server_stays_up() {
         }
     }
     assert!(died, "{} bytes of values did not exhaust a {CAP}-byte cap", 2 * CAP);
-    let status = uncapped.0.wait().expect("wait");
+    let status = uncapped.child().wait().expect("wait");
     assert!(!status.success(), "the server should have aborted: {status}");
 
     let (mut capped, port) = start_capped(CAP, &["--maxmemory", "64mb"]);
@@ -329,7 +309,10 @@ fn under_an_address_space_cap_the_server_stays_up() {
             OOM.as_bytes()
         );
     }
-    assert!(capped.0.try_wait().expect("try_wait").is_none(), "the server exited");
+    assert!(
+        capped.child().try_wait().expect("try_wait").is_none(),
+        "the server exited"
+    );
     let mut fresh = Raw::connect(port);
     assert_eq!(fresh.cmd_str(&["PING"]), "+PONG\r\n");
     assert_eq!(fresh.cmd_str(&["GET", "lock"]), bulk("holder"));

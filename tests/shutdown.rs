@@ -5,7 +5,7 @@
 mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,27 +37,18 @@ fn fill(c: &mut Raw) {
 /// redlockd with its log read by the test (and passed on to stderr), for a
 /// test that must wait for the server to have seen a signal. Killed on drop.
 struct Logged {
-    child: Child,
-    port: u16,
+    server: Server,
     log: mpsc::Receiver<String>,
 }
 
 impl Logged {
     fn start(args: &[&str]) -> Logged {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_redlockd"))
-            .args(["--port", "0", "--log-level", "warning"])
+        let mut cmd = Server::command();
+        cmd.args(["--port", "0", "--log-level", "warning"])
             .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start redlockd");
-        let mut announced = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut announced)
-            .expect("redlockd announced its address");
-        let port = announced.trim().rsplit(':').next().and_then(|p| p.parse().ok());
-        let port = port.unwrap_or_else(|| panic!("unexpected first line: {announced:?}"));
-        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+            .stderr(Stdio::piped());
+        let mut server = Server::launch(cmd).unwrap_or_else(|line| panic!("unexpected first line: {line:?}"));
+        let stderr = BufReader::new(server.child().stderr.take().expect("stderr"));
         let (tx, log) = mpsc::channel();
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
@@ -65,7 +56,7 @@ impl Logged {
                 let _ = tx.send(line);
             }
         });
-        Logged { child, port, log }
+        Logged { server, log }
     }
 
     fn wait_for_log(&self, needle: &str) {
@@ -78,24 +69,6 @@ impl Logged {
             }
         }
         panic!("no log line with {needle:?}");
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -190,16 +163,16 @@ fn second_sigint_exits_at_once_and_saves_the_log() {
     let dir = dir.path().to_str().expect("utf-8 path");
     let args = ["--threads", "1", "--appendonly", "yes", "--dir", dir];
     let mut server = Logged::start(&args);
-    let port = server.port;
+    let port = server.server.port;
     fill(&mut Raw::connect(port));
     assert_eq!(Raw::connect(port).cmd_str(&["SET", "last", "written"]), "+OK\r\n");
     let keys = long_keys(port);
     wait_until_busy(port);
-    signal(server.child.id(), libc::SIGTERM);
+    signal(server.server.pid(), libc::SIGTERM);
     server.wait_for_log("Received SIGTERM scheduling shutdown");
-    signal(server.child.id(), libc::SIGINT);
+    signal(server.server.pid(), libc::SIGINT);
     server.wait_for_log("You insist... exiting now.");
-    let status = server.wait_exit(EXIT_WITHIN).expect("redlockd exited");
+    let status = server.server.wait_exit(EXIT_WITHIN).expect("redlockd exited");
     assert_eq!(status.code(), Some(1), "{status:?}");
     let _ = keys.join();
     assert_replayed(port, &args);

@@ -52,14 +52,23 @@ impl Server {
     }
 
     fn spawn(port: u16, args: &[&str]) -> Server {
-        let port = port.to_string();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_redlockd"))
-            .args(["--port", &port, "--log-level", "warning"])
+        let mut cmd = Server::command();
+        cmd.args(["--port", &port.to_string(), "--log-level", "warning"])
             .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start redlockd");
+            .stderr(Stdio::inherit());
+        Server::launch(cmd).unwrap_or_else(|line| panic!("unexpected first line: {line:?}"))
+    }
+
+    /// The binary under test, to build a command line for [`Server::launch`].
+    pub fn command() -> Command {
+        Command::new(env!("CARGO_BIN_EXE_redlockd"))
+    }
+
+    /// Run `cmd` (redlockd's command line, possibly under a wrapper such as
+    /// prlimit that execs it) and wait for the address it announces on
+    /// stdout; what it printed instead if it did not start.
+    pub fn launch(mut cmd: Command) -> Result<Server, String> {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start redlockd");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -67,14 +76,20 @@ impl Server {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(REPLY_TIMEOUT).expect("redlockd announced its address");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Server { child, port }
+        let line = rx.recv_timeout(REPLY_TIMEOUT).unwrap_or_default();
+        match line.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
+            Some(port) => Ok(Server { child, port }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(line)
+            }
+        }
+    }
+
+    /// The process, for signals, piped stderr and exit checks.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
     }
 
     pub fn raw(&self) -> Raw {
