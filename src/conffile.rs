@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, FromArgMatches};
 
 use crate::config::ServerConfig;
+use crate::protocol::decode::split_args;
 
 /// Includes nested deeper than this are refused (Redis has no limit and
 /// overflows its stack on a cycle).
@@ -253,86 +254,6 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = &s[..s.len() - 1];
     }
     s
-}
-
-/// Split a line into arguments as Redis's sdssplitargs does: blanks
-/// separate them; "double quotes" take \n \r \t \b \a \xHH and \<any>
-/// escapes; 'single quotes' take only \'; a closing quote must be followed
-/// by a blank or the end. None for unbalanced quotes.
-pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut args = Vec::new();
-    let mut p = 0;
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    loop {
-        while p < line.len() && (line[p].is_ascii_whitespace() || line[p] == 0x0b) {
-            p += 1;
-        }
-        if p >= line.len() {
-            return Some(args);
-        }
-        let mut current = Vec::new();
-        let (mut in_double, mut in_single) = (false, false);
-        loop {
-            let c = at(p);
-            if in_double {
-                if c == b'\\' && at(p + 1) == b'x' && at(p + 2).is_ascii_hexdigit() && at(p + 3).is_ascii_hexdigit() {
-                    let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
-                    current.push(hex(at(p + 2)) * 16 + hex(at(p + 3)));
-                    p += 3;
-                } else if c == b'\\' && p + 1 < line.len() {
-                    p += 1;
-                    current.push(match line[p] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if p + 1 < line.len() && !is_space(line[p + 1]) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if p >= line.len() {
-                    return None;
-                } else {
-                    current.push(c);
-                }
-            } else if in_single {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    current.push(b'\'');
-                } else if c == b'\'' {
-                    if p + 1 < line.len() && !is_space(line[p + 1]) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if p >= line.len() {
-                    return None;
-                } else {
-                    current.push(c);
-                }
-            } else if p >= line.len() || matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-                break;
-            } else if c == b'"' {
-                in_double = true;
-            } else if c == b'\'' {
-                in_single = true;
-            } else {
-                current.push(c);
-            }
-            p += 1;
-        }
-        args.push(current);
-    }
-}
-
-/// C's isspace.
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 /// A value quoted as Redis's sdscatrepr quotes it, for sdssplitargs to

@@ -312,8 +312,7 @@ impl Decoder {
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
         }
-        let mut unquoted = Vec::new();
-        split_inline_args(line, &mut unquoted)?;
+        let unquoted = split_args(line).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))?;
         Ok(Some(Request {
             size: nl + 1,
             args: Args::Unquoted(unquoted),
@@ -523,30 +522,30 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-/// Split an inline line the way Redis's sdssplitargs does: whitespace
-/// separates arguments; "double quotes" understand \n \r \t \b \a \\ \" and
-/// \xHH; 'single quotes' understand \'; a closing quote must be followed by
-/// whitespace or the end of the line.
-fn split_inline_args(line: &[u8], args: &mut Vec<Vec<u8>>) -> Result<(), ProtocolError> {
-    let unbalanced = || ProtocolError::new("unbalanced quotes in request");
+/// Split a line the way Redis's sdssplitargs does, for inline commands and
+/// for the lines of a config file alike: whitespace separates arguments;
+/// "double quotes" understand \n \r \t \b \a \xHH and \<any>; 'single
+/// quotes' understand \'; a closing quote must be followed by whitespace or
+/// the end of the line. None for unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
     // sdssplitargs works on a C string: a NUL byte ends the line.
     let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
     let mut i = 0;
     let n = line.len();
     loop {
-        // C's isspace: also vertical tab and form feed.
-        while i < n && (line[i].is_ascii_whitespace() || line[i] == 0x0b) {
+        while i < n && is_c_space(line[i]) {
             i += 1;
         }
         if i >= n {
-            return Ok(());
+            return Some(args);
         }
         let mut arg = Vec::new();
         let (mut inq, mut insq) = (false, false);
         loop {
             if inq {
                 if i >= n {
-                    return Err(unbalanced());
+                    return None;
                 }
                 let c = line[i];
                 if c == b'\\'
@@ -568,8 +567,8 @@ fn split_inline_args(line: &[u8], args: &mut Vec<Vec<u8>>) -> Result<(), Protoco
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return Err(unbalanced());
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
+                        return None;
                     }
                     i += 1;
                     break;
@@ -578,15 +577,15 @@ fn split_inline_args(line: &[u8], args: &mut Vec<Vec<u8>>) -> Result<(), Protoco
                 }
             } else if insq {
                 if i >= n {
-                    return Err(unbalanced());
+                    return None;
                 }
                 let c = line[i];
                 if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
                     i += 1;
                     arg.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return Err(unbalanced());
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
+                        return None;
                     }
                     i += 1;
                     break;
@@ -608,6 +607,11 @@ fn split_inline_args(line: &[u8], args: &mut Vec<Vec<u8>>) -> Result<(), Protoco
         }
         args.push(arg);
     }
+}
+
+/// C's isspace: ASCII whitespace plus vertical tab.
+fn is_c_space(b: u8) -> bool {
+    b.is_ascii_whitespace() || b == 0x0b
 }
 
 fn hex_val(c: u8) -> u8 {
