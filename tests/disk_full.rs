@@ -7,58 +7,15 @@
 
 mod common;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Raw, Server, eventually};
+use common::{Raw, Server, Tmpfs, eventually};
 
 /// Redis 7's reply while the AOF cannot be written (checked against
 /// redis-server 7.0.15 on a full tmpfs).
 const MISCONF: &str = "-MISCONF Errors writing to the AOF file: No space left on device\r\n";
-
-/// A 512 KiB tmpfs mounted on a temporary directory; unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// None (with the reason printed) when not root or the mount fails.
-    fn mount() -> Option<Tmpfs> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
-            .arg(dir.path())
-            .status();
-        match mounted {
-            Ok(s) if s.success() => Some(Tmpfs { dir }),
-            other => {
-                eprintln!("skipped: cannot mount a tmpfs: {other:?}");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount").arg(self.path()).status();
-        if !unmounted.is_ok_and(|s| s.success()) {
-            // Still busy: detach it now, the kernel frees it when unused.
-            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
-        }
-    }
-}
 
 fn start(dir: &Path, fsync: &str) -> Server {
     let dir = dir.display().to_string();
@@ -74,7 +31,7 @@ fn fill_value(i: usize) -> String {
 }
 
 fn disk_full_then_recover(fsync: &str) {
-    let Some(fs) = Tmpfs::mount() else { return };
+    let Some(fs) = Tmpfs::mount("512k") else { return };
     // Half the space, taken now and given back later.
     let filler = fs.path().join("filler");
     std::fs::write(&filler, vec![b'x'; 256 * 1024]).unwrap();

@@ -263,42 +263,10 @@ fn the_status_page_is_self_contained_and_locked_down() {
     assert_eq!(get(port, "/nope").status, 404);
 }
 
-/// A small tmpfs (root only; `None`, saying why, otherwise), unmounted on drop.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount() -> Option<Tmpfs> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(dir.path())
-            .status();
-        if !mounted.is_ok_and(|s| s.success()) {
-            eprintln!("skipped: cannot mount a tmpfs");
-            return None;
-        }
-        Some(Tmpfs(dir))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
 #[test]
 fn not_ready_while_the_append_only_file_cannot_be_written() {
-    let Some(fs) = Tmpfs::mount() else { return };
-    let dir = fs.0.path().display().to_string();
+    let Some(fs) = common::Tmpfs::mount("256k") else { return };
+    let dir = fs.path().display().to_string();
     let (server, port) = start(&["--appendonly", "yes", "--appendfsync", "everysec", "--dir", &dir]);
     assert_eq!(get(port, "/readyz").status, 200);
     // Fill the disk from a connection that sends without reading replies

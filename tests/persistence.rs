@@ -204,14 +204,7 @@ fn rewrite_compacts_the_log_and_keeps_the_data() {
         .unwrap_or(0)
         > 150_000));
     let before = std::fs::metadata(&path).unwrap().len();
-    assert_eq!(
-        c.cmd_str(&["BGREWRITEAOF"]),
-        "+Background append only file rewriting started\r\n"
-    );
-    assert!(eventually(Duration::from_secs(20), || {
-        let info = c.cmd_str(&["INFO", "persistence"]);
-        info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1")
-    }));
+    common::rewrite_aof(&mut c);
     // Writes during and after the rewrite land in the new file.
     c.cmd(&["SET", "after", "rewrite"]);
     let after = std::fs::metadata(&path).unwrap().len();

@@ -341,14 +341,7 @@ fn far_deadlines_survive_an_aof_restart_exactly() {
     );
 
     // A rewrite writes them the same way.
-    assert_eq!(
-        c.cmd_str(&["BGREWRITEAOF"]),
-        "+Background append only file rewriting started\r\n"
-    );
-    assert!(eventually(Duration::from_secs(20), || {
-        let info = c.cmd_str(&["INFO", "persistence"]);
-        info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1")
-    }));
+    common::rewrite_aof(&mut c);
     server.kill9();
     let server = Server::start_with(&args);
     let mut c = server.raw();

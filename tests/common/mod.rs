@@ -384,3 +384,60 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A small tmpfs mounted on a temporary directory (for disk-full tests),
+/// unmounted on drop.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mount one of `size` (mount's syntax: "512k"); None, with the reason
+    /// printed, when not root or the mount fails.
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        match mounted {
+            Ok(s) if s.success() => Some(Tmpfs { dir }),
+            other => {
+                eprintln!("skipped: cannot mount a tmpfs: {other:?}");
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(self.path()).status();
+        if !unmounted.is_ok_and(|s| s.success()) {
+            // Still busy: detach it now, the kernel frees it when unused.
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+        }
+    }
+}
+
+/// BGREWRITEAOF on a server that has not rewritten its log yet, and wait
+/// (bounded) until that first rewrite has finished.
+pub fn rewrite_aof(c: &mut Raw) {
+    assert_eq!(
+        c.cmd_str(&["BGREWRITEAOF"]),
+        "+Background append only file rewriting started\r\n"
+    );
+    assert!(eventually(Duration::from_secs(20), || {
+        let info = c.cmd_str(&["INFO", "persistence"]);
+        info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1")
+    }));
+}
