@@ -139,24 +139,15 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         stats::command_rejected(Some(slot));
         return;
     }
-    // Past maxmemory, refuse what may grow memory; inside MULTI queueing grows
-    // it too, so all but what ends the transaction (as Redis's processCommand).
-    if (spec.flags & flags::DENYOOM != 0 || client.multi.is_some())
-        && memory::over(Settings::get(&shared.settings.maxmemory))
-        && (client.multi.is_none() || spec.flags & (flags::NO_MULTI | flags::ENDS_MULTI) == 0)
-    {
-        reply_error(out, error::OOM);
-        flag_transaction(client);
-        stats::command_rejected(Some(slot));
-        count_refused_grant(shared, spec, args);
+    // Refusals before the command runs, in Redis's processCommand order.
+    if denied_past_maxmemory(spec, client) && memory::over(Settings::get(&shared.settings.maxmemory)) {
+        refuse(shared, client, out, spec, slot, args, error::OOM);
         return;
     }
     if let Some(errno) = shared.aof.as_ref().and_then(|aof| aof.write_error())
         && denied_on_disk_error(spec, client)
     {
-        refuse_on_disk_error(shared, client, out, spec, errno);
-        stats::command_rejected(Some(slot));
-        count_refused_grant(shared, spec, args);
+        refuse(shared, client, out, spec, slot, args, &error::misconf_aof(errno));
         return;
     }
     if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {
@@ -179,41 +170,58 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
     run(&mut ctx, slot, spec, args);
 }
 
-/// A command refused before it ran (maxmemory, disk error): if it would
-/// have granted a lock, that is a refused grant.
-fn count_refused_grant(shared: &Shared, spec: &CommandSpec, args: &[&[u8]]) {
-    if locks::grants_lock(spec, args) {
-        shared.locks.refused();
-    }
+/// Whether the command has `flag`, or is EXEC and would run a command that
+/// has it (Redis judges EXEC by the transaction it holds).
+fn has_flag(spec: &CommandSpec, client: &ClientState, flag: u32) -> bool {
+    spec.flags & flag != 0
+        || (spec.flags & flags::RUNS_QUEUE != 0
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|queue| queue.iter().any(|q| table::COMMANDS[q.index].flags & flag != 0)))
+}
+
+/// Whether Redis refuses the command past maxmemory: what may grow memory
+/// (EXEC of a transaction holding such a command included), and inside
+/// MULTI anything but what ends the transaction, since queueing grows it.
+fn denied_past_maxmemory(spec: &CommandSpec, client: &ClientState) -> bool {
+    has_flag(spec, client, flags::DENYOOM)
+        || (client.multi.is_some() && spec.flags & (flags::NO_MULTI | flags::ENDS_MULTI) == 0)
 }
 
 /// Whether Redis refuses the command while the append-only file cannot be
 /// written: writes, EXEC of a transaction holding one, and PING (so that
 /// health checks notice); everything else is served.
 fn denied_on_disk_error(spec: &CommandSpec, client: &ClientState) -> bool {
-    let write = |flags: u32| flags & flags::WRITE != 0;
-    write(spec.flags)
-        || spec.flags & flags::HEALTH_CHECK != 0
-        || (spec.flags & flags::RUNS_QUEUE != 0
-            && client
-                .multi
-                .as_ref()
-                .is_some_and(|queue| queue.iter().any(|q| write(table::COMMANDS[q.index].flags))))
+    has_flag(spec, client, flags::WRITE) || spec.flags & flags::HEALTH_CHECK != 0
 }
 
-/// `-MISCONF ...`; EXEC also discards its transaction, as Redis's
-/// `execCommandAbort` does.
-fn refuse_on_disk_error(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, spec: &CommandSpec, errno: i32) {
-    let misconf = error::misconf_aof(errno);
-    if spec.flags & flags::RUNS_QUEUE != 0 {
+/// Refuse a command before it runs with `why`, as Redis's rejectCommand:
+/// EXEC also discards its transaction (`execCommandAbort`); anything else
+/// inside MULTI makes EXEC fail.
+fn refuse(
+    shared: &Shared,
+    client: &mut ClientState,
+    out: &mut ReplyBuf,
+    spec: &CommandSpec,
+    slot: usize,
+    args: &[&[u8]],
+    why: &str,
+) {
+    if spec.flags & flags::RUNS_QUEUE != 0 && client.multi.is_some() {
         client.multi = None;
         client.handle.multi.store(-1, Ordering::Relaxed);
         client.multi_error = false;
         transactions::unwatch_all(&mut Ctx { shared, client, out });
-        reply_error(out, &format!("EXECABORT Transaction discarded because of: {misconf}"));
+        reply_error(out, &format!("EXECABORT Transaction discarded because of: {why}"));
     } else {
-        reply_error(out, &misconf);
+        reply_error(out, why);
         flag_transaction(client);
+    }
+    stats::command_rejected(Some(slot));
+    // A command that would have granted a lock is a refused grant.
+    if locks::grants_lock(spec, args) {
+        shared.locks.refused();
     }
 }
 

@@ -7,11 +7,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::error::OOM;
-use super::table::{COMMANDS, flags};
+use super::table::COMMANDS;
 use super::{CmdError, CmdResult, Ctx, borrow_args, run_locked};
-use crate::config::Settings;
-use crate::memory;
 use crate::store::Locked;
 
 pub fn multi(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
@@ -38,16 +35,6 @@ pub fn exec(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
     let Some(queue) = ctx.client.multi.take() else {
         return Err(CmdError::Static("ERR EXEC without MULTI"));
     };
-    // Past maxmemory, a transaction that may grow memory is discarded whole.
-    if queue.iter().any(|q| COMMANDS[q.index].flags & flags::DENYOOM != 0)
-        && memory::over(Settings::get(&ctx.shared.settings.maxmemory))
-    {
-        ctx.client.multi_error = false;
-        unwatch_all(ctx);
-        return Err(CmdError::msg(format!(
-            "EXECABORT Transaction discarded because of: {OOM}"
-        )));
-    }
     let aborted = std::mem::take(&mut ctx.client.multi_error);
     let dirty = ctx.client.dirty.load(Ordering::SeqCst);
     unwatch_all(ctx);
