@@ -108,7 +108,9 @@ impl Shared {
             for (i, db) in keyspace.dbs.iter().enumerate() {
                 let locks = locks.clone();
                 db.set_expire_hook(Box::new(move |key, entry| {
-                    locks.expired(i, key, &entry.value, entry.deadline())
+                    if let Ok(token) = entry.str() {
+                        locks.expired(i, key, token, entry.deadline())
+                    }
                 }));
             }
         }

@@ -91,6 +91,11 @@ impl<'a, 'b> Cursor<'a, 'b> {
         a
     }
 
+    /// The index of the argument [`Cursor::next`] returns next.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// The value an option needs (`EX <seconds>`), or a syntax error.
     pub fn value(&mut self) -> Result<&'a [u8], CmdError> {
         self.next().ok_or(CmdError::Syntax)

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::store::NotLocked;
+use crate::store::{NotLocked, WrongType};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CmdError {
@@ -60,6 +60,12 @@ impl CmdError {
 impl From<NotLocked> for CmdError {
     fn from(_: NotLocked) -> Self {
         CmdError::Static("ERR internal error: key outside the command's key specification")
+    }
+}
+
+impl From<WrongType> for CmdError {
+    fn from(_: WrongType) -> Self {
+        CmdError::WrongType
     }
 }
 

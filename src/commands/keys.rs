@@ -1,4 +1,5 @@
-//! Generic key commands: DEL/UNLINK, EXISTS/TOUCH, TYPE, KEYS, SCAN, RANDOMKEY, RENAME(NX).
+//! Generic key commands: DEL/UNLINK, EXISTS/TOUCH, TYPE, OBJECT, KEYS, SCAN,
+//! RANDOMKEY, RENAME(NX). They work on every type.
 
 use super::args::{Cursor, is};
 use super::{CmdError, CmdResult, Ctx};
@@ -24,8 +25,54 @@ pub fn exists(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
 }
 
 pub fn type_(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let t = if keys.contains(args[1])? { "string" } else { "none" };
+    let t = keys.get(args[1])?.map_or("none", |e| e.value.type_name());
     ctx.out.simple(t);
+    Ok(())
+}
+
+/// `OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key`, `OBJECT HELP`.
+pub fn object(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let sub = args[1];
+    if args.len() == 2 && is(sub, "help") {
+        ctx.help(&[
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+            "HELP",
+            "    Prints this help.",
+        ]);
+        return Ok(());
+    }
+    let known = ["encoding", "refcount", "idletime", "freq"].iter().any(|s| is(sub, s));
+    if args.len() != 3 || !known {
+        return Err(super::error::unknown_subcommand(sub, "object"));
+    }
+    let Some(e) = keys.get(args[2])? else {
+        ctx.out.null();
+        return Ok(());
+    };
+    if is(sub, "encoding") {
+        ctx.out.bulk_str(e.value.encoding());
+    } else if is(sub, "refcount") {
+        ctx.out.int(1);
+    } else if is(sub, "idletime") {
+        // No access clock is kept per key.
+        ctx.out.int(0);
+    } else {
+        return Err(CmdError::Static(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ));
+    }
     Ok(())
 }
 
@@ -51,7 +98,7 @@ pub fn scan(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or(CmdError::Static("ERR invalid cursor"))?;
-    let (mut pattern, mut count, mut type_ok) = (None, 10usize, true);
+    let (mut pattern, mut count, mut type_filter) = (None, 10usize, None);
     let mut opts = Cursor::new(args, 2);
     while let Some(opt) = opts.next() {
         if is(opt, "match") {
@@ -65,14 +112,15 @@ pub fn scan(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
             }
             count = n as usize;
         } else if is(opt, "type") {
-            type_ok = is(opts.value()?, "string");
+            type_filter = Some(opts.value()?);
         } else {
             return Err(CmdError::Syntax);
         }
     }
     let mut found: Vec<Box<[u8]>> = Vec::new();
-    let next = keys.scan(cursor, count, |k, _| {
-        if type_ok && pattern.is_none_or(|p| glob::matches(p, k, false)) {
+    let next = keys.scan(cursor, count, |k, e| {
+        if type_filter.is_none_or(|t| is(t, e.value.type_name())) && pattern.is_none_or(|p| glob::matches(p, k, false))
+        {
             found.push(k.into());
         }
     });
@@ -92,17 +140,21 @@ pub fn randomkey(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, _: &[&[u8]]) -> CmdRe
 }
 
 fn rename_inner(keys: &mut Locked<'_>, from: &[u8], to: &[u8], nx: bool) -> Result<bool, CmdError> {
-    let Some(entry) = keys.get(from)?.cloned() else {
+    if !keys.contains(from)? {
         return Err(CmdError::NoSuchKey);
-    };
+    }
     if from == to {
         return Ok(!nx);
     }
     if nx && keys.contains(to)? {
         return Ok(false);
     }
-    keys.remove(from)?;
-    keys.set(to, &entry.value, entry.deadline())?;
+    // Moved, not copied: a container is not duplicated on the way.
+    let Some(entry) = keys.remove(from)? else {
+        unreachable!("checked above")
+    };
+    let deadline = entry.deadline();
+    keys.place(to)?.set_value(entry.value, deadline);
     Ok(true)
 }
 

@@ -39,7 +39,7 @@ pub fn digest_arg(arg: &[u8]) -> Result<&[u8], CmdError> {
 pub fn digest(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     match keys.get(args[1])? {
         Some(e) => {
-            let d = digest_hex(&e.value);
+            let d = digest_hex(e.str()?);
             ctx.out.bulk(d.as_bytes());
         }
         None => ctx.out.null(),
@@ -87,12 +87,14 @@ fn delete_if(
     let place = keys.place(key)?;
     let outcome = match place.entry() {
         None => Release::Missing,
-        Some(e) if cond.holds(Some(&e.value)) => Release::Released,
+        // Without a condition any type is deleted; a condition compares a string.
+        Some(_) if cond == Condition::Always => Release::Released,
+        Some(e) if cond.holds(Some(e.str()?)) => Release::Released,
         Some(_) => Release::NotOwner,
     };
     let removed = (outcome == Release::Released).then(|| place.remove()).flatten();
     if release {
-        let token = removed.as_ref().map_or(&b""[..], |e| &e.value);
+        let token = removed.as_ref().and_then(|e| e.str().ok()).map_or(&b""[..], |v| v);
         ctx.shared.locks.released(ctx.client.db, key, token, outcome, now);
     }
     Ok(outcome == Release::Released)
@@ -144,7 +146,7 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     let (key, token) = (args[1], args[2]);
     let deadline = lock_deadline(keys, args[3], args[4])?;
     let fence = match keys.get(key)? {
-        Some(e) if *e.value != *token => None,
+        Some(e) if **e.str()? != *token => None,
         Some(e) if e.fence != 0 => Some(e.fence),
         _ => Some(ctx.shared.keyspace.fences.next()),
     };
@@ -172,7 +174,10 @@ pub fn lock_release(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
 /// `LOCK.EXTEND key token PX ms` → 1/0.
 pub fn lock_extend(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let deadline = lock_deadline(keys, args[3], args[4])?;
-    let owned = matches!(keys.get(args[1])?, Some(e) if *e.value == *args[2]);
+    let owned = match keys.get(args[1])? {
+        Some(e) => **e.str()? == *args[2],
+        None => false,
+    };
     if owned {
         keys.set_deadline(args[1], deadline)?;
     }
@@ -188,10 +193,11 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
         return Ok(());
     };
     let ttl = pttl_of(e, now);
+    let token = e.str()?;
     let out = &mut *ctx.out;
     out.map(3);
     out.bulk_str("token");
-    out.bulk(&e.value);
+    out.bulk(token);
     out.bulk_str("ttl");
     out.int(ttl);
     out.bulk_str("fence");
@@ -221,7 +227,13 @@ fn fenced_write<T>(
     token: u64,
     write: impl FnOnce(&mut Locked<'_>) -> Result<T, CmdError>,
 ) -> Result<T, CmdError> {
-    let accepted = keys.get(key)?.map_or(0, |e| e.fence);
+    let accepted = match keys.get(key)? {
+        Some(e) => {
+            e.str()?;
+            e.fence
+        }
+        None => 0,
+    };
     if token < accepted {
         ctx.shared.locks.fence_rejected();
         return Err(CmdError::msg(format!(

@@ -7,22 +7,28 @@
 //! store operation → reply), record its effect in the append-only file as
 //! its row says, and map any error to its Redis text in one place
 //! ([`error::CmdError::text`]). Each handler lives in the file of its
-//! family: `connection`, `server`, `keys`, `expire`, `strings`,
-//! `transactions`, `locks`, `scripting`. The state shared across
+//! family: `connection`, `server`, `keys`, `expire`, `strings`, `hashes`,
+//! `lists`, `sets`, `zsets` (with what the last four share in
+//! `containers`), `transactions`, `locks`, `scripting`. The state shared across
 //! connections is [`crate::instance`]; nothing here knows the network side.
 
 pub mod args;
 pub mod connection;
+pub mod containers;
 pub mod error;
 pub mod expire;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod locks;
 pub mod scripting;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
 pub mod transactions;
 pub mod ttl;
+pub mod zsets;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -236,7 +242,7 @@ fn run(ctx: &mut Ctx<'_>, slot: usize, spec: &'static CommandSpec, args: &[&[u8]
     let keyspace = &ctx.shared.keyspace;
     let db = &keyspace.dbs[ctx.client.db];
     let now = keyspace.clock.now_us();
-    let no_keys = (0..0).step_by(1);
+    let no_keys = KeyPositions::none();
     let (mut locked, keys) = match &spec.keys {
         KeySpec::None => (db.unlocked(now), no_keys),
         KeySpec::All => (db.lock_all(now), no_keys),
@@ -363,6 +369,10 @@ fn log_effects(
         Persist::FlushDb => flushdb_record(buf, db),
         Persist::FlushAll => flushall_record(buf),
         Persist::Fence => fence_record(buf, ctx.shared.keyspace.fences.current()),
+        Persist::Dest => {
+            let entry = locked.get(args[1]).ok().flatten();
+            key_record(buf, db, args[1], entry, now);
+        }
         Persist::Keys => {
             if let Ok(range) = key_positions(&spec.keys, args) {
                 for i in range {
@@ -377,7 +387,7 @@ fn log_effects(
 /// Indexes of the key arguments of a command, from its key specification.
 pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<KeyPositions, CmdError> {
     match *keys {
-        KeySpec::None | KeySpec::All => Ok((0..0).step_by(1)),
+        KeySpec::None | KeySpec::All => Ok(KeyPositions::none()),
         KeySpec::Range { first, last, step } => {
             let end = if last < 0 {
                 args.len() as isize + last + 1
@@ -385,7 +395,7 @@ pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<KeyPositions, Cmd
                 (last + 1).min(args.len() as isize)
             };
             let end = (end.max(first as isize)) as usize;
-            Ok((first..end).step_by(step))
+            Ok(KeyPositions::range((first..end).step_by(step)))
         }
         KeySpec::NumKeys { at, first } => {
             let n = args::int(args[at])?;
@@ -397,13 +407,55 @@ pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<KeyPositions, Cmd
                     "ERR Number of keys can't be greater than number of args",
                 ));
             }
-            Ok((first..first + n as usize).step_by(1))
+            Ok(KeyPositions::range((first..first + n as usize).step_by(1)))
+        }
+        KeySpec::DestNumKeys => {
+            // A bad count locks the destination alone: the handler replies
+            // with the command's own error for it.
+            let sources = match args::int(args[2]) {
+                Ok(n) if n >= 1 && n as usize <= args.len() - 3 => 3..3 + n as usize,
+                _ => 3..3,
+            };
+            Ok(KeyPositions {
+                dest: Some(1),
+                rest: sources.step_by(1),
+            })
         }
     }
 }
 
-/// The argument positions of a command's keys.
-pub type KeyPositions = std::iter::StepBy<std::ops::Range<usize>>;
+/// The argument positions of a command's keys: a destination, if the
+/// command has one apart from its other keys, then evenly spaced keys.
+#[derive(Clone)]
+pub struct KeyPositions {
+    dest: Option<usize>,
+    rest: std::iter::StepBy<std::ops::Range<usize>>,
+}
+
+impl KeyPositions {
+    fn none() -> Self {
+        Self::range((0..0).step_by(1))
+    }
+
+    fn range(rest: std::iter::StepBy<std::ops::Range<usize>>) -> Self {
+        KeyPositions { dest: None, rest }
+    }
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        self.dest.take().or_else(|| self.rest.next())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.dest.is_some() as usize + self.rest.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for KeyPositions {}
 
 /// Borrow owned arguments as the slice-of-slices handlers take.
 pub fn borrow_args(args: &[Box<[u8]>]) -> SmallVec<[&[u8]; 8]> {

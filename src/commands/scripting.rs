@@ -247,7 +247,7 @@ fn expire_key(keys: &mut Locked<'_>, key: &[u8], when: ExpireArg) -> CmdResult {
 }
 
 fn value_of<'l>(keys: &'l mut Locked<'_>, key: &[u8]) -> Result<Option<&'l [u8]>, CmdError> {
-    Ok(keys.get(key)?.map(|e| &*e.value))
+    Ok(keys.get(key)?.map(|e| e.str()).transpose()?.map(|v| &**v))
 }
 
 fn owns(keys: &mut Locked<'_>, key: &[u8], token: &[u8]) -> Result<bool, CmdError> {
@@ -273,14 +273,17 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
     match script.op {
         Op::Release { owner, reply: how } => {
             let place = keys.place(k1)?;
-            let current = place.entry().map(|e| &*e.value);
+            let current = place.entry().map(|e| e.str()).transpose()?.map(|v| &**v);
             let present = current.is_some();
             let mine = match owner {
                 Some(o) => current == Some(inv.get(o)),
                 None => present,
             };
             let removed = if mine { place.remove() } else { None };
-            let token = owner.map_or_else(|| removed.as_ref().map_or(&b""[..], |e| &e.value), |o| inv.get(o));
+            let token = owner.map_or_else(
+                || removed.as_ref().and_then(|e| e.str().ok()).map_or(&b""[..], |v| v),
+                |o| inv.get(o),
+            );
             inv.released(k1, token, release_outcome(mine, present), now);
             match how {
                 ReleaseReply::Count => out.int(mine as i64),
@@ -311,7 +314,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let Some(entry) = keys.get(key)? else {
                 return reply(out, refused);
             };
-            if *entry.value != *token {
+            if **entry.str()? != *token {
                 return reply(out, refused);
             }
             let pttl = pttl_of(entry, now);
@@ -524,7 +527,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let Some(e) = keys.get(k1)? else {
                 return reply(out, refused);
             };
-            if *e.value != *token {
+            if **e.str()? != *token {
                 return reply(out, refused);
             }
             let ms = pttl_of(e, now);
@@ -535,7 +538,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             out.array(2);
             match keys.get(k1)? {
                 Some(e) => {
-                    out.bulk(&e.value);
+                    out.bulk(e.str()?);
                     out.int(pttl_of(e, now));
                 }
                 None => {

@@ -897,6 +897,7 @@ fn key_triplet(keys: &KeySpec) -> (i64, i64, i64) {
         KeySpec::None | KeySpec::All => (0, 0, 0),
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
         KeySpec::NumKeys { .. } => (0, 0, 0),
+        KeySpec::DestNumKeys => (1, 1, 1),
     }
 }
 

@@ -11,7 +11,7 @@ use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
 use crate::protocol::reply::format_double;
 use crate::stats;
-use crate::store::{Deadline, Locked, NO_DEADLINE};
+use crate::store::{Deadline, Locked, NO_DEADLINE, Value};
 
 /// The write condition of a SET.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,7 +188,10 @@ pub fn parse_set_options<'a>(args: &[&'a [u8]]) -> Result<SetOptions<'a>, CmdErr
 
 /// Read a key for a string command, counting the hit or miss.
 fn lookup<'l>(keys: &'l mut Locked<'_>, key: &[u8]) -> Result<Option<&'l [u8]>, CmdError> {
-    let v = keys.get(key)?.map(|e| &*e.value);
+    let v = match keys.get(key)? {
+        Some(e) => Some(&**e.str()?),
+        None => None,
+    };
     stats::keyspace_lookup(v.is_some());
     Ok(v)
 }
@@ -215,12 +218,21 @@ pub fn set_with(
     let deadline = opts.expiry.resolve(keys.now)?;
     let place = keys.place(key)?;
     let current = place.entry();
+    // A container is overwritten like a string; only GET and the value
+    // conditions need the old value to be one.
+    let needs_string = opts.get || !matches!(opts.cond, Condition::Always | Condition::Missing | Condition::Exists);
+    let current_value = match current.map(|e| e.str()) {
+        None => None,
+        Some(Ok(v)) => Some(&**v),
+        Some(Err(wrong)) if needs_string => return Err(wrong.into()),
+        Some(Err(_)) => Some(&b""[..]),
+    };
     let old = if opts.get {
-        current.map(|e| e.value.clone())
+        current_value.map(crate::store::SmallBytes::from)
     } else {
         None
     };
-    if !opts.cond.holds(current.map(|e| &*e.value)) {
+    if !opts.cond.holds(current_value) {
         return Ok(SetOutcome { written: false, old });
     }
     let deadline = match deadline {
@@ -284,16 +296,21 @@ fn set_with_ttl(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], form: 
 
 pub fn getset(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let place = keys.place(args[1])?;
-    let old = place.entry().map(|e| e.value.clone());
+    let old = place.entry().map(|e| e.str().cloned()).transpose()?;
     place.set(args[2], NO_DEADLINE);
     ctx.out.bulk_or_null(old.as_deref());
     Ok(())
 }
 
 pub fn getdel(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    let old = keys.remove(args[1])?;
+    let place = keys.place(args[1])?;
+    if let Some(e) = place.entry() {
+        e.str()?;
+    }
+    let old = place.remove();
     stats::keyspace_lookup(old.is_some());
-    ctx.out.bulk_or_null(old.as_ref().map(|e| &*e.value));
+    ctx.out
+        .bulk_or_null(old.as_ref().map(|e| e.str()).transpose()?.map(|v| &**v));
     Ok(())
 }
 
@@ -391,7 +408,7 @@ pub fn incr_by(keys: &mut Locked<'_>, key: &[u8], delta: i64) -> Result<i64, Cmd
     // One lookup; an existing counter is updated in place, TTL untouched.
     let mut place = keys.place(key)?;
     if let Some(e) = place.entry_mut() {
-        let n = int(&e.value)?.checked_add(delta).ok_or(CmdError::Overflow)?;
+        let n = int(e.str()?)?.checked_add(delta).ok_or(CmdError::Overflow)?;
         e.replace_value(buf.format(n).as_bytes());
         return Ok(n);
     }
@@ -429,7 +446,7 @@ fn add(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, key: &[u8], delta: i64) -> CmdR
 /// Format an INCRBYFLOAT result as Redis does with long doubles: 17
 /// significant digits hide binary noise (0.1+0.2 is "0.3"); we round to 15
 /// because f64 carries less precision than Redis's long double.
-fn format_incr_float(v: f64) -> String {
+pub fn format_incr_float(v: f64) -> String {
     let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
     format_double(rounded)
 }
@@ -437,7 +454,7 @@ fn format_incr_float(v: f64) -> String {
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let delta = float(args[2])?;
     let (current, deadline) = match keys.get(args[1])? {
-        Some(e) => (float(&e.value)?, e.deadline()),
+        Some(e) => (float(e.str()?)?, e.deadline()),
         None => (0.0, NO_DEADLINE),
     };
     let n = current + delta;
@@ -458,14 +475,16 @@ pub fn append(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
     let limit = max_len(ctx);
     let len = match keys.get_mut(args[1])? {
         Some(e) => {
-            if (e.value.len() + args[2].len()) as u64 > limit {
+            let old = e.str()?;
+            if (old.len() + args[2].len()) as u64 > limit {
                 return Err(CmdError::StringTooLong);
             }
-            let mut v = Vec::with_capacity(e.value.len() + args[2].len());
-            v.extend_from_slice(&e.value);
+            let mut v = Vec::with_capacity(old.len() + args[2].len());
+            v.extend_from_slice(old);
             v.extend_from_slice(args[2]);
-            e.value = v.into();
-            e.value.len()
+            let len = v.len();
+            e.value = Value::Str(v.into());
+            len
         }
         None => {
             keys.set(args[1], args[2], NO_DEADLINE)?;
@@ -518,7 +537,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cmd
     let patch = args[3];
     let limit = max_len(ctx);
     let (mut value, deadline) = match keys.get(args[1])? {
-        Some(e) => (e.value.to_vec(), e.deadline()),
+        Some(e) => (e.str()?.to_vec(), e.deadline()),
         None if patch.is_empty() => {
             ctx.out.int(0);
             return Ok(());

@@ -11,7 +11,10 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::{CmdResult, Ctx, connection, expire, keys, locks, scripting, server, strings, transactions};
+use super::{
+    CmdResult, Ctx, connection, expire, hashes, keys, lists, locks, scripting, server, sets, strings, transactions,
+    zsets,
+};
 use crate::store::Locked;
 
 pub type Handler = fn(&mut Ctx<'_>, &mut Locked<'_>, &[&[u8]]) -> CmdResult;
@@ -27,6 +30,9 @@ pub enum KeySpec {
     NumKeys { at: usize, first: usize },
     /// The whole keyspace of the current database.
     All,
+    /// `args[1]` is a destination and `args[2]` says how many source keys
+    /// follow from `args[3]` (ZUNIONSTORE, ZINTERSTORE).
+    DestNumKeys,
 }
 
 pub mod flags {
@@ -83,6 +89,9 @@ pub enum Persist {
     Nothing,
     /// The resulting state of each key the command names.
     Keys,
+    /// The resulting state of the destination key, `args[1]` (the other
+    /// keys are only read).
+    Dest,
     /// The current database was emptied.
     FlushDb,
     /// Every database was emptied.
@@ -103,7 +112,7 @@ pub struct CommandSpec {
     pub handler: Handler,
 }
 
-use Persist::{Fence, FlushAll, FlushDb, Keys, Nothing};
+use Persist::{Dest, Fence, FlushAll, FlushDb, Keys, Nothing};
 use flags::*;
 
 /// One row of [`COMMANDS`], in the order the table's columns read.
@@ -152,6 +161,14 @@ const KPAIRS: KeySpec = KeySpec::Range {
     last: -1,
     step: 2,
 };
+/// The second argument (OBJECT ENCODING key).
+const K2: KeySpec = KeySpec::Range {
+    first: 2,
+    last: 2,
+    step: 1,
+};
+/// A destination, then numkeys source keys (ZUNIONSTORE).
+const KSTORE: KeySpec = KeySpec::DestNumKeys;
 const KNONE: KeySpec = KeySpec::None;
 const KDB: KeySpec = KeySpec::All;
 const KEVAL: KeySpec = KeySpec::NumKeys { at: 2, first: 3 };
@@ -199,6 +216,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("scan",         -2,   RO,                                             KDB,    Nothing,  keys::scan,            "generic",      "Iterates over the key names in the database."),
     spec("randomkey",    1,    RO,                                             KDB,    Nothing,  keys::randomkey,       "generic",      "Returns a random key name from the database."),
     spec("rename",       3,    WRITE,                                          K12,    Keys,     keys::rename,          "generic",      "Renames a key and overwrites the destination."),
+    spec("object",       -2,   RO | CONTAINER,                                 K2,     Nothing,  keys::object,          "generic",      "A container for object introspection commands."),
     spec("renamenx",     3,    WRITE | FAST | GRANTS_LOCK,                     K12,    Keys,     keys::renamenx,        "generic",      "Renames a key only when the target key name doesn't exist."),
     // expiry
     spec("expire",       -3,   WRITE | FAST,                                   K1,     Keys,     expire::expire,        "generic",      "Sets the expiration time of a key in seconds."),
@@ -232,6 +250,73 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("getrange",     4,    RO,                                             K1,     Nothing,  strings::getrange,     "string",       "Returns a substring of the string stored at a key."),
     spec("substr",       4,    RO,                                             K1,     Nothing,  strings::getrange,     "string",       "Returns a substring from a string value."),
     spec("setrange",     4,    RW,                                             K1,     Keys,     strings::setrange,     "string",       "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    // hashes
+    spec("hset",         -4,   RW | FAST,                                      K1,     Keys,     hashes::hset,          "hash",         "Creates or modifies the value of a field in a hash."),
+    spec("hsetnx",       4,    RW | FAST,                                      K1,     Keys,     hashes::hsetnx,        "hash",         "Sets the value of a field in a hash only when the field doesn't exist."),
+    spec("hmset",        -4,   RW | FAST,                                      K1,     Keys,     hashes::hmset,         "hash",         "Sets the values of multiple fields."),
+    spec("hget",         3,    RO | FAST,                                      K1,     Nothing,  hashes::hget,          "hash",         "Returns the value of a field in a hash."),
+    spec("hmget",        -3,   RO | FAST,                                      K1,     Nothing,  hashes::hmget,         "hash",         "Returns the values of all fields in a hash."),
+    spec("hdel",         -3,   WRITE | FAST,                                   K1,     Keys,     hashes::hdel,          "hash",         "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain."),
+    spec("hexists",      3,    RO | FAST,                                      K1,     Nothing,  hashes::hexists,       "hash",         "Determines whether a field exists in a hash."),
+    spec("hlen",         2,    RO | FAST,                                      K1,     Nothing,  hashes::hlen,          "hash",         "Returns the number of fields in a hash."),
+    spec("hstrlen",      3,    RO | FAST,                                      K1,     Nothing,  hashes::hstrlen,       "hash",         "Returns the length of the value of a field."),
+    spec("hgetall",      2,    RO,                                             K1,     Nothing,  hashes::hgetall,       "hash",         "Returns all fields and values in a hash."),
+    spec("hkeys",        2,    RO,                                             K1,     Nothing,  hashes::hkeys,         "hash",         "Returns all fields in a hash."),
+    spec("hvals",        2,    RO,                                             K1,     Nothing,  hashes::hvals,         "hash",         "Returns all values in a hash."),
+    spec("hincrby",      4,    RW | FAST,                                      K1,     Keys,     hashes::hincrby,       "hash",         "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
+    spec("hincrbyfloat", 4,    RW | FAST,                                      K1,     Keys,     hashes::hincrbyfloat,  "hash",         "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
+    spec("hscan",        -3,   RO,                                             K1,     Nothing,  hashes::hscan,         "hash",         "Iterates over fields and values of a hash."),
+    // lists
+    spec("lpush",        -3,   RW | FAST,                                      K1,     Keys,     lists::lpush,          "list",         "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec("rpush",        -3,   RW | FAST,                                      K1,     Keys,     lists::rpush,          "list",         "Appends one or more elements to a list. Creates the key if it doesn't exist."),
+    spec("lpushx",       -3,   RW | FAST,                                      K1,     Keys,     lists::lpushx,         "list",         "Prepends one or more elements to a list only when the list exists."),
+    spec("rpushx",       -3,   RW | FAST,                                      K1,     Keys,     lists::rpushx,         "list",         "Appends an element to a list only when the list exists."),
+    spec("lpop",         -2,   WRITE | FAST,                                   K1,     Keys,     lists::lpop,           "list",         "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
+    spec("rpop",         -2,   WRITE | FAST,                                   K1,     Keys,     lists::rpop,           "list",         "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
+    spec("llen",         2,    RO | FAST,                                      K1,     Nothing,  lists::llen,           "list",         "Returns the length of a list."),
+    spec("lrange",       4,    RO,                                             K1,     Nothing,  lists::lrange,         "list",         "Returns a range of elements from a list."),
+    spec("lindex",       3,    RO,                                             K1,     Nothing,  lists::lindex,         "list",         "Returns an element from a list by its index."),
+    spec("lset",         4,    RW,                                             K1,     Keys,     lists::lset,           "list",         "Sets the value of an element in a list by its index."),
+    spec("lrem",         4,    WRITE,                                          K1,     Keys,     lists::lrem,           "list",         "Removes elements from a list. Deletes the list if the last element was removed."),
+    spec("ltrim",        4,    WRITE,                                          K1,     Keys,     lists::ltrim,          "list",         "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
+    spec("lpos",         -3,   RO,                                             K1,     Nothing,  lists::lpos,           "list",         "Returns the index of matching elements in a list."),
+    spec("lmove",        5,    RW,                                             K12,    Keys,     lists::lmove,          "list",         "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
+    spec("rpoplpush",    3,    RW,                                             K12,    Keys,     lists::rpoplpush,      "list",         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
+    // sets
+    spec("sadd",         -3,   RW | FAST,                                      K1,     Keys,     sets::sadd,            "set",          "Adds one or more members to a set. Creates the key if it doesn't exist."),
+    spec("srem",         -3,   WRITE | FAST,                                   K1,     Keys,     sets::srem,            "set",          "Removes one or more members from a set. Deletes the set if the last member was removed."),
+    spec("sismember",    3,    RO | FAST,                                      K1,     Nothing,  sets::sismember,       "set",          "Determines whether a member belongs to a set."),
+    spec("smismember",   -3,   RO | FAST,                                      K1,     Nothing,  sets::smismember,      "set",          "Determines whether multiple members belong to a set."),
+    spec("scard",        2,    RO | FAST,                                      K1,     Nothing,  sets::scard,           "set",          "Returns the number of members in a set."),
+    spec("smembers",     2,    RO,                                             K1,     Nothing,  sets::smembers,        "set",          "Returns all members of a set."),
+    spec("spop",         -2,   WRITE | FAST,                                   K1,     Keys,     sets::spop,            "set",          "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
+    spec("srandmember",  -2,   RO,                                             K1,     Nothing,  sets::srandmember,     "set",          "Get one or multiple random members from a set"),
+    spec("sscan",        -3,   RO,                                             K1,     Nothing,  sets::sscan,           "set",          "Iterates over members of a set."),
+    // sorted sets
+    spec("zadd",         -4,   RW | FAST,                                      K1,     Keys,     zsets::zadd,           "sorted-set",   "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
+    spec("zincrby",      4,    RW | FAST,                                      K1,     Keys,     zsets::zincrby,        "sorted-set",   "Increments the score of a member in a sorted set."),
+    spec("zrem",         -3,   WRITE | FAST,                                   K1,     Keys,     zsets::zrem,           "sorted-set",   "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
+    spec("zscore",       3,    RO | FAST,                                      K1,     Nothing,  zsets::zscore,         "sorted-set",   "Returns the score of a member in a sorted set."),
+    spec("zmscore",      -3,   RO | FAST,                                      K1,     Nothing,  zsets::zmscore,        "sorted-set",   "Returns the score of one or more members in a sorted set."),
+    spec("zcard",        2,    RO | FAST,                                      K1,     Nothing,  zsets::zcard,          "sorted-set",   "Returns the number of members in a sorted set."),
+    spec("zcount",       4,    RO | FAST,                                      K1,     Nothing,  zsets::zcount,         "sorted-set",   "Returns the count of members in a sorted set that have scores within a range."),
+    spec("zlexcount",    4,    RO | FAST,                                      K1,     Nothing,  zsets::zlexcount,      "sorted-set",   "Returns the number of members in a sorted set within a lexicographical range."),
+    spec("zrank",        3,    RO | FAST,                                      K1,     Nothing,  zsets::zrank,          "sorted-set",   "Returns the index of a member in a sorted set ordered by ascending scores."),
+    spec("zrevrank",     3,    RO | FAST,                                      K1,     Nothing,  zsets::zrevrank,       "sorted-set",   "Returns the index of a member in a sorted set ordered by descending scores."),
+    spec("zrange",       -4,   RO,                                             K1,     Nothing,  zsets::zrange,         "sorted-set",   "Returns members in a sorted set within a range of indexes."),
+    spec("zrevrange",    -4,   RO,                                             K1,     Nothing,  zsets::zrevrange,      "sorted-set",   "Returns members in a sorted set within a range of indexes in reverse order."),
+    spec("zrangebyscore",-4,   RO,                                             K1,     Nothing,  zsets::zrangebyscore,  "sorted-set",   "Returns members in a sorted set within a range of scores."),
+    spec("zrevrangebyscore",-4,   RO,                                             K1,     Nothing,  zsets::zrevrangebyscore,"sorted-set",   "Returns members in a sorted set within a range of scores in reverse order."),
+    spec("zrangebylex",  -4,   RO,                                             K1,     Nothing,  zsets::zrangebylex,    "sorted-set",   "Returns members in a sorted set within a lexicographical range."),
+    spec("zrevrangebylex",-4,   RO,                                             K1,     Nothing,  zsets::zrevrangebylex, "sorted-set",   "Returns members in a sorted set within a lexicographical range in reverse order."),
+    spec("zremrangebyscore",4,    WRITE,                                          K1,     Keys,     zsets::zremrangebyscore,"sorted-set",   "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."),
+    spec("zremrangebyrank",4,    WRITE,                                          K1,     Keys,     zsets::zremrangebyrank,"sorted-set",   "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."),
+    spec("zremrangebylex",4,    WRITE,                                          K1,     Keys,     zsets::zremrangebylex, "sorted-set",   "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."),
+    spec("zpopmin",      -2,   WRITE | FAST,                                   K1,     Keys,     zsets::zpopmin,        "sorted-set",   "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    spec("zpopmax",      -2,   WRITE | FAST,                                   K1,     Keys,     zsets::zpopmax,        "sorted-set",   "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."),
+    spec("zunionstore",  -4,   RW,                                             KSTORE, Dest,     zsets::zunionstore,    "sorted-set",   "Stores the union of multiple sorted sets in a key."),
+    spec("zinterstore",  -4,   RW,                                             KSTORE, Dest,     zsets::zinterstore,    "sorted-set",   "Stores the intersect of multiple sorted sets in a key."),
+    spec("zscan",        -3,   RO,                                             K1,     Nothing,  zsets::zscan,          "sorted-set",   "Iterates over members and scores of a sorted set."),
     // transactions
     spec("multi",        1,    CONN | SKIP_QUEUE,                              KNONE,  Nothing,  transactions::multi,   "transactions", "Starts a transaction."),
     spec("exec",         1,    SESSION | SKIP_QUEUE | ENDS_MULTI | RUNS_QUEUE, KNONE,  Nothing,  transactions::exec,    "transactions", "Executes all commands in a transaction."),
@@ -267,6 +352,7 @@ pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("config", &["get", "set", "resetstat", "rewrite", "help"]),
+    ("object", &["encoding", "refcount", "idletime", "freq", "help"]),
     ("command", &["count", "list", "info", "docs", "getkeys", "help"]),
     ("script", &["load", "exists", "flush", "kill", "help"]),
     ("slowlog", &["get", "len", "reset", "help"]),

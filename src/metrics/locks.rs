@@ -33,9 +33,10 @@ pub fn render(shared: &Shared) -> String {
                 break 'dbs;
             }
             db.for_each_in_shard(shard, now, |key, e| {
-                if !e.has_deadline() {
+                // A lock is a string with a deadline: containers are not listed.
+                let (true, Ok(token)) = (e.has_deadline(), e.str()) else {
                     return;
-                }
+                };
                 if listed >= LIST_LIMIT {
                     truncated = true;
                     return;
@@ -47,9 +48,9 @@ pub fn render(shared: &Shared) -> String {
                 let _ = write!(out, "{{\"db\":{db_no},\"key\":");
                 json_str(&mut out, key);
                 let _ = write!(out, ",\"key_len\":{},\"token\":", key.len());
-                json_str(&mut out, &e.value[..e.value.len().min(TOKEN_SHOWN)]);
-                let _ = write!(out, ",\"token_len\":{},\"ttl_ms\":{}", e.value.len(), pttl_of(e, now));
-                match shared.locks.age_ms(db_no, key, &e.value, now) {
+                json_str(&mut out, &token[..token.len().min(TOKEN_SHOWN)]);
+                let _ = write!(out, ",\"token_len\":{},\"ttl_ms\":{}", token.len(), pttl_of(e, now));
+                match shared.locks.age_ms(db_no, key, token, now) {
                     Some(age) => {
                         let _ = write!(out, ",\"age_ms\":{age}");
                     }

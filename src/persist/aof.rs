@@ -32,7 +32,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::protocol::encode_command as encode;
-use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE};
+use crate::store::types::{Container, Hash, List, Set, ZSet};
+use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE, SmallBytes, Value};
 
 /// When the log is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +56,12 @@ impl Fsync {
     }
 }
 
-/// The record of one key's state (its absence when `entry` is None).
+/// The record of one key's state (its absence when `entry` is None): a
+/// string is `RL.SET db key value unix_ms fence`, a container
+/// `RL.VALUE db key unix_ms type payload`, the whole container in one
+/// argument ([`container_payload`]), so that a record never has more than
+/// six arguments. A container is written whole after each write to it:
+/// replay stays a plain overwrite, at a cost linear in its size.
 pub fn key_record(out: &mut Vec<u8>, db: usize, key: &[u8], entry: Option<&Entry>, now: u64) {
     let db = db.to_string();
     match entry {
@@ -65,21 +71,104 @@ pub fn key_record(out: &mut Vec<u8>, db: usize, key: &[u8], entry: Option<&Entry
             } else {
                 0
             };
-            let (unix_ms, fence) = (unix_ms.to_string(), e.fence.to_string());
-            encode(
-                out,
-                &[
-                    b"RL.SET",
-                    db.as_bytes(),
-                    key,
-                    &e.value,
-                    unix_ms.as_bytes(),
-                    fence.as_bytes(),
-                ],
-            );
+            let unix_ms = unix_ms.to_string();
+            match &e.value {
+                Value::Str(v) => {
+                    let fence = e.fence.to_string();
+                    encode(
+                        out,
+                        &[b"RL.SET", db.as_bytes(), key, v, unix_ms.as_bytes(), fence.as_bytes()],
+                    );
+                }
+                container => {
+                    let payload = container_payload(container);
+                    encode(
+                        out,
+                        &[
+                            b"RL.VALUE",
+                            db.as_bytes(),
+                            key,
+                            unix_ms.as_bytes(),
+                            container.type_name().as_bytes(),
+                            &payload,
+                        ],
+                    );
+                }
+            }
         }
         None => encode(out, &[b"RL.DEL", db.as_bytes(), key]),
     }
+}
+
+/// A container's elements, each as a 4-byte little-endian length and its
+/// bytes, in the container's order: a hash's field then value, a sorted
+/// set's member then its score (the 8 bytes of the f64, exact).
+fn container_payload(value: &Value) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    let mut out = Vec::new();
+    match value {
+        Value::Str(v) => put(&mut out, v),
+        Value::Hash(h) => h.iter().for_each(|(f, v)| {
+            put(&mut out, f);
+            put(&mut out, v);
+        }),
+        Value::List(l) => l.iter().for_each(|v| put(&mut out, v)),
+        Value::Set(s) => s.iter().for_each(|m| m.with_bytes(|b| put(&mut out, b))),
+        Value::ZSet(z) => z.entries().iter().for_each(|(score, m)| {
+            put(&mut out, m);
+            put(&mut out, &score.to_bits().to_le_bytes());
+        }),
+    }
+    out
+}
+
+/// The container a [`container_payload`] describes, or None if the
+/// payload is not one (a type or length that does not add up).
+fn parse_container(kind: &[u8], mut payload: &[u8]) -> Option<Value> {
+    let mut items: Vec<&[u8]> = Vec::new();
+    while !payload.is_empty() {
+        let len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
+        items.push(payload.get(4..4 + len)?);
+        payload = &payload[4 + len..];
+    }
+    let value = match kind {
+        b"hash" if items.len().is_multiple_of(2) => {
+            let mut h = Hash::default();
+            for pair in items.chunks_exact(2) {
+                h.insert(pair[0], pair[1]);
+            }
+            h.into_value()
+        }
+        b"list" => items
+            .iter()
+            .map(|&v| SmallBytes::from(v))
+            .collect::<List>()
+            .into_value(),
+        b"set" => {
+            let mut s = Set::for_member(items.first()?);
+            for m in &items {
+                s.insert(m);
+            }
+            s.into_value()
+        }
+        b"zset" if items.len().is_multiple_of(2) => {
+            let mut z = ZSet::default();
+            for pair in items.chunks_exact(2) {
+                let score = f64::from_bits(u64::from_le_bytes(pair[1].try_into().ok()?));
+                if score.is_nan() {
+                    return None;
+                }
+                z.insert(pair[0], score);
+            }
+            z.into_value()
+        }
+        _ => return None,
+    };
+    // An empty container is never stored.
+    (!items.is_empty()).then_some(value)
 }
 
 pub fn flushdb_record(out: &mut Vec<u8>, db: usize) {
@@ -630,6 +719,26 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
                     }
                 }
             }
+            Some(b"RL.VALUE") if args.len() == 6 => {
+                let db = db_of(args[1])?;
+                let unix_ms = parse_u64(args[3]).ok_or_else(|| bad(format!("bad expiry at offset {pos}")))? as i64;
+                let value =
+                    parse_container(args[4], args[5]).ok_or_else(|| bad(format!("bad container at offset {pos}")))?;
+                let mut locked = keyspace.dbs[db].lock_keys(std::iter::once(args[2]), now);
+                if unix_ms != 0 && unix_ms <= wall {
+                    expired += 1;
+                    let _ = locked.remove(args[2]);
+                } else {
+                    let deadline = if unix_ms == 0 {
+                        NO_DEADLINE
+                    } else {
+                        Clock::deadline_from_unix_ms(unix_ms, now)
+                    };
+                    if let Ok(place) = locked.place(args[2]) {
+                        place.set_value(value, deadline);
+                    }
+                }
+            }
             Some(b"RL.DEL") if args.len() == 3 => {
                 let db = db_of(args[1])?;
                 let _ = keyspace.dbs[db]
@@ -776,6 +885,7 @@ fn known(args: &[&[u8]]) -> bool {
     matches!(
         (args.first().copied(), args.len()),
         (Some(b"RL.SET"), 6)
+            | (Some(b"RL.VALUE"), 6)
             | (Some(b"RL.DEL"), 3)
             | (Some(b"RL.FLUSHDB"), 2)
             | (Some(b"RL.FLUSHALL"), 1)

@@ -103,8 +103,9 @@ impl ReplyBuf {
     }
 
     /// A double (RESP3 `,`); RESP2 gets a bulk string, as Redis sends it.
+    /// Printed as Redis 7.0's addReplyDouble does ([`format_score`]).
     pub fn double(&mut self, v: f64) {
-        let text = format_double(v);
+        let text = format_score(v);
         if self.resp3 {
             self.buf.put_u8(b',');
             self.buf.put_slice(text.as_bytes());
@@ -156,9 +157,59 @@ pub fn format_double(v: f64) -> String {
     if s.contains('e') { format!("{v:e}") } else { s }
 }
 
+/// Format a double as Redis 7.0 replies with a score: C's `%.17g`
+/// (`0.1` is `0.10000000000000001`, `1e20` is `1e+20`), `inf`/`-inf`.
+pub fn format_score(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // 17 significant digits, rounded once; %g picks the notation by the
+    // exponent of that rounded value.
+    let sci = format!("{v:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.unsigned_abs())
+    } else {
+        let decimals = (16 - exp) as usize;
+        trim(&format!("{v:.decimals$}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_print_as_printf_17g() {
+        for (v, text) in [
+            (0.1, "0.10000000000000001"),
+            (1.5, "1.5"),
+            (3.0, "3"),
+            (1e20, "1e+20"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (-2.5e-300, "-2.5e-300"),
+            (123456789.123, "123456789.123"),
+            (f64::INFINITY, "inf"),
+            (-0.0, "-0"),
+        ] {
+            assert_eq!(format_score(v), text, "{v}");
+        }
+    }
 
     #[test]
     fn resp2_and_resp3_nulls_and_maps() {

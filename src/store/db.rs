@@ -46,6 +46,7 @@ use smallvec::SmallVec;
 use super::bytes::SmallBytes;
 use super::clock::{Deadline, NO_DEADLINE};
 use super::entry::Entry;
+use super::types::Value;
 use super::wheel::Wheel;
 use crate::prefetch::prefetch;
 
@@ -469,6 +470,35 @@ impl<'v> Place<'v, '_> {
                 shard
                     .keys
                     .insert(&db.hasher, hash, (key.into(), Entry::new(value, deadline)));
+                true
+            }
+        };
+        if deadline_changed {
+            db.schedule(shard_no, &mut shard.wheel, deadline, hash, now);
+        }
+    }
+
+    /// Store `value` (any type) with `deadline`, replacing the live entry if
+    /// there is one (its fence too).
+    pub fn set_value(self, value: Value, deadline: Deadline) {
+        let Place { db, now, key, lookup } = self;
+        let Lookup {
+            shard_no,
+            hash,
+            shard,
+            found,
+        } = lookup;
+        let deadline_changed = match found {
+            Some((_, i)) => {
+                let e = &mut shard.keys.slots[i].1;
+                e.value = value;
+                e.fence = 0;
+                std::mem::replace(&mut e.deadline, deadline) != deadline
+            }
+            None => {
+                shard
+                    .keys
+                    .insert(&db.hasher, hash, (key.into(), Entry::with_value(value, deadline)));
                 true
             }
         };

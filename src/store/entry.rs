@@ -2,13 +2,12 @@
 
 use super::bytes::SmallBytes;
 use super::clock::{Deadline, NO_DEADLINE};
+use super::types::{Value, WrongType};
 
-/// A string value with an optional deadline. Values are the only type
-/// redlockd stores (locks, counters, fences); other Redis types get WRONGTYPE
-/// never, because no command can create them.
-#[derive(Debug, Clone)]
+/// A value (a string or a container) with an optional deadline.
+#[derive(Clone)]
 pub struct Entry {
-    pub value: SmallBytes,
+    pub value: Value,
     pub(super) deadline: Deadline,
     /// For a lock key: the fencing token of the grant that holds it. For a
     /// key written with FENCE.*: the highest token ever accepted. 0 = none.
@@ -18,23 +17,37 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: &[u8], deadline: Deadline) -> Self {
+        Entry::with_value(Value::Str(value.into()), deadline)
+    }
+
+    pub fn with_value(value: Value, deadline: Deadline) -> Self {
         Entry {
-            value: value.into(),
+            value,
             deadline,
             fence: 0,
         }
     }
 
-    /// Give the entry a new value. A different value resets the fence (it
-    /// belonged to the old value); the same value keeps it.
+    /// The string value, or [`WrongType`] when the key holds a container.
+    #[inline]
+    pub fn str(&self) -> Result<&SmallBytes, WrongType> {
+        self.value.str()
+    }
+
+    /// Give the entry a new string value (whatever it held). A different
+    /// value resets the fence (it belonged to the old value); the same
+    /// value keeps it.
     pub fn replace_value(&mut self, value: &[u8]) {
-        if *self.value != *value {
-            if self.value.len() == value.len() {
-                self.value.copy_from_slice(value);
-            } else {
-                self.value = value.into();
+        match &mut self.value {
+            Value::Str(old) if **old == *value => {}
+            Value::Str(old) if old.len() == value.len() => {
+                old.copy_from_slice(value);
+                self.fence = 0;
             }
-            self.fence = 0;
+            other => {
+                *other = Value::Str(value.into());
+                self.fence = 0;
+            }
         }
     }
 

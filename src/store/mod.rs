@@ -1,4 +1,5 @@
-//! The in-memory store: databases of string keys with exact expiry.
+//! The in-memory store: databases of keys (strings and Redis's containers,
+//! [`types`]) with exact expiry.
 //!
 //! Store operations are plain synchronous functions over a [`Locked`] view;
 //! nothing here awaits, so no shard lock is ever held across a suspension.
@@ -9,12 +10,14 @@ pub mod db;
 pub mod entry;
 pub mod expiry;
 pub mod fence;
+pub mod types;
 mod wheel;
 
 pub use bytes::SmallBytes;
 pub use clock::{Clock, Deadline, NO_DEADLINE};
 pub use db::{Db, Locked, NotLocked};
 pub use entry::Entry;
+pub use types::{Value, WrongType};
 
 /// Every database of one server, plus the clock their deadlines use.
 pub struct Keyspace {
