@@ -138,6 +138,9 @@ pub fn hincrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdR
 /// `HINCRBYFLOAT key field increment` → the new value, as INCRBYFLOAT writes it.
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let delta = float(args[3])?;
+    if !delta.is_finite() {
+        return Err(CmdError::Static("ERR value is NaN or Infinity"));
+    }
     let text = write(keys, args[1], true, |h: &mut Hash| {
         let current = match h.get(args[2]) {
             Some(v) => float(v).map_err(|_| CmdError::Static("ERR hash value is not a float"))?,

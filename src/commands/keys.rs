@@ -53,9 +53,16 @@ pub fn object(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
         ]);
         return Ok(());
     }
-    let known = ["encoding", "refcount", "idletime", "freq"].iter().any(|s| is(sub, s));
-    if args.len() != 3 || !known {
+    let known = ["encoding", "refcount", "idletime", "freq", "help"]
+        .iter()
+        .find(|s| is(sub, s));
+    let Some(name) = known else {
         return Err(super::error::unknown_subcommand(sub, "object"));
+    };
+    if args.len() != 3 || *name == "help" {
+        return Err(CmdError::msg(format!(
+            "ERR wrong number of arguments for 'object|{name}' command"
+        )));
     }
     let Some(e) = keys.get(args[2])? else {
         ctx.out.null();

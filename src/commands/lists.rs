@@ -270,7 +270,7 @@ pub fn lpos(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
             rank = int(c.value()?)?;
             if rank == 0 {
                 return Err(CmdError::Static(
-                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the last match",
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                 ));
             }
             if rank == i64::MIN {

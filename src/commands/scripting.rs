@@ -535,13 +535,16 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             out.int(if clamp_to_zero { v.max(0) } else { v });
         }
         Op::ValueAndPttl => {
+            let entry = keys.get(k1)?;
+            // The type is checked before the reply starts.
+            let value = entry.map(|e| e.str()).transpose()?;
             out.array(2);
-            match keys.get(k1)? {
-                Some(e) => {
-                    out.bulk(e.str()?);
+            match (entry, value) {
+                (Some(e), Some(v)) => {
+                    out.bulk(v);
                     out.int(pttl_of(e, now));
                 }
-                None => {
+                _ => {
                     out.null();
                     out.int(-2);
                 }

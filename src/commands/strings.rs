@@ -368,7 +368,9 @@ pub fn getex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
 pub fn mget(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     ctx.out.array(args.len() - 1);
     for key in &args[1..] {
-        let v = lookup(keys, key)?;
+        // A key of another type is nil here, not WRONGTYPE.
+        let v = keys.get(key)?.and_then(|e| e.str().ok()).map(|v| &**v);
+        stats::keyspace_lookup(v.is_some());
         ctx.out.bulk_or_null(v);
     }
     Ok(())

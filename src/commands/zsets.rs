@@ -188,14 +188,21 @@ struct ScoreBound {
 }
 
 fn score_bound(arg: &[u8]) -> Option<ScoreBound> {
-    let (exclusive, text) = match arg.first() {
-        Some(b'(') => (true, &arg[1..]),
-        _ => (false, arg),
-    };
-    Some(ScoreBound {
-        value: parse_float(text)?,
-        exclusive,
-    })
+    match arg.first() {
+        // After '(' Redis calls strtod itself, which takes "" as 0 and
+        // skips leading spaces.
+        Some(b'(') => {
+            let text = arg[1..].trim_ascii_start();
+            Some(ScoreBound {
+                value: if text.is_empty() { 0.0 } else { parse_float(text)? },
+                exclusive: true,
+            })
+        }
+        _ => Some(ScoreBound {
+            value: parse_float(arg)?,
+            exclusive: false,
+        }),
+    }
 }
 
 fn score_range(min: &[u8], max: &[u8]) -> Result<(ScoreBound, ScoreBound), CmdError> {
@@ -519,11 +526,6 @@ fn pop_reply(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], max: bool
         return Err(CmdError::Syntax);
     }
     let count = args.get(2).map(|c| positive_count(c)).transpose()?;
-    if count == Some(0) {
-        // Before the key is looked up, as Redis does.
-        ctx.out.array(0);
-        return Ok(());
-    }
     let popped = pop(keys, args[1], max, count.unwrap_or(1) as usize)?.unwrap_or_default();
     let nested = ctx.out.resp3 && count.is_some();
     ctx.out.array(if nested { popped.len() } else { 2 * popped.len() });
