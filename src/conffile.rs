@@ -324,6 +324,10 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ("proto-max-bulk-len", Some(memory(c.proto_max_bulk_len))),
         ("client-query-buffer-limit", Some(memory(c.client_query_buffer_limit))),
         ("client-output-buffer-limit", Some(obuf)),
+        (
+            "notify-keyspace-events",
+            Some(repr(crate::pubsub::events::format(c.notify_keyspace_events).as_bytes())),
+        ),
         // An empty password is no password: the line goes.
         (
             "requirepass",

@@ -61,6 +61,10 @@ pub struct ServerConfig {
     /// SECONDS, the client is disconnected.
     #[arg(long, default_value = "normal 256mb 64mb 60", value_parser = OutputLimit::parse)]
     pub client_output_buffer_limit: OutputLimit,
+    /// Keyspace notifications, as redis.conf's notify-keyspace-events:
+    /// class letters (g$x... or A) plus K and/or E; empty = off.
+    #[arg(long, default_value = "", value_parser = crate::pubsub::events::parse_flag)]
+    pub notify_keyspace_events: u32,
     /// Require this password (AUTH / HELLO AUTH) before any other command.
     #[arg(long)]
     pub requirepass: Option<String>,
@@ -200,6 +204,7 @@ impl Default for ServerConfig {
                 soft: 64 << 20,
                 soft_seconds: 60,
             },
+            notify_keyspace_events: 0,
             requirepass: None,
             protected_mode: true,
             slowlog_log_slower_than: 10_000,

@@ -1,8 +1,8 @@
 //! The state of one redlockd instance, independent of any connection: the
 //! keyspace (with its fence counter), configuration and runtime settings,
 //! the append-only file, the lock-grant gate of a delayed restart, the
-//! client registry (CLIENT LIST/KILL, INFO clients), WATCH bookkeeping and
-//! connection counters.
+//! client registry (CLIENT LIST/KILL, INFO clients), WATCH bookkeeping,
+//! the publish/subscribe registry ([`crate::pubsub`]) and connection counters.
 //!
 //! It sits below both the network side (`server`, which creates it and
 //! registers connections) and `commands` (which read and change it), so that
@@ -20,6 +20,7 @@ use tokio::sync::{Notify, broadcast};
 use crate::config::{ServerConfig, Settings};
 use crate::lockstats::LockStats;
 use crate::persist::aof::{Aof, Fsync, RewritePolicy};
+use crate::pubsub::{LockEvent, PubSub, events};
 use crate::stats::ServerCounters;
 use crate::store::Keyspace;
 use crate::store::clock::monotonic_us;
@@ -38,6 +39,8 @@ pub struct Shared {
     /// Lock grant/release counters and recent lock events (`/metrics`, status page).
     pub locks: Arc<LockStats>,
     pub started: Instant,
+    /// Channels, subscribers, keyspace notifications and lock events.
+    pub pubsub: Arc<PubSub>,
     /// Lock grants are refused until the restart delay has passed (`--restart-delay`).
     pub grants: GrantGate,
     pub run_id: String,
@@ -105,16 +108,19 @@ impl Shared {
         } else {
             None
         };
-        if config.metrics_port != 0 {
-            // The status page's "expired" events (after the log's replay).
-            for (i, db) in keyspace.dbs.iter().enumerate() {
-                let locks = locks.clone();
-                db.set_expire_hook(Box::new(move |key, entry| {
-                    if let Ok(token) = entry.str() {
-                        locks.expired(i, key, token, entry.deadline())
-                    }
-                }));
-            }
+        let pubsub = Arc::new(PubSub::new(config.notify_keyspace_events));
+        // Keys removed by expiry (lazily or by the expirer, after the log's
+        // replay): the status page's "expired" events, the `expired`
+        // keyspace notification and the `__lock__` channel's `expired`.
+        for (i, db) in keyspace.dbs.iter().enumerate() {
+            let (locks, pubsub) = (locks.clone(), pubsub.clone());
+            db.set_expire_hook(Box::new(move |key, entry| {
+                pubsub.notify(events::EXPIRED, "expired", i, key);
+                if let Ok(token) = entry.str() {
+                    locks.expired(i, key, token, entry.deadline());
+                    pubsub.lock_event(key, LockEvent::Expired { token });
+                }
+            }));
         }
         Ok(Arc::new(Shared {
             settings: Settings::new(&config),
@@ -125,6 +131,7 @@ impl Shared {
             counters: ServerCounters::default(),
             slowlog: crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len),
             locks,
+            pubsub,
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,
@@ -161,6 +168,9 @@ pub struct ClientHandle {
     pub no_touch: AtomicBool,
     pub killed: AtomicBool,
     pub kill: Notify,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST
+    /// `sub`, `psub`, `ssub`), kept by [`crate::pubsub::Subscriptions`].
+    pub subscriptions: [AtomicUsize; 3],
 }
 
 impl ClientHandle {
@@ -183,6 +193,7 @@ impl ClientHandle {
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            subscriptions: Default::default(),
         }
     }
 
@@ -215,7 +226,11 @@ impl ClientHandle {
         let age = self.created.elapsed().as_secs();
         let idle = self.idle().as_secs();
         let multi = self.multi.load(Ordering::Relaxed);
+        let [sub, psub, ssub] = self.subscriptions.each_ref().map(|n| n.load(Ordering::Relaxed));
         let mut flags = String::new();
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         if multi >= 0 {
             flags.push('x');
         }
@@ -229,7 +244,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub=0 psub=0 ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,

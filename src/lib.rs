@@ -5,10 +5,11 @@
 //! and replies), [`server`] (accept loop and connections), [`commands`] (the
 //! command table and one module per family), [`instance`] (the state every
 //! connection shares), [`store`] (sharded keyspace with exact expiry),
-//! [`scripts`] (lock scripts recognised by SHA1).
+//! [`scripts`] (lock scripts recognised by SHA1), [`pubsub`] (channels,
+//! subscribers' outboxes, keyspace notifications and lock events).
 //!
 //! Dependencies point one way: `server` → [`metrics`] (the operator's HTTP
-//! port) → `commands` → `instance` → [`store`], [`persist`], [`stats`],
+//! port) → `commands` → `instance` → [`pubsub`], [`store`], [`persist`], [`stats`],
 //! [`lockstats`], [`config`]; nothing below `commands` knows the command
 //! table, and nothing below `server` knows connections.
 
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod persist;
 pub mod prefetch;
 pub mod protocol;
+pub mod pubsub;
 pub mod redlock;
 pub mod scripts;
 pub mod server;

@@ -10,6 +10,17 @@ use crate::instance::ClientHandle;
 use crate::store::Locked;
 
 pub fn ping(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::WrongArity);
+    }
+    // In RESP2 subscriber mode a reply must look like a message: Redis
+    // answers `pong` and the argument (empty without one) as an array.
+    if ctx.client.in_subscriber_mode() {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).copied().unwrap_or(b""));
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(args[1]),
@@ -93,6 +104,9 @@ pub fn quit(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
 }
 
 pub fn reset(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
+    // Unsubscribed from everything, after what was already published to it.
+    ctx.client.deliver_pending(ctx.out);
+    ctx.client.pubsub = None;
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     transactions::unwatch_all(ctx);
@@ -252,9 +266,12 @@ fn describe(handle: &ClientHandle) -> String {
 }
 
 /// `CLIENT LIST [TYPE normal|master|replica|slave|pubsub] | [ID id ...]`:
-/// one filter or none, as Redis 7 takes them. Every client is a normal one.
+/// one filter or none, as Redis 7 takes them. A client with subscriptions
+/// is a pubsub one, every other a normal one.
 fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    // TYPE normal / pubsub: Some(true) lists subscribers only.
+    let mut pubsub: Option<bool> = None;
     if args.len() == 4 && is(args[2], "type") {
         let t = args[3];
         if !["normal", "master", "replica", "slave", "pubsub"]
@@ -266,7 +283,9 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
                 String::from_utf8_lossy(t)
             )));
         }
-        if !is(t, "normal") {
+        if is(t, "normal") || is(t, "pubsub") {
+            pubsub = Some(is(t, "pubsub"));
+        } else {
             ids = Some(Vec::new());
         }
     } else if args.len() >= 4 && is(args[2], "id") {
@@ -282,7 +301,8 @@ fn client_list(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
     }
     let mut text = String::new();
     for c in ctx.shared.clients.snapshot() {
-        if ids.as_ref().is_none_or(|v| v.contains(&c.id)) {
+        let subscriber = c.subscriptions.iter().any(|n| n.load(Ordering::Relaxed) > 0);
+        if ids.as_ref().is_none_or(|v| v.contains(&c.id)) && pubsub.is_none_or(|p| p == subscriber) {
             text.push_str(&describe(&c));
             text.push('\n');
         }

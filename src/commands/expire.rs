@@ -4,6 +4,7 @@
 use super::args::is;
 use super::ttl::{ExpireArg, Form, pttl_of, rounded_secs};
 use super::{CmdError, CmdResult, Ctx};
+use crate::pubsub::events::GENERIC;
 use crate::store::{Clock, Locked, NO_DEADLINE};
 
 pub fn expire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
@@ -76,8 +77,10 @@ fn expire_generic(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], form
     let new_deadline = when.deadline(now);
     if new_deadline <= now {
         keys.remove(key)?;
+        ctx.notify(GENERIC, "del", key);
     } else {
         keys.set_deadline(key, new_deadline)?;
+        ctx.notify(GENERIC, "expire", key);
     }
     ctx.out.int(1);
     Ok(())
@@ -117,6 +120,7 @@ pub fn persist(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdR
     let had = matches!(keys.get(args[1])?, Some(e) if e.has_deadline());
     if had {
         keys.set_deadline(args[1], NO_DEADLINE)?;
+        ctx.notify(GENERIC, "persist", args[1]);
     }
     ctx.out.int(had as i64);
     Ok(())

@@ -4,12 +4,16 @@
 use super::args::{Cursor, is};
 use super::{CmdError, CmdResult, Ctx};
 use crate::glob;
+use crate::pubsub::events::GENERIC;
 use crate::store::Locked;
 
 pub fn del(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let mut n = 0;
     for key in &args[1..] {
-        n += keys.remove(key)?.is_some() as i64;
+        if keys.remove(key)?.is_some() {
+            ctx.notify(GENERIC, "del", key);
+            n += 1;
+        }
     }
     ctx.out.int(n);
     Ok(())
@@ -165,14 +169,26 @@ fn rename_inner(keys: &mut Locked<'_>, from: &[u8], to: &[u8], nx: bool) -> Resu
     Ok(true)
 }
 
+/// RENAME's and RENAMENX's events, when a key moved to another name.
+fn renamed(ctx: &mut Ctx<'_>, from: &[u8], to: &[u8]) {
+    if from != to {
+        ctx.notify(GENERIC, "rename_from", from);
+        ctx.notify(GENERIC, "rename_to", to);
+    }
+}
+
 pub fn rename(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     rename_inner(keys, args[1], args[2], false)?;
+    renamed(ctx, args[1], args[2]);
     ctx.out.ok();
     Ok(())
 }
 
 pub fn renamenx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let done = rename_inner(keys, args[1], args[2], true)?;
+    if done {
+        renamed(ctx, args[1], args[2]);
+    }
     ctx.out.int(done as i64);
     Ok(())
 }

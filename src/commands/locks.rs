@@ -18,6 +18,8 @@ use super::table::{CommandSpec, flags};
 use super::ttl::{ExpireArg, Form, pttl_of};
 use super::{CmdError, CmdResult, Ctx};
 use crate::lockstats::Release;
+use crate::pubsub::LockEvent;
+use crate::pubsub::events::{GENERIC, STRING};
 use crate::store::{Deadline, Locked};
 
 /// DIGEST's text: XXH3-64 of the value, 16 lowercase hex digits.
@@ -77,7 +79,7 @@ pub fn delex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
 /// Delete `key` if it exists and `cond` holds for its value; with
 /// `release`, count it as a lock release attempt.
 fn delete_if(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     keys: &mut Locked<'_>,
     key: &[u8],
     cond: Condition<'_>,
@@ -96,6 +98,12 @@ fn delete_if(
     if release {
         let token = removed.as_ref().and_then(|e| e.str().ok()).map_or(&b""[..], |v| v);
         ctx.shared.locks.released(ctx.client.db, key, token, outcome, now);
+    }
+    if let Some(e) = &removed {
+        ctx.notify(GENERIC, "del", key);
+        if release && let Ok(token) = e.str() {
+            ctx.lock_event(key, LockEvent::Released { token });
+        }
     }
     Ok(outcome == Release::Released)
 }
@@ -145,10 +153,10 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     }
     let (key, token) = (args[1], args[2]);
     let deadline = lock_deadline(keys, args[3], args[4])?;
-    let fence = match keys.get(key)? {
-        Some(e) if **e.str()? != *token => None,
-        Some(e) if e.fence != 0 => Some(e.fence),
-        _ => Some(ctx.shared.keyspace.fences.next()),
+    let (fence, held) = match keys.get(key)? {
+        Some(e) if **e.str()? != *token => (None, true),
+        Some(e) if e.fence != 0 => (Some(e.fence), true),
+        _ => (Some(ctx.shared.keyspace.fences.next()), false),
     };
     let Some(fence) = fence else {
         ctx.shared.locks.busy();
@@ -160,6 +168,18 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     if let Some(e) = keys.get_mut(key)? {
         e.fence = fence;
     }
+    ctx.notify(STRING, "set", key);
+    ctx.notify(GENERIC, "expire", key);
+    // The holder re-acquiring only extends its lock.
+    let event = if held {
+        LockEvent::Extended {
+            token,
+            pttl: pttl_of_deadline(deadline, keys.now),
+        }
+    } else {
+        LockEvent::Acquired { token, fence }
+    };
+    ctx.lock_event(key, event);
     ctx.out.int(fence as i64);
     Ok(())
 }
@@ -180,6 +200,9 @@ pub fn lock_extend(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> 
     };
     if owned {
         keys.set_deadline(args[1], deadline)?;
+        ctx.notify(GENERIC, "expire", args[1]);
+        let pttl = pttl_of_deadline(deadline, keys.now);
+        ctx.lock_event(args[1], LockEvent::Extended { token: args[2], pttl });
     }
     ctx.out.int(owned as i64);
     Ok(())
@@ -207,6 +230,11 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
         out.int(e.fence as i64)
     }
     Ok(())
+}
+
+/// Milliseconds from `now` (µs) to a lock's `deadline`, as PTTL rounds.
+fn pttl_of_deadline(deadline: Deadline, now: u64) -> i64 {
+    (deadline.saturating_sub(now).div_ceil(1000)) as i64
 }
 
 fn fence_token(arg: &[u8]) -> Result<u64, CmdError> {
@@ -254,6 +282,7 @@ pub fn fence_set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
         let deadline = keys.get(args[1])?.map_or(0, |e| e.deadline());
         Ok(keys.set(args[1], args[2], deadline)?)
     })?;
+    ctx.notify(STRING, "set", args[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -265,6 +294,7 @@ pub fn fence_incrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     let n = fenced_write(ctx, keys, args[1], token, |keys| {
         super::strings::incr_by(keys, args[1], delta)
     })?;
+    ctx.notify(STRING, "incrby", args[1]);
     ctx.out.int(n);
     Ok(())
 }

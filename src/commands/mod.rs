@@ -9,7 +9,7 @@
 //! ([`error::CmdError::text`]). Each handler lives in the file of its
 //! family: `connection`, `server`, `keys`, `expire`, `strings`, `hashes`,
 //! `lists`, `sets`, `zsets` (with what the last four share in
-//! `containers`), `transactions`, `locks`, `scripting`. The state shared across
+//! `containers`), `transactions`, `locks`, `scripting`, `pubsub`. The state shared across
 //! connections is [`crate::instance`]; nothing here knows the network side.
 
 pub mod args;
@@ -21,6 +21,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod locks;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -70,6 +71,8 @@ pub struct ClientState {
     pub aof_mark: u64,
     /// The command this client sent last.
     pub last_command: table::LookupCache,
+    /// Its channels and outbox, once it subscribed to something.
+    pub pubsub: Option<Box<crate::pubsub::Subscriptions>>,
 }
 
 impl ClientState {
@@ -85,6 +88,21 @@ impl ClientState {
             dirty: Arc::new(AtomicBool::new(false)),
             close: false,
             last_command: table::LookupCache::default(),
+            pubsub: None,
+        }
+    }
+
+    /// RESP2 subscriber mode: only (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET.
+    pub fn in_subscriber_mode(&self) -> bool {
+        self.pubsub.as_ref().is_some_and(|p| p.total() > 0) && self.handle.resp.load(Ordering::Relaxed) == 2
+    }
+
+    /// Move the messages waiting in this client's outbox after the replies
+    /// in `out`, so that what was published before a reply arrives before it.
+    #[inline]
+    pub fn deliver_pending(&self, out: &mut ReplyBuf) {
+        if let Some(p) = &self.pubsub {
+            p.outbox.drain_into(&mut out.buf);
         }
     }
 }
@@ -103,6 +121,22 @@ impl Ctx<'_> {
         for line in lines {
             self.out.simple(line);
         }
+    }
+
+    /// A keyspace notification of `class` (see [`crate::pubsub::events`]):
+    /// `event` happened to `key` in the client's database. One relaxed load
+    /// when notifications are off.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        self.shared.pubsub.notify(class, event, self.client.db, key);
+        self.client.deliver_pending(self.out);
+    }
+
+    /// A lock event on `__lock__:KEY` (see [`crate::pubsub::PubSub::lock_event`]).
+    #[inline]
+    pub fn lock_event(&mut self, key: &[u8], event: crate::pubsub::LockEvent<'_>) {
+        self.shared.pubsub.lock_event(key, event);
+        self.client.deliver_pending(self.out);
     }
 
     /// Refuse a lock grant while the restart delay runs (Redlock's delayed
@@ -169,6 +203,28 @@ fn execute_with(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, a
         && denied_on_disk_error(spec, client)
     {
         refuse(shared, client, out, spec, slot, args, &error::misconf_aof(errno));
+        return;
+    }
+    if client.in_subscriber_mode() && spec.flags & flags::SUBSCRIBER == 0 {
+        let why = format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            table::stat_name(slot)
+        );
+        if spec.flags & flags::RUNS_QUEUE != 0 {
+            // As Redis's rejectCommand: EXEC's refusal discards the transaction.
+            client.multi = None;
+            client.handle.multi.store(-1, Ordering::Relaxed);
+            client.multi_error = false;
+            transactions::unwatch_all(&mut Ctx { shared, client, out });
+            reply_error(
+                out,
+                &format!("EXECABORT Transaction discarded because of: {}", &why[4..]),
+            );
+        } else {
+            reply_error(out, &why);
+            flag_transaction(client);
+        }
+        stats::command_rejected(Some(slot));
         return;
     }
     if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {

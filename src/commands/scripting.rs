@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::lockstats::{LockStats, Release};
 use crate::memory;
 use crate::protocol::ReplyBuf;
+use crate::pubsub::{LockEvent, PubSub};
 use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, Reply, Script, Ttl};
 use crate::scripts::{self, sha1_hex};
 use crate::store::{Deadline, Locked, NO_DEADLINE};
@@ -112,15 +113,34 @@ struct Invocation<'a, 'b> {
     /// Where grants and releases are counted, and the connection's database.
     locks: &'b LockStats,
     db: usize,
+    /// Where lock events are published (`__lock__:KEY`).
+    pubsub: &'b PubSub,
 }
 
 impl<'a> Invocation<'a, '_> {
+    /// A lock granted by the script (scripts' locks have no fence).
     fn acquired(&self, key: &[u8], token: &[u8], now: u64) {
         self.locks.acquired(self.db, key, token, now);
+        self.pubsub.lock_event(key, LockEvent::Acquired { token, fence: 0 });
     }
 
     fn released(&self, key: &[u8], token: &[u8], how: Release, now: u64) {
         self.locks.released(self.db, key, token, how, now);
+        if how == Release::Released {
+            self.pubsub.lock_event(key, LockEvent::Released { token });
+        }
+    }
+
+    /// The script extended `key`, held by `token`, if it is still there.
+    fn extended(&self, keys: &mut Locked<'_>, key: &[u8], token: &[u8]) -> CmdResult {
+        let now = keys.now;
+        if self.pubsub.listened()
+            && let Some(e) = keys.get(key)?
+        {
+            let pttl = pttl_of(e, now);
+            self.pubsub.lock_event(key, LockEvent::Extended { token, pttl });
+        }
+        Ok(())
     }
 
     fn get(&self, arg: Arg) -> &'a [u8] {
@@ -158,6 +178,7 @@ fn run_script(
         past_maxmemory: memory::over(Settings::get(&ctx.shared.settings.maxmemory)),
         locks: &ctx.shared.locks,
         db: ctx.client.db,
+        pubsub: &ctx.shared.pubsub,
     };
     let keys_ok = match script.numkeys {
         NumKeys::Exactly(n) => numkeys == n,
@@ -323,7 +344,8 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     if how == Ttl::SetPx {
                         inv.may_grow()?;
                     }
-                    apply_ttl(keys, key, token, inv.get(ttl), how)?
+                    apply_ttl(keys, key, token, inv.get(ttl), how)?;
+                    inv.extended(keys, key, token)?;
                 }
                 Some(mode) => {
                     if pttl < 0 {
@@ -340,6 +362,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                         ms
                     };
                     expire_key(keys, key, ExpireArg::expire_in_ms(total)?)?;
+                    inv.extended(keys, key, token)?;
                 }
             }
             reply(out, done)?;
@@ -391,8 +414,9 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     }
                     apply_ttl(keys, k1, token, ttl_arg, how)?;
                     if acquire {
-                        inv.acquired(k1, token, now);
+                        inv.locks.acquired(inv.db, k1, token, now);
                     }
+                    inv.extended(keys, k1, token)?;
                     reply(out, r)?;
                 }
                 _ => {
@@ -431,6 +455,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let d = px_deadline(now, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, token, d)?;
+                inv.extended(keys, k, token)?;
             }
             out.int(inv.keys.len() as i64);
         }
@@ -500,6 +525,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 Op::BsmRefresh { ttl, .. } => {
                     for k in inv.keys {
                         apply_ttl(keys, k, token, inv.get(ttl), Ttl::Pexpire)?;
+                        inv.extended(keys, k, token)?;
                     }
                     out.ok();
                 }

@@ -104,12 +104,6 @@ pub fn wait(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult 
     Ok(())
 }
 
-/// `PUBLISH channel message`: redlockd has no subscribers, so 0 receivers.
-pub fn publish(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
-    ctx.out.int(0);
-    Ok(())
-}
-
 // ---------------------------------------------------------------- CONFIG
 
 /// Every parameter CONFIG GET knows, with its current value.
@@ -167,7 +161,10 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ),
         ("busy-reply-threshold", "5000".into()),
         ("cluster-enabled", "no".into()),
-        ("notify-keyspace-events", String::new()),
+        (
+            "notify-keyspace-events",
+            crate::pubsub::events::format(ctx.shared.pubsub.keyspace_events()),
+        ),
     ]
 }
 
@@ -186,6 +183,7 @@ const SETTABLE: &[&str] = &[
     "appendonly",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "notify-keyspace-events",
 ];
 
 /// A CONFIG SET assignment, validated but not yet applied: CONFIG SET
@@ -199,6 +197,8 @@ enum Change<'a> {
     Flag(&'a AtomicBool, bool),
     Signed(&'a AtomicI64, i64),
     Password(Option<Box<[u8]>>),
+    /// `notify-keyspace-events`, parsed.
+    KeyspaceEvents(u32),
     /// Accepted for compatibility: describes what redlockd always does.
     Nothing,
 }
@@ -277,6 +277,9 @@ fn config_parse<'a>(shared: &'a crate::instance::Shared, name: &str, value: &[u8
         },
         "slowlog-log-slower-than" => Change::Signed(&shared.slowlog.slower_than, signed(value, -1)?),
         "slowlog-max-len" => Change::Number(&shared.slowlog.max_len, signed(value, 0)? as u64),
+        "notify-keyspace-events" => {
+            Change::KeyspaceEvents(crate::pubsub::events::parse(value).ok_or(crate::pubsub::events::INVALID)?)
+        }
         "save" if value.is_empty() => Change::Nothing,
         "appendonly" if value == b"no" => Change::Nothing,
         _ => return Err(Refusal::Unknown),
@@ -349,6 +352,7 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[&[u8]]) -> CmdResult {
             Change::Flag(setting, on) => setting.store(on, Ordering::Relaxed),
             Change::Signed(setting, v) => setting.store(v, Ordering::Relaxed),
             Change::Password(p) => *settings.requirepass.write() = p,
+            Change::KeyspaceEvents(flags) => ctx.shared.pubsub.set_keyspace_events(flags),
             Change::Nothing => {}
         }
     }
@@ -373,6 +377,7 @@ fn config_rewrite(ctx: &mut Ctx<'_>) -> CmdResult {
     current.protected_mode = s.protected_mode.load(Ordering::Relaxed);
     current.slowlog_log_slower_than = ctx.shared.slowlog.slower_than.load(Ordering::Relaxed);
     current.slowlog_max_len = ctx.shared.slowlog.max_len.load(Ordering::Relaxed);
+    current.notify_keyspace_events = ctx.shared.pubsub.keyspace_events();
     // The file is read back as text: a password that is not UTF-8 could
     // not be loaded from it.
     current.requirepass = match s.requirepass.read().as_deref().map(|p| String::from_utf8(p.to_vec())) {

@@ -10,6 +10,7 @@ use super::ttl::{ExpireArg, Form};
 use super::{CmdError, CmdResult, Ctx};
 use crate::config::Settings;
 use crate::protocol::reply::format_double;
+use crate::pubsub::events::{GENERIC, STRING};
 use crate::stats;
 use crate::store::{Deadline, Locked, NO_DEADLINE, Value};
 
@@ -256,6 +257,19 @@ pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
         ctx.shared
             .locks
             .acquire_outcome(ctx.client.db, args[1], args[2], written, keys.now);
+        if written {
+            let event = crate::pubsub::LockEvent::Acquired {
+                token: args[2],
+                fence: 0,
+            };
+            ctx.lock_event(args[1], event);
+        }
+    }
+    if written {
+        ctx.notify(STRING, "set", args[1]);
+        if !matches!(opts.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl | ExpiryOpt::Persist) {
+            ctx.notify(GENERIC, "expire", args[1]);
+        }
     }
     if opts.get {
         ctx.out.bulk_or_null(old.as_deref());
@@ -272,6 +286,7 @@ pub fn setnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
     let absent = place.entry().is_none();
     if absent {
         place.set(args[2], NO_DEADLINE);
+        ctx.notify(STRING, "set", args[1]);
     }
     ctx.out.int(absent as i64);
     Ok(())
@@ -290,6 +305,8 @@ pub fn psetex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
 fn set_with_ttl(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], form: Form) -> CmdResult {
     let deadline = ExpireArg::set_style(form, args[2])?.deadline(keys.now);
     keys.set(args[1], args[3], deadline)?;
+    ctx.notify(STRING, "set", args[1]);
+    ctx.notify(GENERIC, "expire", args[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -298,6 +315,7 @@ pub fn getset(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
     let place = keys.place(args[1])?;
     let old = place.entry().map(|e| e.str().cloned()).transpose()?;
     place.set(args[2], NO_DEADLINE);
+    ctx.notify(STRING, "set", args[1]);
     ctx.out.bulk_or_null(old.as_deref());
     Ok(())
 }
@@ -309,6 +327,9 @@ pub fn getdel(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
     }
     let old = place.remove();
     stats::keyspace_lookup(old.is_some());
+    if old.is_some() {
+        ctx.notify(GENERIC, "del", args[1]);
+    }
     ctx.out
         .bulk_or_null(old.as_ref().map(|e| e.str()).transpose()?.map(|v| &**v));
     Ok(())
@@ -355,9 +376,18 @@ pub fn getex(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
     match deadline {
         Some(d) if d != NO_DEADLINE && d <= now => {
             keys.remove(args[1])?;
+            ctx.notify(GENERIC, "del", args[1]);
+        }
+        Some(NO_DEADLINE) => {
+            let had = keys.get(args[1])?.is_some_and(|e| e.has_deadline());
+            keys.set_deadline(args[1], NO_DEADLINE)?;
+            if had {
+                ctx.notify(GENERIC, "persist", args[1]);
+            }
         }
         Some(d) => {
             keys.set_deadline(args[1], d)?;
+            ctx.notify(GENERIC, "expire", args[1]);
         }
         None => {}
     }
@@ -382,6 +412,7 @@ pub fn mset(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
     }
     for pair in args[1..].chunks_exact(2) {
         keys.set(pair[0], pair[1], NO_DEADLINE)?;
+        ctx.notify(STRING, "set", pair[0]);
     }
     ctx.out.ok();
     Ok(())
@@ -399,6 +430,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
     }
     for pair in args[1..].chunks_exact(2) {
         keys.set(pair[0], pair[1], NO_DEADLINE)?;
+        ctx.notify(STRING, "set", pair[0]);
     }
     ctx.out.int(1);
     Ok(())
@@ -441,6 +473,7 @@ pub fn decrby(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
 /// its new value.
 fn add(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, key: &[u8], delta: i64) -> CmdResult {
     let n = incr_by(keys, key, delta)?;
+    ctx.notify(STRING, "incrby", key);
     ctx.out.int(n);
     Ok(())
 }
@@ -465,6 +498,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> 
     }
     let text = format_incr_float(n);
     keys.set(args[1], text.as_bytes(), deadline)?;
+    ctx.notify(STRING, "incrbyfloat", args[1]);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }
@@ -493,6 +527,7 @@ pub fn append(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRe
             args[2].len()
         }
     };
+    ctx.notify(STRING, "append", args[1]);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -560,6 +595,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cmd
     }
     value[offset as usize..end].copy_from_slice(patch);
     keys.set(args[1], &value, deadline)?;
+    ctx.notify(STRING, "setrange", args[1]);
     ctx.out.int(value.len() as i64);
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::{
-    CmdResult, Ctx, connection, expire, hashes, keys, lists, locks, scripting, server, sets, strings, transactions,
+    CmdResult, Ctx, connection, expire, hashes, keys, lists, locks, pubsub, scripting, server, sets, strings, transactions,
     zsets,
 };
 use crate::store::Locked;
@@ -68,6 +68,9 @@ pub mod flags {
     /// CLIENT LIST `cmd=` and SLOWLOG name the subcommand, as Redis does
     /// (`client|info`); the subcommands are in [`SUBCOMMANDS`](super::SUBCOMMANDS).
     pub const CONTAINER: u32 = 1 << 15;
+    /// Served to a RESP2 client in subscriber mode ((P|S)(UN)SUBSCRIBE,
+    /// PING, QUIT, RESET); anything else is refused there.
+    pub const SUBSCRIBER: u32 = 1 << 16;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -184,11 +187,11 @@ const CONN: u32 = SESSION | FAST;
 pub static COMMANDS: &[CommandSpec] = &[
     //   name            arity flags                                           keys    persist   handler                group           summary
     // connection
-    spec("ping",         -1,   FAST | HEALTH_CHECK,                            KNONE,  Nothing,  connection::ping,      "connection",   "Returns the server's liveliness response."),
+    spec("ping",         -1,   FAST | HEALTH_CHECK | SUBSCRIBER,               KNONE,  Nothing,  connection::ping,      "connection",   "Returns the server's liveliness response."),
     spec("echo",         2,    FAST,                                           KNONE,  Nothing,  connection::echo,      "connection",   "Returns the given string."),
     spec("hello",        -1,   CONN | NO_AUTH,                                 KNONE,  Nothing,  connection::hello,     "connection",   "Handshakes with the Redis server."),
-    spec("quit",         -1,   CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI,       KNONE,  Nothing,  connection::quit,      "connection",   "Closes the connection."),
-    spec("reset",        1,    CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI,       KNONE,  Nothing,  connection::reset,     "connection",   "Resets the connection."),
+    spec("quit",         -1,   CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI | SUBSCRIBER, KNONE,  Nothing,  connection::quit,      "connection",   "Closes the connection."),
+    spec("reset",        1,    CONN | NO_AUTH | SKIP_QUEUE | ENDS_MULTI | SUBSCRIBER, KNONE,  Nothing,  connection::reset,     "connection",   "Resets the connection."),
     spec("select",       2,    CONN,                                           KNONE,  Nothing,  connection::select,    "connection",   "Changes the selected database."),
     spec("client",       -2,   SESSION | CONTAINER,                            KNONE,  Nothing,  connection::client,    "connection",   "A container for client connection commands."),
     spec("auth",         -2,   CONN | NO_AUTH,                                 KNONE,  Nothing,  connection::auth,      "connection",   "Authenticates the connection."),
@@ -205,7 +208,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("latency",      -2,   ADMIN | NOSCRIPT | LOADING | STALE | CONTAINER, KNONE,  Nothing,  server::latency,       "server",       "A container for latency diagnostics commands."),
     spec("bgrewriteaof", 1,    ADMIN | NOSCRIPT | NO_MULTI,                    KNONE,  Nothing,  server::bgrewriteaof,  "server",       "Asynchronously rewrites the append-only file to disk."),
     spec("wait",         3,    0,                                              KNONE,  Nothing,  server::wait,          "generic",      "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
-    spec("publish",      3,    LOADING | STALE | FAST,                         KNONE,  Nothing,  server::publish,       "pubsub",       "Posts a message to a channel."),
+    // publish/subscribe
+    spec("subscribe",    -2,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::subscribe,     "pubsub",       "Listens for messages published to channels."),
+    spec("unsubscribe",  -1,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::unsubscribe,   "pubsub",       "Stops listening to messages posted to channels."),
+    spec("psubscribe",   -2,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::psubscribe,    "pubsub",       "Listens for messages published to channels that match one or more patterns."),
+    spec("punsubscribe", -1,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::punsubscribe,  "pubsub",       "Stops listening to messages published to channels that match one or more patterns."),
+    spec("ssubscribe",   -2,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::ssubscribe,    "pubsub",       "Listens for messages published to shard channels."),
+    spec("sunsubscribe", -1,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::sunsubscribe,  "pubsub",       "Stops listening to messages posted to shard channels."),
+    spec("publish",      3,    LOADING | STALE | FAST,                         KNONE,  Nothing,  pubsub::publish,       "pubsub",       "Posts a message to a channel."),
+    spec("spublish",     3,    LOADING | STALE | FAST,                         KNONE,  Nothing,  pubsub::spublish,      "pubsub",       "Post a message to a shard channel"),
+    spec("pubsub",       -2,   LOADING | STALE | CONTAINER,                    KNONE,  Nothing,  pubsub::pubsub,        "pubsub",       "A container for Pub/Sub commands."),
     // keys
     spec("del",          -2,   WRITE,                                          KALL,   Keys,     keys::del,             "generic",      "Deletes one or more keys."),
     spec("unlink",       -2,   WRITE | FAST,                                   KALL,   Keys,     keys::del,             "generic",      "Asynchronously deletes one or more keys."),
@@ -355,6 +367,10 @@ pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("object", &["encoding", "refcount", "idletime", "freq", "help"]),
     ("command", &["count", "list", "info", "docs", "getkeys", "help"]),
     ("script", &["load", "exists", "flush", "kill", "help"]),
+    (
+        "pubsub",
+        &["channels", "numpat", "numsub", "shardchannels", "shardnumsub", "help"],
+    ),
     ("slowlog", &["get", "len", "reset", "help"]),
     (
         "latency",

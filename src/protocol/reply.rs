@@ -88,6 +88,12 @@ impl ReplyBuf {
         self.header(b'*', n as i64);
     }
 
+    /// An out-of-band message of `n` elements (RESP3 push `>n`, RESP2 an
+    /// array): pub/sub confirmations and messages.
+    pub fn push_header(&mut self, n: usize) {
+        self.header(if self.resp3 { b'>' } else { b'*' }, n as i64);
+    }
+
     /// A map of `n` pairs (RESP3 `%n`, RESP2 a flat array of 2n).
     pub fn map(&mut self, n: usize) {
         if self.resp3 {

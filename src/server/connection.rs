@@ -8,6 +8,11 @@
 //! requests lives in [`execute_buffered`]'s frame, the TLS path in a box).
 //! A pending bulk's size is reserved once, up to 1 MiB at a time, and the
 //! query buffer is bounded by `client-query-buffer-limit`.
+//!
+//! A subscribed client also has an outbox ([`crate::pubsub::Outbox`]):
+//! the connection wakes when a message lands in it and writes it out with
+//! its replies; a write that cannot finish is abandoned when the client is
+//! killed (as the outbox does when it overflows).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +31,7 @@ use crate::commands::{self, ClientState};
 use crate::config::{OutputLimit, Settings};
 use crate::protocol::decode::MAX_ARGS;
 use crate::protocol::{Decoder, Limits, ProtocolError, ReplyBuf};
+use crate::pubsub::Outbox;
 
 /// What a read asks for at least; doubles (up to [`READ_CHUNK_MAX`]) while
 /// reads fill the buffer.
@@ -221,11 +227,20 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             let _ = stream.flush().await;
             return;
         }
-        if !out.is_empty()
-            && let Err(why) = flush(&mut stream, &out, &shared.config.client_output_buffer_limit).await
-        {
-            warn!(id = handle.id, peer = %handle.addr, "closing client: {why}");
-            return;
+        client.deliver_pending(&mut out);
+        if !out.is_empty() {
+            let written = tokio::select! {
+                biased;
+                r = flush(&mut stream, &out, &shared.config.client_output_buffer_limit) => r,
+                _ = waits.kill.as_mut() => Err("killed while writing".into()),
+            };
+            if let Some(subs) = &client.pubsub {
+                subs.outbox.written();
+            }
+            if let Err(why) = written {
+                warn!(id = handle.id, peer = %handle.addr, "closing client: {why}");
+                return;
+            }
         }
         pool::give_back(&pool::REPLIES, &mut out.buf);
         if client.close || handle.killed.load(Ordering::Relaxed) {
@@ -238,7 +253,8 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             warn!(id = handle.id, "closing client that exceeded the query buffer limit");
             return;
         }
-        if let Err(why) = read_more(&mut stream, &mut rbuf, &decoder, shared, &mut waits).await {
+        let outbox = client.pubsub.as_ref().map(|s| s.outbox.clone());
+        if let Err(why) = read_more(&mut stream, &mut rbuf, &decoder, shared, &mut waits, outbox.as_deref()).await {
             debug!(id = handle.id, "closing: {why}");
             return;
         }
@@ -304,6 +320,7 @@ fn execute_buffered(
             }
             if !args.is_empty() {
                 commands::execute(shared, client, out, &args);
+                client.deliver_pending(out);
             }
             drained.consumed += request.size();
             if client.close {
@@ -363,13 +380,15 @@ struct Waits<'p, 'c> {
 /// Read more request bytes. Tries at once (a pipelining client usually has
 /// sent more already), then waits for input: without a buffer, or with one
 /// sized for the request partly read, unless the transport reads while it
-/// waits.
+/// waits. Returns early, with no input, when a subscriber's `outbox` has
+/// messages to write.
 async fn read_more<S: ClientIo>(
     stream: &mut S,
     rbuf: &mut BytesMut,
     decoder: &Decoder,
     shared: &Shared,
     waits: &mut Waits<'_, '_>,
+    outbox: Option<&Outbox>,
 ) -> Result<(), &'static str> {
     let want = decoder
         .pending_bulk(rbuf.len())
@@ -425,6 +444,12 @@ async fn read_more<S: ClientIo>(
             }
             _ = waits.shutdown.as_mut() => return Err("shutting down"),
             _ = waits.kill.as_mut() => return Err("killed"),
+            _ = async {
+                match outbox {
+                    Some(o) => o.ready.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => return Ok(()),
         }
     }
 }
