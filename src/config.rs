@@ -113,6 +113,15 @@ pub struct ServerConfig {
     /// With a CA file: require client certificates (mutual TLS).
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub tls_auth_clients: bool,
+    /// Run scripts the catalogue does not know on an embedded, sandboxed
+    /// Lua 5.1 (no: only catalogued scripts run, anything else is refused).
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub lua: bool,
+    /// A Lua script running longer than this many milliseconds makes other
+    /// clients' commands fail with -BUSY until it ends or SCRIPT KILL stops
+    /// it (0: they wait).
+    #[arg(long, alias = "lua-time-limit", default_value_t = 5000)]
+    pub busy_reply_threshold: u64,
     /// The config file the server was started with (`redlockd FILE`), as
     /// an absolute path: CONFIG REWRITE writes to it.
     #[arg(skip)]
@@ -190,6 +199,8 @@ impl Default for ServerConfig {
             tls_key_file: None,
             tls_ca_cert_file: None,
             tls_auth_clients: true,
+            lua: true,
+            busy_reply_threshold: 5000,
             config_file: None,
         }
     }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod expire;
 pub mod keys;
 pub mod locks;
+pub mod lua;
 pub mod scripting;
 pub mod server;
 pub mod strings;
@@ -64,6 +65,9 @@ pub struct ClientState {
     pub aof_mark: u64,
     /// The command this client sent last.
     pub last_command: table::LookupCache,
+    /// The append-only records of the Lua script that just ran, for its
+    /// EVAL's [`Persist::Script`] (None: a catalogued script ran).
+    pub script_effects: Option<Vec<u8>>,
 }
 
 impl ClientState {
@@ -79,6 +83,7 @@ impl ClientState {
             dirty: Arc::new(AtomicBool::new(false)),
             close: false,
             last_command: table::LookupCache::default(),
+            script_effects: None,
         }
     }
 }
@@ -148,6 +153,14 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         && denied_on_disk_error(spec, client)
     {
         refuse(shared, client, out, spec, slot, args, &error::misconf_aof(errno));
+        return;
+    }
+    if shared.lua.running()
+        && let Err(busy) = shared.lua.wait_turn(spec, args)
+    {
+        reply_error(out, busy);
+        flag_transaction(client);
+        stats::command_rejected(Some(slot));
         return;
     }
     if client.multi.is_some() && spec.flags & flags::SKIP_QUEUE == 0 {
@@ -344,26 +357,47 @@ fn reply_error(out: &mut ReplyBuf, text: &str) {
     stats::error_reply(text);
 }
 
-/// Append the effect of a write command to the log, as its row's
-/// [`Persist`] says: the resulting state of each key it names (while their
-/// shards are still locked, so records of a key are in store order), or the
-/// flush / fence counter it changed.
+/// Append the effect of a write command to the log ([`record_effects`]),
+/// while its keys' shards are still locked, so records of a key are in
+/// store order.
 fn log_effects(
     aof: &crate::persist::Aof,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     spec: &CommandSpec,
     locked: &mut Locked<'_>,
     args: &[&[u8]],
 ) -> u64 {
-    use crate::persist::aof::{fence_record, flushall_record, flushdb_record, key_record};
     let db = ctx.client.db;
+    // A Lua script's records were collected as its commands ran.
+    let script = match spec.persist {
+        Persist::Script => ctx.client.script_effects.take(),
+        _ => None,
+    };
+    aof.append(|buf| match script {
+        Some(records) => buf.extend_from_slice(&records),
+        None => record_effects(buf, ctx.shared, db, spec, locked, args),
+    })
+}
+
+/// The records of a write command's effect, as its row's [`Persist`] says:
+/// the resulting state of each key it names, or the flush / fence counter
+/// it changed.
+pub(crate) fn record_effects(
+    buf: &mut Vec<u8>,
+    shared: &Shared,
+    db: usize,
+    spec: &CommandSpec,
+    locked: &mut Locked<'_>,
+    args: &[&[u8]],
+) {
+    use crate::persist::aof::{fence_record, flushall_record, flushdb_record, key_record};
     let now = locked.now;
-    aof.append(|buf| match spec.persist {
+    match spec.persist {
         Persist::Nothing => {}
         Persist::FlushDb => flushdb_record(buf, db),
         Persist::FlushAll => flushall_record(buf),
-        Persist::Fence => fence_record(buf, ctx.shared.keyspace.fences.current()),
-        Persist::Keys => {
+        Persist::Fence => fence_record(buf, shared.keyspace.fences.current()),
+        Persist::Keys | Persist::Script => {
             if let Ok(range) = key_positions(&spec.keys, args) {
                 for i in range {
                     let entry = locked.get(args[i]).ok().flatten();
@@ -371,7 +405,7 @@ fn log_effects(
                 }
             }
         }
-    })
+    }
 }
 
 /// Indexes of the key arguments of a command, from its key specification.
