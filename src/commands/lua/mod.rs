@@ -84,6 +84,8 @@ struct RunState {
     rand: AtomicU64,
     /// The protocol redis.call's replies are read in (redis.setresp).
     resp: AtomicU8,
+    /// Where the hook stopped it ("@user_script:3").
+    killed_at: Mutex<Option<String>>,
 }
 
 /// Where a script comes from: its text (EVAL) or its SHA (EVALSHA).
@@ -259,9 +261,14 @@ struct Cached {
 /// The count hook: stop the script once it is to be killed, and from then
 /// on at every instruction, so that a pcall inside it cannot go on.
 fn install_hook(lua: &Lua, run: Arc<RunState>, every: u32) -> mlua::Result<()> {
-    lua.set_hook(HookTriggers::new().every_nth_instruction(every), move |lua, _| {
+    lua.set_hook(HookTriggers::new().every_nth_instruction(every), move |lua, debug| {
         if run.kill.load(Ordering::Relaxed) || run.abort.load(Ordering::Relaxed) {
             if every != 1 {
+                // Where it was stopped, for the reply.
+                let source = debug.source().source.map(|s| s.into_owned());
+                if let (Some(source), Some(line)) = (source, debug.current_line()) {
+                    *run.killed_at.lock() = Some(format!("{source}:{line}"));
+                }
                 install_hook(lua, run.clone(), 1)?;
             }
             return Err(mlua::Error::external(ScriptError::Redis(KILLED.into())));
@@ -410,7 +417,8 @@ pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: 
         run,
     });
     run.started.store(monotonic_us().max(1), Ordering::SeqCst);
-    let outcome = vm.lua.scope(|scope| {
+    let outcome = off_the_runtime(|| {
+        vm.lua.scope(|scope| {
         let call = |raise| {
             let exec = &exec;
             scope.create_function(move |lua, args: MultiValue| {
@@ -421,6 +429,7 @@ pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: 
         vm.redis.raw_set("call", call(true)?)?;
         vm.redis.raw_set("pcall", call(false)?)?;
         vm.runner.call::<(bool, Value)>(f)
+        })
     });
     run.started.store(0, Ordering::SeqCst);
     let killed = run.kill.swap(false, Ordering::SeqCst);
@@ -441,16 +450,35 @@ pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: 
     if shared.aof.is_some() && !read_only {
         ctx.client.script_effects = Some(if aborted { Vec::new() } else { effects });
     }
+    if killed || aborted {
+        // Whatever the script was doing (even its error handler) was cut.
+        let mut text = KILLED.to_string();
+        if let Some(at) = run.killed_at.lock().take() {
+            text.push_str(&format!(" script: {sha}, on {at}."));
+        }
+        return Err(CmdError::Message(text));
+    }
     match outcome {
         Ok((true, value)) => resp::reply(ctx.out, resp, &value, 0).map_err(lua_error),
-        Ok((false, err)) => Err(failure(&err, &sha, killed || aborted)),
+        Ok((false, err)) => Err(failure(&err, &sha)),
         Err(e) => Err(lua_error(e)),
+    }
+}
+
+/// Run a script with this worker's other tasks handed to another thread
+/// (tokio's block_in_place): a long script must not hold back the
+/// connections queued behind it, which are to get BUSY or send SCRIPT KILL.
+/// With `--threads 1` there is no other thread: they wait for the end.
+fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
 /// The reply to a failed script, from the error table the sandbox's
 /// handler built: `<err> script: <sha>, on <source>:<line>.`
-fn failure(err: &Value, sha: &str, killed: bool) -> CmdError {
+fn failure(err: &Value, sha: &str) -> CmdError {
     let Value::Table(t) = err else {
         let msg = match err {
             Value::String(s) => s.to_string_lossy(),
@@ -465,8 +493,7 @@ fn failure(err: &Value, sha: &str, killed: bool) -> CmdError {
         Ok(Value::Number(n)) => Some(fmt_g(n, 14)),
         _ => None,
     };
-    let msg = if killed { Some(KILLED.to_string()) } else { field("err") };
-    let mut text = msg.unwrap_or_default();
+    let mut text = field("err").unwrap_or_default();
     if let (Some(source), Some(line)) = (field("source"), field("line")) {
         text.push_str(&format!(" script: {sha}, on {source}:{line}."));
     }
