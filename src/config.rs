@@ -144,6 +144,15 @@ pub struct ServerConfig {
     /// Log entries since the last snapshot that trigger a new one (tests lower it).
     #[arg(long, default_value_t = 50_000, hide = true)]
     pub raft_snapshot_entries: u64,
+    /// Run scripts the catalogue does not know on an embedded, sandboxed
+    /// Lua 5.1 (no: only catalogued scripts run, anything else is refused).
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub lua: bool,
+    /// A Lua script running longer than this many milliseconds makes other
+    /// clients' commands fail with -BUSY until it ends or SCRIPT KILL stops
+    /// it (0: they wait).
+    #[arg(long, alias = "lua-time-limit", default_value_t = 5000)]
+    pub busy_reply_threshold: u64,
     /// The config file the server was started with (`redlockd FILE`), as
     /// an absolute path: CONFIG REWRITE writes to it.
     #[arg(skip)]
@@ -230,6 +239,8 @@ impl Default for ServerConfig {
             raft_heartbeat_ms: 100,
             raft_election_timeout_ms: 500,
             raft_snapshot_entries: 50_000,
+            lua: true,
+            busy_reply_threshold: 5000,
             config_file: None,
         }
     }

@@ -35,6 +35,8 @@ pub struct Shared {
     pub clients: ClientRegistry,
     pub watches: Watches,
     pub counters: ServerCounters,
+    /// The Lua interpreter for uncatalogued scripts (`--lua`).
+    pub lua: crate::commands::lua::Engine,
     pub slowlog: crate::slowlog::SlowLog,
     /// Lock grant/release counters and recent lock events (`/metrics`, status page).
     pub locks: Arc<LockStats>,
@@ -129,6 +131,7 @@ impl Shared {
             clients: ClientRegistry::default(),
             watches: Watches::default(),
             counters: ServerCounters::default(),
+            lua: crate::commands::lua::Engine::new(config.lua, config.busy_reply_threshold),
             slowlog: crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len),
             locks,
             pubsub,

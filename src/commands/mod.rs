@@ -21,6 +21,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod locks;
+pub mod lua;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
@@ -73,6 +74,9 @@ pub struct ClientState {
     pub last_command: table::LookupCache,
     /// Its channels and outbox, once it subscribed to something.
     pub pubsub: Option<Box<crate::pubsub::Subscriptions>>,
+    /// The append-only records of the Lua script that just ran, for its
+    /// EVAL's [`Persist::Script`] (None: a catalogued script ran).
+    pub script_effects: Option<Vec<u8>>,
 }
 
 impl ClientState {
@@ -89,6 +93,7 @@ impl ClientState {
             close: false,
             last_command: table::LookupCache::default(),
             pubsub: None,
+            script_effects: None,
         }
     }
 
@@ -224,6 +229,14 @@ fn execute_with(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, a
             reply_error(out, &why);
             flag_transaction(client);
         }
+        stats::command_rejected(Some(slot));
+        return;
+    }
+    if shared.lua.running()
+        && let Err(busy) = shared.lua.wait_turn(spec, args)
+    {
+        reply_error(out, busy);
+        flag_transaction(client);
         stats::command_rejected(Some(slot));
         return;
     }
@@ -421,30 +434,51 @@ fn reply_error(out: &mut ReplyBuf, text: &str) {
     stats::error_reply(text);
 }
 
-/// Append the effect of a write command to the log, as its row's
-/// [`Persist`] says: the resulting state of each key it names (while their
-/// shards are still locked, so records of a key are in store order), or the
-/// flush / fence counter it changed.
+/// Append the effect of a write command to the log ([`record_effects`]),
+/// while its keys' shards are still locked, so records of a key are in
+/// store order.
 fn log_effects(
     aof: &crate::persist::Aof,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     spec: &CommandSpec,
     locked: &mut Locked<'_>,
     args: &[&[u8]],
 ) -> u64 {
-    use crate::persist::aof::{fence_record, flushall_record, flushdb_record, key_record};
     let db = ctx.client.db;
+    // A Lua script's records were collected as its commands ran.
+    let script = match spec.persist {
+        Persist::Script => ctx.client.script_effects.take(),
+        _ => None,
+    };
+    aof.append(|buf| match script {
+        Some(records) => buf.extend_from_slice(&records),
+        None => record_effects(buf, ctx.shared, db, spec, locked, args),
+    })
+}
+
+/// The records of a write command's effect, as its row's [`Persist`] says:
+/// the resulting state of each key it names, or the flush / fence counter
+/// it changed.
+pub(crate) fn record_effects(
+    buf: &mut Vec<u8>,
+    shared: &Shared,
+    db: usize,
+    spec: &CommandSpec,
+    locked: &mut Locked<'_>,
+    args: &[&[u8]],
+) {
+    use crate::persist::aof::{fence_record, flushall_record, flushdb_record, key_record};
     let now = locked.now;
-    aof.append(|buf| match spec.persist {
+    match spec.persist {
         Persist::Nothing => {}
         Persist::FlushDb => flushdb_record(buf, db),
         Persist::FlushAll => flushall_record(buf),
-        Persist::Fence => fence_record(buf, ctx.shared.keyspace.fences.current()),
+        Persist::Fence => fence_record(buf, shared.keyspace.fences.current()),
         Persist::Dest => {
             let entry = locked.get(args[1]).ok().flatten();
             key_record(buf, db, args[1], entry, now);
         }
-        Persist::Keys => {
+        Persist::Keys | Persist::Script => {
             if let Ok(range) = key_positions(&spec.keys, args) {
                 for i in range {
                     let entry = locked.get(args[i]).ok().flatten();
@@ -452,7 +486,7 @@ fn log_effects(
                 }
             }
         }
-    })
+    }
 }
 
 /// Indexes of the key arguments of a command, from its key specification.

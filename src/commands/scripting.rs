@@ -1,15 +1,17 @@
-//! EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/SCRIPT without Lua.
+//! EVAL/EVALSHA/EVAL_RO/EVALSHA_RO/SCRIPT.
 //!
 //! A script is recognised by the SHA1 of its text (EVAL, SCRIPT LOAD) or by
-//! the SHA itself (EVALSHA) and run as the native operation the catalogue
-//! maps it to. Every catalogued SHA is built in: EVALSHA works without a
-//! prior SCRIPT LOAD, SCRIPT EXISTS answers 1, SCRIPT FLUSH cannot remove
-//! them. Anything else gets a clear error instead of a wrong answer.
+//! the SHA itself (EVALSHA) and, when the catalogue knows it, run as the
+//! native operation it maps it to, without Lua. Every catalogued SHA is
+//! built in: EVALSHA works without a prior SCRIPT LOAD, SCRIPT EXISTS
+//! answers 1, SCRIPT FLUSH cannot remove them. Any other script runs on
+//! the embedded Lua ([`super::lua`]) with `--lua yes`, and is refused with
+//! a clear error with `--lua no`.
 
 use super::args::{int, is};
 use super::error::{OOM, unknown_subcommand};
 use super::ttl::{ExpireArg, Form, pttl_of, rounded_secs};
-use super::{CmdError, CmdResult, Ctx};
+use super::{CmdError, CmdResult, Ctx, lua};
 use crate::config::Settings;
 use crate::lockstats::{LockStats, Release};
 use crate::memory;
@@ -19,9 +21,10 @@ use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, 
 use crate::scripts::{self, sha1_hex};
 use crate::store::{Deadline, Locked, NO_DEADLINE};
 
+/// An uncatalogued script with `--lua no`.
 fn unsupported(sha: &str) -> CmdError {
     CmdError::msg(format!(
-        "ERR unsupported script (sha1 {sha}): redlockd runs no Lua; use DELEX/DELIFEQ/SET IFEQ or LOCK.*"
+        "ERR unsupported script (sha1 {sha}): redlockd runs with --lua no; use DELEX/DELIFEQ/SET IFEQ or LOCK.*"
     ))
 }
 
@@ -53,14 +56,25 @@ pub fn evalsha_ro(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> C
 /// EVAL and EVAL_RO: hash the text, then run what it is known as.
 fn eval_text(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], access: Access) -> CmdResult {
     let sha = sha1_hex(args[1]);
-    let script = scripts::lookup(sha.as_bytes()).ok_or_else(|| unsupported(&sha))?;
-    run_script(ctx, keys, script, args, access)
+    match scripts::lookup(sha.as_bytes()) {
+        Some(script) => run_script(ctx, keys, script, args, access),
+        None if ctx.shared.lua.enabled() => {
+            let source = lua::Source::Text { body: args[1], sha: &sha };
+            lua::eval(ctx, keys, source, args, access == Access::ReadOnly)
+        }
+        None => Err(unsupported(&sha)),
+    }
 }
 
 /// EVALSHA and EVALSHA_RO.
 fn eval_sha(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], access: Access) -> CmdResult {
-    let script = scripts::lookup(args[1]).ok_or(NOSCRIPT)?;
-    run_script(ctx, keys, script, args, access)
+    match scripts::lookup(args[1]) {
+        Some(script) => run_script(ctx, keys, script, args, access),
+        None if ctx.shared.lua.enabled() => {
+            lua::eval(ctx, keys, lua::Source::Sha(args[1]), args, access == Access::ReadOnly)
+        }
+        None => Err(NOSCRIPT),
+    }
 }
 
 /// `SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP`
@@ -69,22 +83,28 @@ pub fn script(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     if is(sub, "load") && args.len() == 3 {
         let sha = sha1_hex(args[2]);
         if scripts::lookup(sha.as_bytes()).is_none() {
-            return Err(unsupported(&sha));
+            if !ctx.shared.lua.enabled() {
+                return Err(unsupported(&sha));
+            }
+            ctx.shared.lua.load(args[2], &sha)?;
         }
         ctx.out.bulk(sha.as_bytes());
     } else if is(sub, "exists") && args.len() >= 3 {
         ctx.out.array(args.len() - 2);
         for sha in &args[2..] {
-            ctx.out.int(scripts::lookup(sha).is_some() as i64);
+            ctx.out.int((scripts::lookup(sha).is_some() || ctx.shared.lua.exists(sha)) as i64);
         }
     } else if is(sub, "flush") && args.len() <= 3 {
         if args.len() == 3 && !is(args[2], "async") && !is(args[2], "sync") {
             return Err(CmdError::Static("ERR SCRIPT FLUSH only support SYNC|ASYNC option"));
         }
-        // Built-in scripts cannot be forgotten; there is nothing else to flush.
+        // Built-in scripts cannot be forgotten; Lua's cache is emptied at
+        // once either way (nothing of it outlives the call to free later).
+        ctx.shared.lua.flush();
         ctx.out.ok();
     } else if is(sub, "kill") && args.len() == 2 {
-        return Err(CmdError::Static("NOTBUSY No scripts in execution right now."));
+        ctx.shared.lua.kill()?;
+        ctx.out.ok();
     } else if is(sub, "help") && args.len() == 2 {
         let help = [
             "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -93,7 +113,9 @@ pub fn script(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
             "FLUSH [ASYNC|SYNC]",
             "    Flush the Lua scripts cache (built-in lock scripts always remain).",
             "LOAD <script>",
-            "    Load a script into the scripts cache without executing it (catalogued lock scripts only).",
+            "    Load a script into the scripts cache without executing it.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
             "HELP",
             "    Print this help.",
         ];

@@ -74,6 +74,7 @@ pub fn shutdown(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
         }
     }
     tracing::warn!("User requested shutdown...");
+    ctx.shared.lua.abort();
     let _ = ctx.shared.shutdown.send(());
     ctx.client.close = true;
     Ok(())
@@ -111,6 +112,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     let c = &ctx.shared.config;
     let s = &ctx.shared.settings;
     let port = ctx.shared.local_addr.lock().map(|a| a.port()).unwrap_or(c.port);
+    let threshold = ctx.shared.lua.threshold_ms.load(Ordering::Relaxed).to_string();
     vec![
         ("bind", c.bind.clone()),
         ("port", port.to_string()),
@@ -148,7 +150,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .unwrap_or_default(),
         ),
-        ("lua-time-limit", "5000".into()),
+        ("lua-time-limit", threshold.clone()),
         ("latency-tracking", "no".into()),
         ("latency-monitor-threshold", "0".into()),
         (
@@ -159,7 +161,7 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             "slowlog-max-len",
             ctx.shared.slowlog.max_len.load(Ordering::Relaxed).to_string(),
         ),
-        ("busy-reply-threshold", "5000".into()),
+        ("busy-reply-threshold", threshold),
         ("cluster-enabled", "no".into()),
         (
             "notify-keyspace-events",
@@ -184,6 +186,8 @@ const SETTABLE: &[&str] = &[
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "notify-keyspace-events",
+    "busy-reply-threshold",
+    "lua-time-limit",
 ];
 
 /// A CONFIG SET assignment, validated but not yet applied: CONFIG SET
@@ -280,6 +284,7 @@ fn config_parse<'a>(shared: &'a crate::instance::Shared, name: &str, value: &[u8
         "notify-keyspace-events" => {
             Change::KeyspaceEvents(crate::pubsub::events::parse(value).ok_or(crate::pubsub::events::INVALID)?)
         }
+        "busy-reply-threshold" | "lua-time-limit" => Change::Number(&shared.lua.threshold_ms, signed(value, 0)? as u64),
         "save" if value.is_empty() => Change::Nothing,
         "appendonly" if value == b"no" => Change::Nothing,
         _ => return Err(Refusal::Unknown),

@@ -101,6 +101,9 @@ pub enum Persist {
     FlushAll,
     /// The instance's fencing counter, as it now is.
     Fence,
+    /// A script's effects: the records its commands made (Lua), or the
+    /// resulting state of its declared keys (a catalogued script).
+    Script,
 }
 
 pub struct CommandSpec {
@@ -115,7 +118,7 @@ pub struct CommandSpec {
     pub handler: Handler,
 }
 
-use Persist::{Dest, Fence, FlushAll, FlushDb, Keys, Nothing};
+use Persist::{Dest, Fence, FlushAll, FlushDb, Keys, Nothing, Script};
 use flags::*;
 
 /// One row of [`COMMANDS`], in the order the table's columns read.
@@ -347,8 +350,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("fence.incrby", 4,    RW | FAST,                                      K1,     Keys,     locks::fence_incrby,   "lock",         "Increments a counter unless a higher fencing token was already accepted for the key."),
     spec("fence.raise",  2,    WRITE | FAST,                                   KNONE,  Fence,    locks::fence_raise,    "lock",         "Raises the instance's fencing counter to at least the given value."),
     // scripting without Lua
-    spec("eval",         -3,   NOSCRIPT | WRITE,                               KEVAL,  Keys,     scripting::eval,       "scripting",    "Executes a server-side Lua script (catalogued lock scripts only)."),
-    spec("evalsha",      -3,   NOSCRIPT | WRITE,                               KEVAL,  Keys,     scripting::evalsha,    "scripting",    "Executes a server-side Lua script by SHA1 digest (catalogued lock scripts only)."),
+    spec("eval",         -3,   NOSCRIPT | WRITE,                               KEVAL,  Script,   scripting::eval,       "scripting",    "Executes a server-side Lua script."),
+    spec("evalsha",      -3,   NOSCRIPT | WRITE,                               KEVAL,  Script,   scripting::evalsha,    "scripting",    "Executes a server-side Lua script by SHA1 digest."),
     spec("eval_ro",      -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::eval_ro,    "scripting",    "Executes a read-only server-side Lua script."),
     spec("evalsha_ro",   -3,   NOSCRIPT | READONLY,                            KEVAL,  Nothing,  scripting::evalsha_ro, "scripting",    "Executes a read-only server-side Lua script by SHA1 digest."),
     spec("script",       -2,   NOSCRIPT | CONTAINER,                           KNONE,  Nothing,  scripting::script,     "scripting",    "A container for Lua scripts management commands."),

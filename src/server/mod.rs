@@ -151,6 +151,9 @@ pub async fn serve(listener: TcpListener, mut config: ServerConfig, signal: &Sto
         }
     }
     drop(listener);
+    // A Lua script in progress would hold its connection (and the
+    // shutdown) until it ends.
+    shared.lua.abort();
     let _ = shared.shutdown.send(());
     drop(done_tx);
     if tokio::time::timeout(Duration::from_secs(5), done_rx.recv())

@@ -555,6 +555,17 @@ impl<'a> Locked<'a> {
         self.all
     }
 
+    /// Hold every shard of the database instead of the ones held now (a
+    /// Lua script, which may touch keys it did not declare). The shards
+    /// held are let go first, so the ascending order holds; nothing read
+    /// before carries over, so call it before reading anything.
+    pub fn lock_all_in_place(&mut self) {
+        if !self.all {
+            self.guards.clear();
+            *self = self.db.lock_all(self.now);
+        }
+    }
+
     /// The locked shard `hash` lives in.
     fn shard(&mut self, hash: u64) -> Result<(usize, &mut Shard), NotLocked> {
         let n = self.db.shard_of_hash(hash);
