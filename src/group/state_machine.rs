@@ -32,8 +32,9 @@ use super::log_store::{checked, with_checksum, write_durably};
 use super::{Op, Reply, Request, TypeConfig};
 use crate::commands::{ClientState, execute_replicated};
 use crate::instance::{ClientHandle, Shared};
-use crate::persist::aof::{Parsed, parse_record};
+use crate::persist::aof::{Parsed, container_payload, parse_container, parse_record};
 use crate::protocol::{ReplyBuf, encode_command};
+use crate::store::Value;
 use crate::store::clock::pin;
 
 #[derive(Clone)]
@@ -141,15 +142,21 @@ impl StateMachine {
             for shard in 0..db.shard_count() {
                 db.for_each_in_shard(shard, now, |key, e| {
                     let (deadline, fence) = (e.deadline().to_string(), e.fence.to_string());
+                    // A string as itself, a container as the AOF's payload of it.
+                    let payload = match &e.value {
+                        Value::Str(v) => std::borrow::Cow::Borrowed(&v[..]),
+                        container => std::borrow::Cow::Owned(container_payload(container)),
+                    };
                     encode_command(
                         &mut buf,
                         &[
                             b"RL.KEY",
                             db_no.as_bytes(),
                             key,
-                            &e.value,
+                            &payload,
                             deadline.as_bytes(),
                             fence.as_bytes(),
+                            e.value.type_name().as_bytes(),
                         ],
                     );
                 });
@@ -183,13 +190,20 @@ impl StateMachine {
                     self.time.reset(now, w);
                     keyspace.fences.set(f as u64);
                 }
-                Some(b"RL.KEY") if args.len() == 6 => {
+                Some(b"RL.KEY") if args.len() == 7 => {
                     let (Some(db), Some(deadline), Some(fence)) = (num(args[1]), num(args[4]), num(args[5])) else {
                         return Err(bad("bad key record"));
                     };
                     let db = keyspace.dbs.get(db as usize).ok_or_else(|| bad("bad database"))?;
                     let mut locked = db.lock_keys(std::iter::once(args[2]), now);
-                    let _ = locked.set(args[2], args[3], deadline as u64);
+                    if args[6] == b"string" {
+                        let _ = locked.set(args[2], args[3], deadline as u64);
+                    } else {
+                        let value = parse_container(args[6], args[3]).ok_or_else(|| bad("bad container"))?;
+                        if let Ok(place) = locked.place(args[2]) {
+                            place.set_value(value, deadline as u64);
+                        }
+                    }
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
                         e.fence = fence as u64;
                     }

@@ -103,7 +103,7 @@ pub fn key_record(out: &mut Vec<u8>, db: usize, key: &[u8], entry: Option<&Entry
 /// A container's elements, each as a 4-byte little-endian length and its
 /// bytes, in the container's order: a hash's field then value, a sorted
 /// set's member then its score (the 8 bytes of the f64, exact).
-fn container_payload(value: &Value) -> Vec<u8> {
+pub fn container_payload(value: &Value) -> Vec<u8> {
     fn put(out: &mut Vec<u8>, b: &[u8]) {
         out.extend_from_slice(&(b.len() as u32).to_le_bytes());
         out.extend_from_slice(b);
@@ -127,7 +127,7 @@ fn container_payload(value: &Value) -> Vec<u8> {
 
 /// The container a [`container_payload`] describes, or None if the
 /// payload is not one (a type or length that does not add up).
-fn parse_container(kind: &[u8], mut payload: &[u8]) -> Option<Value> {
+pub fn parse_container(kind: &[u8], mut payload: &[u8]) -> Option<Value> {
     let mut items: Vec<&[u8]> = Vec::new();
     while !payload.is_empty() {
         let len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
