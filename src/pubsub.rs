@@ -169,6 +169,12 @@ impl PubSub {
         self.registry.read().kinds[Kind::Pattern.index()].len()
     }
 
+    /// Channels, patterns and shard channels with subscribers (INFO stats).
+    pub fn sizes(&self) -> [usize; 3] {
+        let reg = self.registry.read();
+        reg.kinds.each_ref().map(|k| k.len())
+    }
+
     /// The `notify-keyspace-events` flags.
     #[inline]
     pub fn keyspace_events(&self) -> u32 {

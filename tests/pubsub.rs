@@ -263,6 +263,11 @@ fn client_list_counts_subscriptions() {
     let line = list.lines().find(|l| l.contains("name=listener")).expect("listed");
     assert!(line.contains("flags=P "), "{line}");
     assert!(line.contains(" sub=2 psub=1 ssub=1 "), "{line}");
+    let info = admin.cmd_str(&["INFO", "stats"]);
+    assert!(
+        info.contains("pubsub_channels:2\r\npubsub_patterns:1\r\npubsubshard_channels:1\r\n"),
+        "{info}"
+    );
     let pubsub = admin.cmd_str(&["CLIENT", "LIST", "TYPE", "pubsub"]);
     assert!(
         pubsub.contains("name=listener") && pubsub.matches("id=").count() == 1,
