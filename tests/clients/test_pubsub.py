@@ -163,6 +163,38 @@ def test_asyncio_pubsub(server, protocol):
     asyncio.run(scenario())
 
 
+# The README's leader-election watcher, verbatim.
+def watch_leader(r: redis.Redis, name: str):
+    """Yield (leader or None, fence) each time the election's leadership changes."""
+    p = r.pubsub(ignore_subscribe_messages=True)
+    p.subscribe(f"__lock__:election:{name}")          # subscribe first, then read:
+    info = r.execute_command("LOCK.INFO", f"election:{name}")  # no change is missed
+    if info:
+        info = dict(zip(info[::2], info[1::2])) if isinstance(info, list) else info
+        yield info[b"token"].decode(), info[b"fence"]
+    else:
+        yield None, None
+    for m in p.listen():
+        event, token, *rest = m["data"].decode().split(" ")
+        if event == "acquired":
+            yield token, int(rest[0])
+        elif event in ("released", "expired"):
+            yield None, None                           # vacant until the next grant
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_readme_leader_watch(server, protocol):
+    r = redis.Redis(host=server.host, port=server.port, protocol=protocol)
+    first = r.execute_command("LOCK.ACQUIRE", "election:db-primary", "node-a", "PX", 80)
+    changes = watch_leader(r, "db-primary")
+    assert next(changes) == ("node-a", first)
+    assert next(changes) == (None, None)  # node-a did not renew: expired
+    second = r.execute_command("LOCK.ACQUIRE", "election:db-primary", "node-b", "PX", 10000)
+    assert next(changes) == ("node-b", second)
+    r.execute_command("LOCK.RELEASE", "election:db-primary", "node-b")
+    assert next(changes) == (None, None)
+
+
 def test_lock_events_and_leader_watch(server):
     """The README's recipe: watch `__lock__:election:NAME` to learn who leads."""
     r = redis.Redis(host=server.host, port=server.port, decode_responses=True)
