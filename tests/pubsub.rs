@@ -139,6 +139,31 @@ fn resp2_subscriber_mode_and_messages() {
 }
 
 #[test]
+fn subscribe_inside_transactions() {
+    let (redis, ours) = servers();
+    for resp3 in [false, true] {
+        let mut c = Twin::new(&redis, &ours);
+        if resp3 {
+            c.send_only(&["HELLO", "3"]);
+        }
+        c.check(&["MULTI"]);
+        c.check(&["SUBSCRIBE", "x"]);
+        c.check(&["PUBLISH", "x", "m"]);
+        c.check(&["SET", "a", "b"]);
+        c.check(&["EXEC"]);
+        c.check(&["PING"]);
+        c.check(&["UNSUBSCRIBE"]);
+        c.check(&["WATCH", "k"]);
+        c.check(&["SUBSCRIBE", "y"]);
+        c.check(&["EXEC"]);
+        c.check(&["UNWATCH"]);
+        c.check_frames(&["PSUBSCRIBE", "a", "b"], 2);
+        c.check_frames(&["PUNSUBSCRIBE", "b", "c"], 2);
+        c.check(&["QUIT"]);
+    }
+}
+
+#[test]
 fn resp3_pushes_between_replies() {
     let (redis, ours) = servers();
     let mut sub = Twin::new(&redis, &ours);
@@ -590,5 +615,7 @@ fn a_slow_subscriber_is_disconnected_and_memory_stays_bounded() {
         !admin.cmd_str(&["CLIENT", "LIST"]).contains("name=slow")
     }));
     drop(slow);
+    // And its memory is given back.
+    assert!(eventually(Duration::from_secs(5), || rss(ours.pid()) < before + (16 << 20)));
     assert_eq!(publisher.cmd_str(&["PUBLISH", "firehose", "still"]), ":1\r\n");
 }
