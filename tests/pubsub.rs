@@ -190,6 +190,21 @@ fn resp3_pushes_between_replies() {
     sub.check(&["SUNSUBSCRIBE"]);
     publisher.check(&["PUBLISH", "c", "gone"]);
     sub.nothing_pending();
+    // A message arriving while half a request is in: delivered at once,
+    // and the request completes undisturbed.
+    sub.check(&["SUBSCRIBE", "c"]);
+    let value = "v".repeat(100_000);
+    let request = common::encode(&[b"SET", b"big", value.as_bytes()]);
+    for cut in [5, 40, 60_000] {
+        sub.r.send(&request[..cut]);
+        sub.o.send(&request[..cut]);
+        publisher.check(&["PUBLISH", "c", &format!("during {cut}")]);
+        sub.expect_same("message during a partial request");
+        sub.r.send(&request[cut..]);
+        sub.o.send(&request[cut..]);
+        sub.expect_same("reply to the completed request");
+    }
+    sub.check(&["UNSUBSCRIBE"]);
     // Back to RESP2 while subscribed: messages follow the new protocol.
     sub.check(&["SUBSCRIBE", "c"]);
     sub.send_only(&["HELLO", "2"]);
