@@ -169,6 +169,12 @@ impl PubSub {
         self.registry.read().kinds[Kind::Pattern.index()].len()
     }
 
+    /// Channels, patterns and shard channels with subscribers (INFO stats).
+    pub fn sizes(&self) -> [usize; 3] {
+        let reg = self.registry.read();
+        reg.kinds.each_ref().map(|k| k.len())
+    }
+
     /// The `notify-keyspace-events` flags.
     #[inline]
     pub fn keyspace_events(&self) -> u32 {
@@ -209,10 +215,19 @@ impl PubSub {
     /// database): `acquired TOKEN FENCE`, `released TOKEN`, `expired
     /// TOKEN`, `extended TOKEN PTTL`. Call it once where a lock is granted
     /// (a fresh grant: a holder re-acquiring is `Extended`), released by
-    /// its holder (or on its behalf: ONCLOSE), extended, or removed by
-    /// expiry; from a command handler prefer [`crate::commands::Ctx::lock_event`],
+    /// its holder (or on its behalf: an ONCLOSE release; a semaphore's
+    /// holder, with the semaphore's key), extended, or removed by expiry;
+    /// from a command handler prefer [`crate::commands::Ctx::lock_event`],
     /// which also delivers at once to a subscribed caller. Costs one load
     /// when nobody subscribes to anything.
+    ///
+    /// What counts as a lock: a key granted by LOCK.ACQUIRE, SET NX with a
+    /// TTL or a catalogued acquire script (those two have no fence: 0),
+    /// and released or extended by the owner-checked commands (LOCK.*,
+    /// DELIFEQ, DELEX IFEQ/IFDEQ, catalogued scripts). Expiry cannot tell a
+    /// lock from another key with a TTL (a lock is an ordinary string key),
+    /// so every expiring key reports `expired VALUE` on its channel, heard
+    /// only by whoever subscribed to that key's channel.
     #[inline]
     pub fn lock_event(&self, key: &[u8], event: LockEvent<'_>) {
         if self.listened() {

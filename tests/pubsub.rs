@@ -139,6 +139,31 @@ fn resp2_subscriber_mode_and_messages() {
 }
 
 #[test]
+fn subscribe_inside_transactions() {
+    let (redis, ours) = servers();
+    for resp3 in [false, true] {
+        let mut c = Twin::new(&redis, &ours);
+        if resp3 {
+            c.send_only(&["HELLO", "3"]);
+        }
+        c.check(&["MULTI"]);
+        c.check(&["SUBSCRIBE", "x"]);
+        c.check(&["PUBLISH", "x", "m"]);
+        c.check(&["SET", "a", "b"]);
+        c.check(&["EXEC"]);
+        c.check(&["PING"]);
+        c.check(&["UNSUBSCRIBE"]);
+        c.check(&["WATCH", "k"]);
+        c.check(&["SUBSCRIBE", "y"]);
+        c.check(&["EXEC"]);
+        c.check(&["UNWATCH"]);
+        c.check_frames(&["PSUBSCRIBE", "a", "b"], 2);
+        c.check_frames(&["PUNSUBSCRIBE", "b", "c"], 2);
+        c.check(&["QUIT"]);
+    }
+}
+
+#[test]
 fn resp3_pushes_between_replies() {
     let (redis, ours) = servers();
     let mut sub = Twin::new(&redis, &ours);
@@ -165,6 +190,21 @@ fn resp3_pushes_between_replies() {
     sub.check(&["SUNSUBSCRIBE"]);
     publisher.check(&["PUBLISH", "c", "gone"]);
     sub.nothing_pending();
+    // A message arriving while half a request is in: delivered at once,
+    // and the request completes undisturbed.
+    sub.check(&["SUBSCRIBE", "c"]);
+    let value = "v".repeat(100_000);
+    let request = common::encode(&[b"SET", b"big", value.as_bytes()]);
+    for cut in [5, 40, 60_000] {
+        sub.r.send(&request[..cut]);
+        sub.o.send(&request[..cut]);
+        publisher.check(&["PUBLISH", "c", &format!("during {cut}")]);
+        sub.expect_same("message during a partial request");
+        sub.r.send(&request[cut..]);
+        sub.o.send(&request[cut..]);
+        sub.expect_same("reply to the completed request");
+    }
+    sub.check(&["UNSUBSCRIBE"]);
     // Back to RESP2 while subscribed: messages follow the new protocol.
     sub.check(&["SUBSCRIBE", "c"]);
     sub.send_only(&["HELLO", "2"]);
@@ -263,6 +303,11 @@ fn client_list_counts_subscriptions() {
     let line = list.lines().find(|l| l.contains("name=listener")).expect("listed");
     assert!(line.contains("flags=P "), "{line}");
     assert!(line.contains(" sub=2 psub=1 ssub=1 "), "{line}");
+    let info = admin.cmd_str(&["INFO", "stats"]);
+    assert!(
+        info.contains("pubsub_channels:2\r\npubsub_patterns:1\r\npubsubshard_channels:1\r\n"),
+        "{info}"
+    );
     let pubsub = admin.cmd_str(&["CLIENT", "LIST", "TYPE", "pubsub"]);
     assert!(
         pubsub.contains("name=listener") && pubsub.matches("id=").count() == 1,
@@ -585,5 +630,7 @@ fn a_slow_subscriber_is_disconnected_and_memory_stays_bounded() {
         !admin.cmd_str(&["CLIENT", "LIST"]).contains("name=slow")
     }));
     drop(slow);
+    // And its memory is given back.
+    assert!(eventually(Duration::from_secs(5), || rss(ours.pid()) < before + (16 << 20)));
     assert_eq!(publisher.cmd_str(&["PUBLISH", "firehose", "still"]), ":1\r\n");
 }

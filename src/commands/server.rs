@@ -655,15 +655,19 @@ fn stats_section(
         .iter()
         .map(|d| d.expired_keys.load(Ordering::Relaxed))
         .sum();
+    let pubsub = shared.pubsub.sizes();
     let _ = write!(
         out,
-        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\npubsubshard_channels:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\n",
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\n",
         shared.counters.connections_received.load(Ordering::Relaxed),
         totals.commands,
         ops_per_sec(totals.commands),
         shared.counters.rejected_connections.load(Ordering::Relaxed),
         totals.hits,
         totals.misses,
+        pubsub[0],
+        pubsub[1],
+        pubsub[2],
         errors.total,
     );
 }
@@ -973,7 +977,21 @@ const REDIS_DESCRIPTIONS: &[(&str, &[&str], &[&str])] = &[
     ("latency|help", &["loading", "stale"], &["@slow"]),
     ("bgrewriteaof", &["admin", "noscript", "no_async_loading"], &["@admin", "@slow", "@dangerous"]),
     ("wait", &["noscript"], &["@slow", "@connection"]),
+    ("subscribe", &["pubsub", "noscript", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("unsubscribe", &["pubsub", "noscript", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("psubscribe", &["pubsub", "noscript", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("punsubscribe", &["pubsub", "noscript", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("ssubscribe", &["pubsub", "noscript", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("sunsubscribe", &["pubsub", "noscript", "loading", "stale"], &["@pubsub", "@slow"]),
     ("publish", &["pubsub", "loading", "stale", "fast"], &["@pubsub", "@fast"]),
+    ("spublish", &["pubsub", "loading", "stale", "fast"], &["@pubsub", "@fast"]),
+    ("pubsub", &[], &["@slow"]),
+    ("pubsub|channels", &["pubsub", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("pubsub|numpat", &["pubsub", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("pubsub|numsub", &["pubsub", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("pubsub|shardchannels", &["pubsub", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("pubsub|shardnumsub", &["pubsub", "loading", "stale"], &["@pubsub", "@slow"]),
+    ("pubsub|help", &["loading", "stale"], &["@slow"]),
     ("del", &["write"], &["@keyspace", "@write", "@slow"]),
     ("unlink", &["write", "fast"], &["@keyspace", "@write", "@fast"]),
     ("exists", &["readonly", "fast"], &["@keyspace", "@read", "@fast"]),

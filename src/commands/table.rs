@@ -211,15 +211,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("latency",      -2,   ADMIN | NOSCRIPT | LOADING | STALE | CONTAINER, KNONE,  Nothing,  server::latency,       "server",       "A container for latency diagnostics commands."),
     spec("bgrewriteaof", 1,    ADMIN | NOSCRIPT | NO_MULTI,                    KNONE,  Nothing,  server::bgrewriteaof,  "server",       "Asynchronously rewrites the append-only file to disk."),
     spec("wait",         3,    0,                                              KNONE,  Nothing,  server::wait,          "generic",      "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
-    // publish/subscribe
+    // publish/subscribe (shard channels are keys, as Redis's key specs say;
+    // their shards are locked for nothing, and only these rare commands pay)
     spec("subscribe",    -2,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::subscribe,     "pubsub",       "Listens for messages published to channels."),
     spec("unsubscribe",  -1,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::unsubscribe,   "pubsub",       "Stops listening to messages posted to channels."),
     spec("psubscribe",   -2,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::psubscribe,    "pubsub",       "Listens for messages published to channels that match one or more patterns."),
     spec("punsubscribe", -1,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::punsubscribe,  "pubsub",       "Stops listening to messages published to channels that match one or more patterns."),
-    spec("ssubscribe",   -2,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::ssubscribe,    "pubsub",       "Listens for messages published to shard channels."),
-    spec("sunsubscribe", -1,   SESSION | SUBSCRIBER,                           KNONE,  Nothing,  pubsub::sunsubscribe,  "pubsub",       "Stops listening to messages posted to shard channels."),
+    spec("ssubscribe",   -2,   SESSION | SUBSCRIBER,                           KALL,   Nothing,  pubsub::ssubscribe,    "pubsub",       "Listens for messages published to shard channels."),
+    spec("sunsubscribe", -1,   SESSION | SUBSCRIBER,                           KALL,   Nothing,  pubsub::sunsubscribe,  "pubsub",       "Stops listening to messages posted to shard channels."),
     spec("publish",      3,    LOADING | STALE | FAST,                         KNONE,  Nothing,  pubsub::publish,       "pubsub",       "Posts a message to a channel."),
-    spec("spublish",     3,    LOADING | STALE | FAST,                         KNONE,  Nothing,  pubsub::spublish,      "pubsub",       "Post a message to a shard channel"),
+    spec("spublish",     3,    LOADING | STALE | FAST,                         K1,     Nothing,  pubsub::spublish,      "pubsub",       "Post a message to a shard channel"),
     spec("pubsub",       -2,   LOADING | STALE | CONTAINER,                    KNONE,  Nothing,  pubsub::pubsub,        "pubsub",       "A container for Pub/Sub commands."),
     // keys
     spec("del",          -2,   WRITE,                                          KALL,   Keys,     keys::del,             "generic",      "Deletes one or more keys."),
