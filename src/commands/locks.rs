@@ -135,28 +135,44 @@ fn lock_deadline(keys: &Locked<'_>, unit: &[u8], value: &[u8]) -> Result<Deadlin
     Ok(ExpireArg::set_style(form, value)?.deadline(keys.now))
 }
 
-/// `LOCK.ACQUIRE key token PX ms` → fencing token, or nil when another
-/// token holds the key. The same token re-acquiring extends and keeps its fence.
+/// `LOCK.ACQUIRE key token PX ms [WAIT ms] [ONCLOSE [GRACE ms]] [DELAY ms]`
+/// → fencing token, or nil when another token holds the key (or others
+/// wait for it, or its lock-delay runs). The same token re-acquiring
+/// extends and keeps its fence. With WAIT the client blocks in the key's
+/// FIFO queue until granted (the fence) or the wait ends (nil); inside
+/// MULTI it tries once, as BLPOP does.
 pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    if args.len() != 5 {
-        return Err(CmdError::Syntax);
-    }
     let (key, token) = (args[1], args[2]);
     let deadline = lock_deadline(keys, args[3], args[4])?;
+    let opts = super::coordination::AcquireOptions::parse(&args[5..])?;
+    let db = ctx.client.db;
+    let coord = &ctx.shared.coord;
+    let now = keys.now;
     let fence = match keys.get(key)? {
         Some(e) if *e.value != *token => None,
         Some(e) if e.fence != 0 => Some(e.fence),
-        _ => Some(ctx.shared.keyspace.fences.next()),
+        Some(_) => Some(ctx.shared.keyspace.fences.next()),
+        None if coord.grantable(db, key, now) => Some(ctx.shared.keyspace.fences.next()),
+        None => None,
     };
     let Some(fence) = fence else {
+        if let Some(wait) = opts.wait
+            && ctx.client.multi.is_none()
+            && !ctx.client.in_exec
+        {
+            return super::coordination::block_on_lock(ctx, key, token, args[3], args[4], &opts, wait);
+        }
         ctx.shared.locks.busy();
         ctx.out.null();
         return Ok(());
     };
-    ctx.shared.locks.acquired(ctx.client.db, key, token, keys.now);
+    ctx.shared.locks.acquired(db, key, token, now);
     keys.set(key, token, deadline)?;
     if let Some(e) = keys.get_mut(key)? {
         e.fence = fence;
+    }
+    if opts.onclose.is_some() || opts.delay.is_some() {
+        coord.lock_options(db, key, token, fence, ctx.client.handle.id, opts.onclose, opts.delay);
     }
     ctx.out.int(fence as i64);
     Ok(())
@@ -172,24 +188,32 @@ pub fn lock_release(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
 /// `LOCK.EXTEND key token PX ms` → 1/0.
 pub fn lock_extend(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let deadline = lock_deadline(keys, args[3], args[4])?;
-    let owned = matches!(keys.get(args[1])?, Some(e) if *e.value == *args[2]);
-    if owned {
+    let fence = match keys.get(args[1])? {
+        Some(e) if *e.value == *args[2] => Some(e.fence),
+        _ => None,
+    };
+    if let Some(fence) = fence {
         keys.set_deadline(args[1], deadline)?;
+        let coord = &ctx.shared.coord;
+        coord.extended(ctx.client.db, args[1], args[2], fence, ctx.client.handle.id);
     }
+    let owned = fence.is_some();
     ctx.out.int(owned as i64);
     Ok(())
 }
 
-/// `LOCK.INFO key` → {token, ttl (ms, -1 if none), fence (nil if none)} or nil.
+/// `LOCK.INFO key` → {token, ttl (ms, -1 if none), fence (nil if none),
+/// waiters} or nil.
 pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let now = keys.now;
+    let waiters = ctx.shared.coord.queue_len(ctx.client.db, args[1]);
     let Some(e) = keys.get(args[1])? else {
         ctx.out.null();
         return Ok(());
     };
     let ttl = pttl_of(e, now);
     let out = &mut *ctx.out;
-    out.map(3);
+    out.map(4);
     out.bulk_str("token");
     out.bulk(&e.value);
     out.bulk_str("ttl");
@@ -200,6 +224,8 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     } else {
         out.int(e.fence as i64)
     }
+    out.bulk_str("waiters");
+    out.int(waiters as i64);
     Ok(())
 }
 

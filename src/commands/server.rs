@@ -168,6 +168,18 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("busy-reply-threshold", "5000".into()),
         ("cluster-enabled", "no".into()),
         ("notify-keyspace-events", String::new()),
+        (
+            "lock-delay",
+            ctx.shared.coord.lock_delay_ms.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "max-waiters",
+            ctx.shared.coord.max_waiters.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "max-waiters-per-key",
+            ctx.shared.coord.max_waiters_per_key.load(Ordering::Relaxed).to_string(),
+        ),
     ]
 }
 
@@ -186,6 +198,9 @@ const SETTABLE: &[&str] = &[
     "appendonly",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "lock-delay",
+    "max-waiters",
+    "max-waiters-per-key",
 ];
 
 /// A CONFIG SET assignment, validated but not yet applied: CONFIG SET
@@ -277,6 +292,9 @@ fn config_parse<'a>(shared: &'a crate::instance::Shared, name: &str, value: &[u8
         },
         "slowlog-log-slower-than" => Change::Signed(&shared.slowlog.slower_than, signed(value, -1)?),
         "slowlog-max-len" => Change::Number(&shared.slowlog.max_len, signed(value, 0)? as u64),
+        "lock-delay" => Change::Number(&shared.coord.lock_delay_ms, signed(value, 0)? as u64),
+        "max-waiters" => Change::Number(&shared.coord.max_waiters, signed(value, 0)? as u64),
+        "max-waiters-per-key" => Change::Number(&shared.coord.max_waiters_per_key, signed(value, 0)? as u64),
         "save" if value.is_empty() => Change::Nothing,
         "appendonly" if value == b"no" => Change::Nothing,
         _ => return Err(Refusal::Unknown),
@@ -373,6 +391,9 @@ fn config_rewrite(ctx: &mut Ctx<'_>) -> CmdResult {
     current.protected_mode = s.protected_mode.load(Ordering::Relaxed);
     current.slowlog_log_slower_than = ctx.shared.slowlog.slower_than.load(Ordering::Relaxed);
     current.slowlog_max_len = ctx.shared.slowlog.max_len.load(Ordering::Relaxed);
+    current.lock_delay = ctx.shared.coord.lock_delay_ms.load(Ordering::Relaxed);
+    current.max_waiters = ctx.shared.coord.max_waiters.load(Ordering::Relaxed);
+    current.max_waiters_per_key = ctx.shared.coord.max_waiters_per_key.load(Ordering::Relaxed);
     // The file is read back as text: a password that is not UTF-8 could
     // not be loaded from it.
     current.requirepass = match s.requirepass.read().as_deref().map(|p| String::from_utf8(p.to_vec())) {
@@ -696,9 +717,10 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
             "clients" => {
                 let _ = write!(
                     out,
-                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
                     shared.clients.count(),
-                    Settings::get(&shared.settings.maxclients)
+                    Settings::get(&shared.settings.maxclients),
+                    shared.locks.waiters.load(Ordering::Relaxed),
                 );
             }
             "memory" => memory_section(&mut out, shared),
@@ -920,6 +942,7 @@ const REDIS_DESCRIPTIONS: &[(&str, &[&str], &[&str])] = &[
     ("client|info", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
     ("client|list", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
     ("client|kill", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
+    ("client|unblock", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
     ("client|no-evict", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
     ("client|no-touch", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
     ("client|help", &["loading", "stale"], &["@slow", "@connection"]),
@@ -1034,6 +1057,9 @@ fn derived_description(c: &CommandSpec) -> (Vec<&'static str>, Vec<&'static str>
         categories.push("@string");
     }
     categories.push(if c.flags & flags::FAST != 0 { "@fast" } else { "@slow" });
+    if c.flags & flags::BLOCKING != 0 {
+        categories.push("@blocking");
+    }
     (names, categories)
 }
 

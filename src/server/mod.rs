@@ -104,7 +104,11 @@ pub async fn serve(listener: TcpListener, mut config: ServerConfig, signal: &Sto
     let addr = listener.local_addr()?;
     *shared.local_addr.lock() = Some(addr);
     info!(%addr, "redlockd {} ready to accept connections", crate::VERSION);
-    let _expirer = Expirer::start(shared.keyspace.clone());
+    let coord = shared.coord.clone();
+    let _expirer = Expirer::start(shared.keyspace.clone(), Box::new(move |now| coord.due(now)));
+    if let Some(thread) = _expirer.thread() {
+        shared.coord.set_expirer(thread);
+    }
     if shared.config.metrics_port != 0 {
         let l = bind_addr(&shared.config.bind, shared.config.metrics_port, 128)?;
         crate::metrics::http::spawn(l, shared.clone())?;
@@ -270,6 +274,7 @@ fn admit(
         debug!(%peer, id = handle.id, tls = tls.is_some(), "client connected");
         connection::serve_accepted(stream, tls, &shared, handle.clone()).await;
         shared.clients.unregister(handle.id);
+        shared.coord.client_closed(handle.id);
         debug!(%peer, id = handle.id, "client closed");
         drop(done);
     });
