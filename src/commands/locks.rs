@@ -148,6 +148,10 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     let db = ctx.client.db;
     let coord = &ctx.shared.coord;
     let now = keys.now;
+    // Those already waiting come first, should the key be free for them.
+    if coord.active() {
+        coord.grant_if_free(db, keys, key);
+    }
     let fence = match keys.get(key)? {
         Some(e) if *e.value != *token => None,
         Some(e) if e.fence != 0 => Some(e.fence),

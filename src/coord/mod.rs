@@ -697,13 +697,19 @@ impl Coord {
 mod tests {
     use super::*;
 
-    /// What one blocked client costs the server besides its connection:
-    /// its queue entry (and its share of the queue's ring buffer), plus the
-    /// oneshot channel's shared allocation.
+    /// What one blocked client costs the server besides its connection and
+    /// its token's bytes: its queue entry, the blocked connection's ticket
+    /// (boxed), and the oneshot channel's shared state (its value and two
+    /// wakers, behind an Arc's counts).
     #[test]
     fn a_waiter_costs_a_few_hundred_bytes() {
         let entry = std::mem::size_of::<Waiter>();
-        let channel = 64 + std::mem::size_of::<Granted>();
-        assert!(entry + channel < 400, "a waiter costs {} bytes", entry + channel);
+        let blocked = std::mem::size_of::<crate::commands::Blocked>();
+        let channel = 16 + 8 + std::mem::size_of::<Option<Granted>>() + 2 * 16;
+        let total = entry + blocked + channel;
+        assert!(
+            total <= 300,
+            "a waiter costs {entry} + {blocked} + {channel} = {total} bytes"
+        );
     }
 }
