@@ -88,7 +88,10 @@ fn block(
 }
 
 /// Queue a LOCK.ACQUIRE that found the lock taken: the connection blocks
-/// and replies when the wait ends ([`crate::server::connection`]).
+/// and replies when the wait ends ([`crate::server::connection`]). The
+/// holder's lease ends at `due` (store µs; 0 if the key is free but others
+/// come first): the expirer must look then.
+#[allow(clippy::too_many_arguments)]
 pub fn block_on_lock(
     ctx: &mut Ctx<'_>,
     key: &[u8],
@@ -97,6 +100,7 @@ pub fn block_on_lock(
     value: &[u8],
     opts: &AcquireOptions,
     wait: u64,
+    due: u64,
 ) -> CmdResult {
     let req = LockRequest {
         token: token.into(),
@@ -107,7 +111,7 @@ pub fn block_on_lock(
     let (ticket, rx) = ctx
         .shared
         .coord
-        .enqueue_lock(ctx.client.db, key, ctx.client.handle.id, req)?;
+        .enqueue_lock(ctx.client.db, key, ctx.client.handle.id, req, due)?;
     block(ctx, ticket, rx, wait);
     Ok(())
 }

@@ -152,6 +152,8 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     if coord.active() {
         coord.grant_if_free(db, keys, key);
     }
+    // When the holder's lease ends (0: free, but others come first).
+    let held_until = keys.get(key)?.map_or(0, |e| e.deadline());
     let fence = match keys.get(key)? {
         Some(e) if *e.value != *token => None,
         Some(e) if e.fence != 0 => Some(e.fence),
@@ -164,7 +166,7 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
             && ctx.client.multi.is_none()
             && !ctx.client.in_exec
         {
-            return super::coordination::block_on_lock(ctx, key, token, args[3], args[4], &opts, wait);
+            return super::coordination::block_on_lock(ctx, key, token, args[3], args[4], &opts, wait, held_until);
         }
         ctx.shared.locks.busy();
         ctx.out.null();

@@ -139,6 +139,9 @@ pub struct Coord {
     /// `--max-waiters-per-key`.
     pub max_waiters_per_key: AtomicU64,
     expirer: OnceLock<Thread>,
+    /// When the expirer's next pass is planned at the latest (store µs;
+    /// u64::MAX: its usual tick), as [`Coord::due`] last told it.
+    planned: AtomicU64,
 }
 
 /// Why a blocking acquire cannot wait.
@@ -169,6 +172,7 @@ impl Coord {
             max_waiters: AtomicU64::new(cfg.max_waiters),
             max_waiters_per_key: AtomicU64::new(cfg.max_waiters_per_key),
             expirer: OnceLock::new(),
+            planned: AtomicU64::new(0),
         });
         for (db, store) in coord.keyspace.dbs.iter().enumerate() {
             let weak: Weak<Coord> = Arc::downgrade(&coord);
@@ -185,8 +189,16 @@ impl Coord {
         let _ = self.expirer.set(thread);
     }
 
-    fn wake_expirer(&self) {
-        if let Some(t) = self.expirer.get() {
+    /// Something is due at `at` (store µs): wake the expirer if it planned
+    /// its next pass later (not on every enqueue: a contended lock queues
+    /// thousands of waiters a second, all due at the same deadline).
+    /// (A plan already in the past may be about to be replaced by one that
+    /// has not seen `at`: wake it then too.)
+    fn wake_expirer_by(&self, at: u64) {
+        let planned = self.planned.load(Ordering::SeqCst);
+        if (at < planned || planned <= self.keyspace.clock.now_us())
+            && let Some(t) = self.expirer.get()
+        {
             t.unpark();
         }
     }
@@ -236,15 +248,16 @@ impl Coord {
         st.queues.get(&dk).is_none_or(VecDeque::is_empty) && st.delayed.get(&dk).is_none_or(|&until| until <= now)
     }
 
-    /// Queue a blocking acquire of `key` (held, or reserved for others):
-    /// under the key's shard lock, so a release cannot slip in between the
-    /// failed attempt and the queueing.
+    /// Queue a blocking acquire of `key` (held until `due`, or reserved for
+    /// others: 0): under the key's shard lock, so a release cannot slip in
+    /// between the failed attempt and the queueing.
     pub fn enqueue_lock(
         &self,
         db: usize,
         key: &[u8],
         client: u64,
         req: LockRequest,
+        due: u64,
     ) -> Result<(Ticket, oneshot::Receiver<Granted>), CmdError> {
         let mut st = self.state.lock();
         let dk = (db, Box::<[u8]>::from(key));
@@ -269,7 +282,7 @@ impl Coord {
         self.sync(&st);
         drop(st);
         // The expirer must now wake at the holder's deadline, not a tick later.
-        self.wake_expirer();
+        self.wake_expirer_by(due);
         Ok((ticket, rx))
     }
 
@@ -487,7 +500,7 @@ impl Coord {
         let granted = if entry.fence != 0 && delay > 0 {
             let until = entry.deadline().max(1).saturating_add(delay.saturating_mul(1000));
             st.delayed.insert(dk, until);
-            self.wake_expirer();
+            self.wake_expirer_by(until);
             None
         } else {
             self.hand_over(&mut st, db, key, now)
@@ -585,6 +598,7 @@ impl Coord {
             return;
         }
         let mut now_release = Vec::new();
+        let mut first_due = u64::MAX;
         {
             let mut st = self.state.lock();
             let Some(keys) = st.bound.remove(&client) else { return };
@@ -597,6 +611,7 @@ impl Coord {
                     now_release.push((dk, token, fence));
                 } else {
                     let at = now.saturating_add(grace.saturating_mul(1000));
+                    first_due = first_due.min(at);
                     st.pending.insert(
                         dk,
                         PendingRelease {
@@ -610,7 +625,7 @@ impl Coord {
             }
             self.sync(&st);
         }
-        self.wake_expirer();
+        self.wake_expirer_by(first_due);
         for ((db, key), token, fence) in now_release {
             let now = self.keyspace.clock.now_us();
             let mut locked = self.keyspace.dbs[db].lock_keys(std::iter::once(&key[..]), now);
@@ -626,6 +641,7 @@ impl Coord {
     pub fn due(&self, now: u64) -> u64 {
         let mut next = self.sem_due(now);
         if !self.active() {
+            self.planned.store(next, Ordering::SeqCst);
             return next;
         }
         let (ended, released) = {
@@ -655,6 +671,7 @@ impl Coord {
                 next = next.min(earliest.unwrap_or(u64::MAX));
             }
             self.sync(&st);
+            self.planned.store(next, Ordering::SeqCst);
             (ended, released)
         };
         for (db, key) in ended {

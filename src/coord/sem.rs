@@ -181,6 +181,7 @@ impl Coord {
         now: u64,
     ) -> Result<SemAcquire, CmdError> {
         let mut map = self.sems().map.lock();
+        let mut due = 0;
         let dk = (db, Box::<[u8]>::from(key));
         let sem = map.entry(dk.clone()).or_insert_with(|| Sem {
             limit,
@@ -213,6 +214,7 @@ impl Coord {
                 sem.holders.push(h.clone());
                 Ok(SemAcquire::Granted(h.fence))
             } else if wait {
+                due = sem.holders.iter().map(|h| h.deadline).min().unwrap_or(0);
                 self.admit(sem.waiters.len()).map(|()| {
                     let (tx, rx) = oneshot::channel();
                     let id = self.ticket();
@@ -242,7 +244,7 @@ impl Coord {
         self.sems().live.store(map.len(), Ordering::Relaxed);
         drop(map);
         if matches!(result, Ok(SemAcquire::Queued(..))) {
-            self.wake_expirer();
+            self.wake_expirer_by(due);
         }
         result
     }
