@@ -39,8 +39,9 @@ fn holder(c: &mut Raw, key: &str) -> String {
     reply.split("\r\n").nth(2).unwrap().to_string()
 }
 
-/// Queue `n` clients on `key` (each one in line before the next comes).
+/// Queue `n` more clients on `key` (each one in line before the next comes).
 fn queue(server: &Server, observer: &mut Raw, key: &str, n: usize, extra: &[&str]) -> Vec<Raw> {
+    let before = waiters(observer, key);
     let mut clients = Vec::new();
     for i in 0..n {
         let mut w = server.raw();
@@ -48,7 +49,8 @@ fn queue(server: &Server, observer: &mut Raw, key: &str, n: usize, extra: &[&str
         let mut args = vec!["LOCK.ACQUIRE", key, &token, "PX", "60000"];
         args.extend_from_slice(extra);
         send(&mut w, &args);
-        assert!(eventually(Duration::from_secs(5), || waiters(observer, key) == i as i64 + 1));
+        assert!(eventually(Duration::from_secs(5), || waiters(observer, key)
+            == before + i as i64 + 1));
         clients.push(w);
     }
     clients
@@ -225,7 +227,7 @@ fn a_client_bound_lock_is_released_when_its_connection_closes() {
     assert_eq!(holder(&mut c, "k"), "w0");
     // With grace: kept for the grace, then released.
     let mut y = server.raw();
-    int(&y.cmd(&["LOCK.ACQUIRE", "g", "y", "PX", "60000", "ONCLOSE", "GRACE", "400"]));
+    int(&y.cmd(&["LOCK.ACQUIRE", "g", "y", "PX", "60000", "ONCLOSE", "GRACE", "1000"]));
     drop(y);
     std::thread::sleep(Duration::from_millis(150));
     assert_eq!(holder(&mut c, "g"), "y", "kept during the grace");
@@ -233,12 +235,12 @@ fn a_client_bound_lock_is_released_when_its_connection_closes() {
     // A client that comes back within the grace extends it back, and holds
     // it bound to its new connection.
     let mut z = server.raw();
-    let fence = int(&z.cmd(&["LOCK.ACQUIRE", "e", "z", "PX", "60000", "ONCLOSE", "GRACE", "400"]));
+    let fence = int(&z.cmd(&["LOCK.ACQUIRE", "e", "z", "PX", "60000", "ONCLOSE", "GRACE", "1000"]));
     drop(z);
     std::thread::sleep(Duration::from_millis(100));
     let mut z2 = server.raw();
     assert_eq!(z2.cmd(&["LOCK.EXTEND", "e", "z", "PX", "60000"]), b":1\r\n");
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(holder(&mut c, "e"), "z", "the pending release was cancelled");
     let info = c.cmd_str(&["LOCK.INFO", "e"]);
     assert!(info.contains(&format!("fence\r\n:{fence}\r\n")), "{info}");
@@ -248,13 +250,13 @@ fn a_client_bound_lock_is_released_when_its_connection_closes() {
 
 #[test]
 fn lock_delay_follows_an_expiry_not_a_release() {
-    let server = Server::start_with(&["--lock-delay", "400"]);
+    let server = Server::start_with(&["--lock-delay", "1000"]);
     let mut c = server.raw();
     // A release: grantable at once.
     c.cmd(&["LOCK.ACQUIRE", "r", "a", "PX", "60000"]);
     c.cmd(&["LOCK.RELEASE", "r", "a"]);
     assert_eq!(c.cmd(&["LOCK.ACQUIRE", "r", "b", "PX", "1000"])[0], b':');
-    // An expiry while held: nobody gets it for 400 ms after the deadline.
+    // An expiry while held: nobody gets it for 1000 ms after the deadline.
     let start = Instant::now();
     c.cmd(&["LOCK.ACQUIRE", "x", "a", "PX", "100"]);
     let mut w = server.raw();
@@ -263,11 +265,11 @@ fn lock_delay_follows_an_expiry_not_a_release() {
     assert_eq!(c.cmd(&["EXISTS", "x"]), b":0\r\n", "expired");
     assert_eq!(c.cmd(&["LOCK.ACQUIRE", "x", "b", "PX", "1000"]), b"$-1\r\n", "delayed");
     int(&w.read_frame());
-    assert!(start.elapsed() >= Duration::from_millis(500), "{:?}", start.elapsed());
+    assert!(start.elapsed() >= Duration::from_millis(1100), "{:?}", start.elapsed());
     assert_eq!(holder(&mut c, "x"), "w");
     // Per lock: DELAY overrides the server's, and CONFIG SET changes that.
     assert_eq!(c.cmd(&["CONFIG", "SET", "lock-delay", "0"]), b"+OK\r\n");
-    c.cmd(&["LOCK.ACQUIRE", "d", "a", "PX", "50", "DELAY", "300"]);
+    c.cmd(&["LOCK.ACQUIRE", "d", "a", "PX", "50", "DELAY", "1000"]);
     c.cmd(&["LOCK.ACQUIRE", "n", "a", "PX", "50"]);
     std::thread::sleep(Duration::from_millis(120));
     assert_eq!(c.cmd(&["LOCK.ACQUIRE", "d", "b", "PX", "1000"]), b"$-1\r\n");
@@ -330,7 +332,7 @@ fn a_semaphore_never_has_more_holders_than_its_limit() {
     let mut c = server.raw();
     assert_eq!(c.cmd(&["SEM.INFO", "s"]), b"$-1\r\n", "gone once empty");
     // LIMIT must agree with the live semaphore's; a holder's TTL frees its slot.
-    c.cmd(&["SEM.ACQUIRE", "s", "a", "LIMIT", "1", "PX", "200"]);
+    c.cmd(&["SEM.ACQUIRE", "s", "a", "LIMIT", "1", "PX", "2000"]);
     assert_eq!(
         c.cmd_str(&["SEM.ACQUIRE", "s", "b", "LIMIT", "2", "PX", "200"]),
         "-ERR semaphore LIMIT 2 does not match the semaphore's current limit 1\r\n"
@@ -396,7 +398,11 @@ fn waiters_are_bounded() {
         c.cmd(&["CONFIG", "GET", "max-waiters"]),
         b"*2\r\n$11\r\nmax-waiters\r\n$2\r\n10\r\n"
     );
-    let _more = queue(&server, &mut c, "b", 2, &["WAIT", "0"]);
+    let _more = queue(&server, &mut c, "b", 1, &["WAIT", "0"]);
+    assert_eq!(
+        c.cmd_str(&["LOCK.ACQUIRE", "b", "x", "PX", "1000", "WAIT", "0"]),
+        "-ERR max number of waiters for this key reached (max-waiters-per-key)\r\n"
+    );
 }
 
 #[test]
