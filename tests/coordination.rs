@@ -221,6 +221,16 @@ fn a_client_bound_lock_is_released_when_its_connection_closes() {
     int(&x.cmd(&["LOCK.ACQUIRE", "k", "x", "PX", "60000", "ONCLOSE"]));
     let list = c.cmd_str(&["LOCK.LIST", "MATCH", "k"]);
     assert!(list.contains("worker-x"), "{list}");
+    c.cmd(&["CLIENT", "SETNAME", "observer"]);
+    let observer_id = int(&c.cmd(&["CLIENT", "ID"]));
+    c.cmd(&["LOCK.ACQUIRE", "plain", "o", "PX", "60000"]);
+    let list = c.cmd_str(&["LOCK.LIST", "MATCH", "pl*", "COUNT", "5"]);
+    assert!(
+        list.contains(&format!(
+            "client-id\r\n:{observer_id}\r\n$11\r\nclient-name\r\n$8\r\nobserver\r\n"
+        )),
+        "{list}"
+    );
     let mut w = queue(&server, &mut c, "k", 1, &["WAIT", "0"]).remove(0);
     drop(x);
     int(&w.read_frame());

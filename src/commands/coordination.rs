@@ -148,8 +148,8 @@ struct Held {
 /// `LOCK.LIST [MATCH pattern] [COUNT n]` → the held locks (keys that
 /// LOCK.ACQUIRE granted: a fence and a deadline) and semaphore slots of the
 /// current database, at most COUNT (default 100) of them: key, type, token,
-/// fence, PTTL, the holder's client id and name (for client-bound locks,
-/// while connected), and the waiters. Visits one shard at a time, so other
+/// fence, PTTL, the holder's client id and name (while it is connected and
+/// known: see [`crate::coord::Coord::note_holder`]), and the waiters. Visits one shard at a time, so other
 /// clients wait for one shard at most.
 pub fn lock_list(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let (mut pattern, mut count) = (None, 100usize);
@@ -195,7 +195,7 @@ pub fn lock_list(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     }
     let coord = &ctx.shared.coord;
     for row in &mut rows {
-        row.client = coord.bound_client(db, &row.key, row.fence);
+        row.client = coord.holder_client(db, &row.key, row.fence);
         row.waiters = coord.queue_len(db, &row.key);
     }
     for (d, key, _, h, waiters) in ctx.shared.keyspace.sems.holders(now) {

@@ -173,6 +173,7 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
         return Ok(());
     };
     ctx.shared.locks.acquired(db, key, token, now);
+    coord.note_holder(db, key, fence, ctx.client.handle.id);
     keys.set(key, token, deadline)?;
     if let Some(e) = keys.get_mut(key)? {
         e.fence = fence;

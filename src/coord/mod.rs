@@ -139,9 +139,18 @@ pub struct Coord {
     /// `--max-waiters-per-key`.
     pub max_waiters_per_key: AtomicU64,
     expirer: OnceLock<Thread>,
+    /// (fence, client id) of recent grants, by [`holder_slot`].
+    holders: Box<[(AtomicU64, AtomicU64)]>,
     /// When the expirer's next pass is planned at the latest (store µs;
     /// u64::MAX: its usual tick), as [`Coord::due`] last told it.
     planned: AtomicU64,
+}
+
+/// Slots of the table of recent grants' holders (a power of two; 64 KiB).
+const HOLDER_SLOTS: usize = 1 << 12;
+
+fn holder_slot(db: usize, key: &[u8]) -> usize {
+    xxhash_rust::xxh3::xxh3_64_with_seed(key, db as u64) as usize & (HOLDER_SLOTS - 1)
 }
 
 /// Why a blocking acquire cannot wait.
@@ -173,6 +182,9 @@ impl Coord {
             max_waiters_per_key: AtomicU64::new(cfg.max_waiters_per_key),
             expirer: OnceLock::new(),
             planned: AtomicU64::new(0),
+            holders: (0..HOLDER_SLOTS)
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
         });
         for (db, store) in coord.keyspace.dbs.iter().enumerate() {
             let weak: Weak<Coord> = Arc::downgrade(&coord);
@@ -370,6 +382,7 @@ impl Coord {
                 continue;
             }
             self.stats.acquired(db, key, &req.token, now);
+            self.note_holder(db, key, fence, client);
             granted = Some((entry, client, req));
             break;
         }
@@ -699,14 +712,23 @@ impl Coord {
             .map_or(0, VecDeque::len)
     }
 
-    /// The client holding `key` bound with ONCLOSE, if its fence is `fence`.
-    pub fn bound_client(&self, db: usize, key: &[u8], fence: u64) -> Option<u64> {
-        if !self.active() {
-            return None;
-        }
-        let st = self.state.lock();
-        let m = st.meta.get(&(db, Box::<[u8]>::from(key)))?;
-        (m.fence == fence).then_some(m.bound.map(|b| b.0)).flatten()
+    /// Remember that `client` was granted `key` with `fence` (LOCK.LIST
+    /// names holders): two stores into a fixed table slot picked by the
+    /// key, no map. A later grant of another key in the same slot overwrites
+    /// it; the holder is then unknown, never wrong, since fences are unique.
+    pub fn note_holder(&self, db: usize, key: &[u8], fence: u64, client: u64) {
+        let (f, c) = &self.holders[holder_slot(db, key)];
+        f.store(0, Ordering::SeqCst);
+        c.store(client, Ordering::SeqCst);
+        f.store(fence, Ordering::SeqCst);
+    }
+
+    /// The client that was granted `key` with `fence`, if still known.
+    pub fn holder_client(&self, db: usize, key: &[u8], fence: u64) -> Option<u64> {
+        let (f, c) = &self.holders[holder_slot(db, key)];
+        let before = f.load(Ordering::SeqCst);
+        let client = c.load(Ordering::SeqCst);
+        (before == fence && f.load(Ordering::SeqCst) == fence).then_some(client)
     }
 }
 
