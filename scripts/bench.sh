@@ -6,6 +6,7 @@
 # bench/chart.svg. Environment: REPS (3), N (requests per redis-benchmark run,
 # 200000; N_PIPELINED for the -P 16 runs, 5 x N), KEYS (1000000 for the memory and expiry workloads), OURS_ARGS (extra
 # redlockd flags, e.g. "--threads 1"), OUT (output directory, bench/),
+# CONTENDED_SECONDS (length of each contended-lock run, 5),
 # ANCHOR_BIN (a redlockd binary to run in redis-server's place, with the same
 # OURS_ARGS: a previous build, so that a change is measured against the code
 # before it, side by side in one run; its rows are still labelled "redis").
@@ -120,6 +121,11 @@ for rep in $(seq 1 "$REPS"); do
     run_bench "$server" "$rep" "lock cycles 1000 keys (EVALSHA)" locks --keys 1000 --tasks 50 --release evalsha --script "$SCRIPT"
     run_bench "$server" "$rep" "lock cycles 10 keys (EVALSHA)" locks --keys 10 --tasks 50 --release evalsha --script "$SCRIPT"
   done
+  # Contended locks, each server with the best its clients have: Redis's
+  # SET NX PX retried every 10 ms (node-redlock) and the EVALSHA release;
+  # redlockd's blocking, FIFO LOCK.ACQUIRE ... WAIT.
+  run_bench redis "$rep" "contended locks 50 clients/10 keys" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method retry --retry-ms 10 --script "$SCRIPT"
+  run_bench redlockd "$rep" "contended locks 50 clients/10 keys" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method wait
   run_bench redlockd "$rep" "lock cycles 1000 keys (DELEX)" locks --keys 1000 --tasks 50 --release native
   run_bench redlockd "$rep" "lock cycles 10 keys (DELEX)" locks --keys 10 --tasks 50 --release native
   # Memory workloads on fresh processes, so earlier allocations do not hide growth.

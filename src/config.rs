@@ -82,6 +82,19 @@ pub struct ServerConfig {
     /// for this many milliseconds: Redlock's delayed restart (0 = off).
     #[arg(long, default_value_t = 0)]
     pub restart_delay: u64,
+    /// Chubby's lock-delay: after a lock expires while held (not after a
+    /// release), it cannot be granted again for this many milliseconds, so
+    /// a holder that lost it to a pause can notice before anyone else
+    /// writes (0 = off; LOCK.ACQUIRE ... DELAY ms sets it per lock).
+    #[arg(long, default_value_t = 0)]
+    pub lock_delay: u64,
+    /// Most clients blocked at once in LOCK.ACQUIRE / SEM.ACQUIRE ... WAIT;
+    /// past it a blocking acquire gets an error.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_waiters: u64,
+    /// Most clients blocked at once on one lock or semaphore.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_waiters_per_key: u64,
     /// Log every write to an append-only file and replay it on start.
     #[arg(long, default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub appendonly: bool,
@@ -219,6 +232,9 @@ impl Default for ServerConfig {
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             restart_delay: 0,
+            lock_delay: 0,
+            max_waiters: 100_000,
+            max_waiters_per_key: 10_000,
             appendonly: false,
             appendfsync: "everysec".into(),
             dir: ".".into(),

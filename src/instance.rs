@@ -43,6 +43,8 @@ pub struct Shared {
     pub started: Instant,
     /// Channels, subscribers, keyspace notifications and lock events.
     pub pubsub: Arc<PubSub>,
+    /// Waiter queues, client-bound locks, lock-delay and semaphores.
+    pub coord: Arc<crate::coord::Coord>,
     /// Lock grants are refused until the restart delay has passed (`--restart-delay`).
     pub grants: GrantGate,
     pub run_id: String,
@@ -124,7 +126,9 @@ impl Shared {
                 }
             }));
         }
+        let coord = crate::coord::Coord::new(keyspace.clone(), aof.clone(), locks.clone(), &config);
         Ok(Arc::new(Shared {
+            coord,
             settings: Settings::new(&config),
             keyspace,
             aof,
@@ -174,7 +178,17 @@ pub struct ClientHandle {
     /// Channels, patterns and shard channels subscribed to (CLIENT LIST
     /// `sub`, `psub`, `ssub`), kept by [`crate::pubsub::Subscriptions`].
     pub subscriptions: [AtomicUsize; 3],
+    /// [`BLOCK_NONE`], or blocked in a WAIT acquire ([`BLOCK_WAITING`]),
+    /// or unblocked by CLIENT UNBLOCK ([`BLOCK_TIMEOUT`], [`BLOCK_ERROR`]).
+    pub block: AtomicU8,
+    /// Wakes the blocked connection when CLIENT UNBLOCK sets `block`.
+    pub unblock: Notify,
 }
+
+pub const BLOCK_NONE: u8 = 0;
+pub const BLOCK_WAITING: u8 = 1;
+pub const BLOCK_TIMEOUT: u8 = 2;
+pub const BLOCK_ERROR: u8 = 3;
 
 impl ClientHandle {
     pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> Self {
@@ -197,7 +211,22 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill: Notify::new(),
             subscriptions: Default::default(),
+            block: AtomicU8::new(BLOCK_NONE),
+            unblock: Notify::new(),
         }
+    }
+
+    /// CLIENT UNBLOCK: end this client's blocking wait as `how`
+    /// ([`BLOCK_TIMEOUT`] or [`BLOCK_ERROR`]); false if it is not blocked.
+    pub fn unblock(&self, how: u8) -> bool {
+        let hit = self
+            .block
+            .compare_exchange(BLOCK_WAITING, how, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if hit {
+            self.unblock.notify_waiters();
+        }
+        hit
     }
 
     pub fn request_kill(&self) {
@@ -236,6 +265,9 @@ impl ClientHandle {
         }
         if multi >= 0 {
             flags.push('x');
+        }
+        if self.block.load(Ordering::Relaxed) != BLOCK_NONE {
+            flags.push('b');
         }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
@@ -276,6 +308,10 @@ impl ClientRegistry {
         let handle = Arc::new(ClientHandle::new(id, addr, laddr));
         self.clients.lock().insert(id, handle.clone());
         handle
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().get(&id).cloned()
     }
 
     pub fn unregister(&self, id: u64) {

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod conffile;
 pub mod config;
+pub mod coord;
 pub mod fdlimit;
 pub mod glob;
 pub mod group;

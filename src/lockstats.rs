@@ -31,6 +31,10 @@ const KEY_KEPT: usize = 200;
 const TOKEN_KEPT: usize = 16;
 /// Upper bounds (seconds) of the hold-time histogram's buckets (+Inf implied).
 pub const HOLD_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// Upper bounds (seconds) of the wait-time histogram of blocking acquires.
+pub const WAIT_BUCKETS: [f64; 12] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0,
+];
 
 /// How a release attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,14 @@ pub struct LockStats {
     /// one for +Inf, and the sum in ms.
     pub hold_buckets: [AtomicU64; HOLD_BUCKETS.len() + 1],
     pub hold_sum_ms: AtomicU64,
+    /// Blocking acquires (WAIT) whose wait ended without a grant.
+    pub timeout: AtomicU64,
+    /// Clients blocked in LOCK.ACQUIRE / SEM.ACQUIRE ... WAIT right now.
+    pub waiters: AtomicU64,
+    /// Wait-time histogram of blocking acquires (granted or not): per-bucket
+    /// counts, the last one for +Inf, and the sum in µs.
+    pub wait_buckets: [AtomicU64; WAIT_BUCKETS.len() + 1],
+    pub wait_sum_us: AtomicU64,
     ages: Box<[AtomicU64]>,
     events: Mutex<VecDeque<Event>>,
 }
@@ -116,6 +128,10 @@ impl LockStats {
             fence_rejected: AtomicU64::new(0),
             hold_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             hold_sum_ms: AtomicU64::new(0),
+            timeout: AtomicU64::new(0),
+            waiters: AtomicU64::new(0),
+            wait_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            wait_sum_us: AtomicU64::new(0),
             ages: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             events: Mutex::new(VecDeque::with_capacity(if detailed { EVENT_RING } else { 0 })),
         }
@@ -183,6 +199,33 @@ impl LockStats {
             let held_ms = self.age_ms(db, key, token, deadline_us);
             self.push(EventKind::Expired, db, key, token, held_ms, deadline_us);
         }
+    }
+
+    /// A blocking acquire's wait ended after `waited_us`: granted (counted
+    /// by [`Self::acquired`] at the grant) or not (a timeout).
+    pub fn waited(&self, waited_us: u64, granted: bool) {
+        if !granted {
+            self.timeout.fetch_add(1, Relaxed);
+        }
+        let secs = waited_us as f64 / 1e6;
+        let bucket = WAIT_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(WAIT_BUCKETS.len());
+        self.wait_buckets[bucket].fetch_add(1, Relaxed);
+        self.wait_sum_us.fetch_add(waited_us, Relaxed);
+    }
+
+    /// Wait-time histogram, as [`Self::hold_histogram`].
+    pub fn wait_histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let buckets: Vec<(f64, u64)> = self
+            .wait_buckets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (WAIT_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), c.load(Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|b| b.1).sum();
+        (self.wait_sum_us.load(Relaxed) as f64 / 1e6, count, buckets)
     }
 
     /// A fenced write was refused for a stale token.

@@ -140,10 +140,13 @@ fn lock_family_grants_increasing_fences() {
     assert_eq!(c.cmd(&["LOCK.EXTEND", "a", "t1", "PX", "30000"]), b":1\r\n");
     let info = c.cmd_str(&["LOCK.INFO", "a"]);
     assert!(
-        info.starts_with("*6\r\n$5\r\ntoken\r\n$2\r\nt1\r\n$3\r\nttl\r\n:"),
+        info.starts_with("*8\r\n$5\r\ntoken\r\n$2\r\nt1\r\n$3\r\nttl\r\n:"),
         "{info}"
     );
-    assert!(info.ends_with(&format!("$5\r\nfence\r\n:{f1}\r\n")), "{info}");
+    assert!(
+        info.ends_with(&format!("$5\r\nfence\r\n:{f1}\r\n$7\r\nwaiters\r\n:0\r\n")),
+        "{info}"
+    );
     assert_eq!(c.cmd(&["LOCK.RELEASE", "a", "t2"]), b":0\r\n");
     assert_eq!(c.cmd(&["LOCK.RELEASE", "a", "t1"]), b":1\r\n");
     assert_eq!(c.cmd(&["LOCK.INFO", "a"]), b"$-1\r\n");
@@ -154,9 +157,12 @@ fn lock_family_grants_increasing_fences() {
     assert!(f4 > f3, "even for the same token after expiry");
     c.cmd(&["HELLO", "3"]);
     let info = c.cmd_str(&["LOCK.INFO", "a"]);
-    assert!(info.starts_with("%3\r\n"), "{info}");
+    assert!(info.starts_with("%4\r\n"), "{info}");
     c.cmd(&["SET", "plain", "v"]);
-    assert!(c.cmd_str(&["LOCK.INFO", "plain"]).ends_with("$5\r\nfence\r\n_\r\n"));
+    assert!(
+        c.cmd_str(&["LOCK.INFO", "plain"])
+            .ends_with("$5\r\nfence\r\n_\r\n$7\r\nwaiters\r\n:0\r\n")
+    );
     assert_eq!(
         c.cmd_str(&["LOCK.ACQUIRE", "x", "t", "PX", "0"]),
         "-ERR invalid expire time in 'lock.acquire' command\r\n"

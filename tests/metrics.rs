@@ -304,3 +304,40 @@ fn not_ready_while_the_append_only_file_cannot_be_written() {
     drop((c, writer));
     drop(server);
 }
+
+/// Blocking acquires feed the waiters gauge while they wait, then the wait
+/// histogram, and a wait that runs out counts as `result="timeout"`.
+#[test]
+fn blocking_acquires_feed_waiters_wait_time_and_timeouts() {
+    let (server, port) = start(&[]);
+    let mut c = server.raw();
+    c.cmd(&["LOCK.ACQUIRE", "k", "owner", "PX", "60000"]);
+    let mut w = server.raw();
+    w.send(&common::encode(&[
+        b"LOCK.ACQUIRE",
+        b"k",
+        b"w",
+        b"PX",
+        b"1000",
+        b"WAIT",
+        b"0",
+    ]));
+    assert!(eventually(REPLY_TIMEOUT, || sample(
+        &scrape(port),
+        "redlockd_lock_waiters"
+    ) == Some(1.0)));
+    c.cmd(&["LOCK.RELEASE", "k", "owner"]);
+    assert_eq!(w.read_frame()[0], b':');
+    assert_eq!(
+        c.cmd(&["LOCK.ACQUIRE", "k", "late", "PX", "1000", "WAIT", "50"]),
+        b"$-1\r\n"
+    );
+    let m = scrape(port);
+    assert_eq!(sample(&m, "redlockd_lock_waiters"), Some(0.0));
+    assert_eq!(sample(&m, "redlockd_lock_acquire_total{result=\"timeout\"}"), Some(1.0));
+    assert_eq!(sample(&m, "redlockd_lock_wait_seconds_count"), Some(2.0));
+    assert!(
+        sample(&m, "redlockd_lock_wait_seconds_sum").is_some_and(|s| s >= 0.05),
+        "{m}"
+    );
+}

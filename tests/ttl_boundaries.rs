@@ -335,10 +335,7 @@ fn far_deadlines_survive_an_aof_restart_exactly() {
     let mut c = server.raw();
     assert_eq!(times(&mut c), before, "deadlines after replay ({keys:?})");
     assert!(lock_ttl(&mut c, "lock") > 9_999_999_999_990_000);
-    assert!(
-        c.cmd_str(&["LOCK.INFO", "lock"])
-            .ends_with(&format!("fence\r\n{fence}"))
-    );
+    assert!(c.cmd_str(&["LOCK.INFO", "lock"]).contains(&format!("fence\r\n{fence}")));
 
     // A rewrite writes them the same way.
     common::rewrite_aof(&mut c);

@@ -1,5 +1,7 @@
-//! Load generator for `scripts/bench.sh`: lock cycles, key loading, expiry
-//! reclaim, idle connections, and a large MSET in small chunks. Every mode
+//! Load generator for `scripts/bench.sh`: lock cycles, contended locks
+//! (blocking LOCK.ACQUIRE ... WAIT against SET NX with a retry sleep), key
+//! loading, expiry reclaim, idle connections, and a large MSET in small
+//! chunks. Every mode
 //! prints one JSON object on stdout. It talks RESP over its own lean
 //! connections (one per task, no pipelining unless stated).
 
@@ -40,6 +42,29 @@ enum Mode {
         /// native (DELEX IFEQ) or evalsha (the script in --script, loaded first).
         #[arg(long, default_value = "evalsha")]
         release: String,
+        #[arg(long)]
+        script: Option<std::path::PathBuf>,
+    },
+    /// Contended locks: each task is one client bound to key `task % keys`,
+    /// cycling acquire → INCR a counter → release. `wait`: redlockd's
+    /// blocking `LOCK.ACQUIRE ... WAIT 0` and LOCK.RELEASE; `retry`: the
+    /// best a Redis client has, SET NX PX retried after `retry-ms` (as
+    /// node-redlock does) and the release script by EVALSHA. Reports
+    /// throughput, the time to acquire (p50/p99), and fairness: the most
+    /// and fewest grants a client got, and their ratio.
+    Contended {
+        #[arg(long, default_value_t = 10)]
+        keys: usize,
+        #[arg(long, default_value_t = 50)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// wait or retry.
+        #[arg(long, default_value = "wait")]
+        method: String,
+        #[arg(long, default_value_t = 10)]
+        retry_ms: u64,
+        /// The release script (for `retry`).
         #[arg(long)]
         script: Option<std::path::PathBuf>,
     },
@@ -281,6 +306,123 @@ async fn locks(
     })
 }
 
+async fn contended(
+    addr: &str,
+    keys: usize,
+    tasks: usize,
+    seconds: f64,
+    method: &str,
+    retry_ms: u64,
+    script: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let wait = match method {
+        "wait" => true,
+        "retry" => false,
+        other => panic!("--method wait|retry, not {other}"),
+    };
+    let mut setup = Conn::connect(addr).await;
+    let sha = match script {
+        Some(path) if !wait => {
+            let text = std::fs::read(path).expect("read release script");
+            match setup.cmd(&[b"SCRIPT", b"LOAD", &text]).await {
+                R::Bulk(sha) => sha,
+                other => panic!("SCRIPT LOAD: {other:?}"),
+            }
+        }
+        None if !wait => panic!("--method retry needs --script"),
+        _ => Vec::new(),
+    };
+    for k in 0..keys {
+        setup
+            .cmd(&[
+                b"DEL",
+                format!("counter:{k}").as_bytes(),
+                format!("contended:{k}").as_bytes(),
+            ])
+            .await;
+    }
+    let held: Arc<Vec<AtomicBool>> = Arc::new((0..keys).map(|_| AtomicBool::new(false)).collect());
+    let overlaps = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (addr, sha, held, overlaps) = (addr.to_string(), sha.clone(), held.clone(), overlaps.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::connect(&addr).await;
+                let k = t % keys;
+                let key = format!("contended:{k}").into_bytes();
+                let counter = format!("counter:{k}").into_bytes();
+                let tok = token(t);
+                let mut waits = Vec::new();
+                while Instant::now() < deadline {
+                    let start = Instant::now();
+                    if wait {
+                        match c
+                            .cmd(&[b"LOCK.ACQUIRE", &key, &tok, b"PX", b"30000", b"WAIT", b"0"])
+                            .await
+                        {
+                            R::Int(_) => {}
+                            other => panic!("acquire: {other:?}"),
+                        }
+                    } else {
+                        loop {
+                            match c.cmd(&[b"SET", &key, &tok, b"NX", b"PX", b"30000"]).await {
+                                R::Ok => break,
+                                R::Nil => tokio::time::sleep(Duration::from_millis(retry_ms)).await,
+                                other => panic!("acquire: {other:?}"),
+                            }
+                        }
+                    }
+                    waits.push(start.elapsed().as_micros() as u64);
+                    if held[k].swap(true, Ordering::SeqCst) {
+                        overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    assert!(matches!(c.cmd(&[b"INCR", &counter]).await, R::Int(_)));
+                    held[k].store(false, Ordering::SeqCst);
+                    let released = if wait {
+                        c.cmd(&[b"LOCK.RELEASE", &key, &tok]).await
+                    } else {
+                        c.cmd(&[b"EVALSHA", &sha, b"1", &key, &tok]).await
+                    };
+                    assert_eq!(released, R::Int(1), "release");
+                }
+                waits
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let mut grants = Vec::new();
+    for h in handles {
+        let w = h.await.expect("task");
+        grants.push(w.len() as u64);
+        all.extend(w);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut counted = 0;
+    for k in 0..keys {
+        if let R::Bulk(v) = setup.cmd(&[b"GET", format!("counter:{k}").as_bytes()]).await {
+            counted += String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0);
+        }
+    }
+    all.sort_unstable();
+    let (most, fewest) = (
+        grants.iter().max().copied().unwrap_or(0),
+        grants.iter().min().copied().unwrap_or(0),
+    );
+    serde_json::json!({
+        "cycles_per_sec": all.len() as f64 / elapsed,
+        "wait_p50_us": percentile(&all, 0.50),
+        "wait_p99_us": percentile(&all, 0.99),
+        "grants_max": most,
+        "grants_min": fewest,
+        "fairness_max_min": if fewest == 0 { f64::INFINITY } else { most as f64 / fewest as f64 },
+        "overlaps": overlaps.load(Ordering::SeqCst),
+        "lost_increments": all.len() as u64 - counted.min(all.len() as u64),
+        "cycles": all.len(),
+    })
+}
+
 fn load_cmds(keys: usize, px: u64, prefix: &'static str) -> impl Iterator<Item = Vec<Vec<u8>>> {
     (0..keys).map(move |i| {
         vec![
@@ -422,6 +564,14 @@ async fn main() {
             release,
             script,
         } => locks(&cli.addr, keys, tasks, seconds, &release, script.as_deref()).await,
+        Mode::Contended {
+            keys,
+            tasks,
+            seconds,
+            method,
+            retry_ms,
+            script,
+        } => contended(&cli.addr, keys, tasks, seconds, &method, retry_ms, script.as_deref()).await,
         Mode::Load { keys, px } => load(&cli.addr, cli.pid, keys, px).await,
         Mode::Expire { keys, px } => expire(&cli.addr, cli.pid, keys, px).await,
         Mode::Idle { conns, pings } => idle(&cli.addr, cli.pid, conns, pings).await,

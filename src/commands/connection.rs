@@ -240,6 +240,8 @@ pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
         client_list(ctx, args)?;
     } else if is(sub, "kill") && n >= 3 {
         client_kill(ctx, args)?;
+    } else if is(sub, "unblock") && (n == 3 || n == 4) {
+        client_unblock(ctx, args)?;
     } else if (is(sub, "no-evict") || is(sub, "no-touch")) && n == 3 {
         if !is(args[2], "on") && !is(args[2], "off") {
             return Err(CmdError::Syntax);
@@ -256,6 +258,24 @@ pub fn client(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     } else {
         return Err(unknown_subcommand(sub, "client"));
     }
+    Ok(())
+}
+
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: end the blocking acquire of client
+/// `id` as if its WAIT ran out (nil), or with an -UNBLOCKED error; 1 if it
+/// was blocked, 0 if not. The reason is checked before the id, as Redis does.
+fn client_unblock(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> CmdResult {
+    use crate::instance::{BLOCK_ERROR, BLOCK_TIMEOUT};
+    let how = match args.get(3) {
+        None => BLOCK_TIMEOUT,
+        Some(r) if is(r, "timeout") => BLOCK_TIMEOUT,
+        Some(r) if is(r, "error") => BLOCK_ERROR,
+        Some(_) => return Err(CmdError::Static("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let id = super::args::int(args[2])?;
+    let target = u64::try_from(id).ok().and_then(|id| ctx.shared.clients.get(id));
+    let done = target.is_some_and(|c| c.unblock(how));
+    ctx.out.int(done as i64);
     Ok(())
 }
 

@@ -145,25 +145,46 @@ fn lock_deadline(keys: &Locked<'_>, unit: &[u8], value: &[u8]) -> Result<Deadlin
     Ok(ExpireArg::set_style(form, value)?.deadline(keys.now))
 }
 
-/// `LOCK.ACQUIRE key token PX ms` → fencing token, or nil when another
-/// token holds the key. The same token re-acquiring extends and keeps its fence.
+/// `LOCK.ACQUIRE key token PX ms [WAIT ms] [ONCLOSE [GRACE ms]] [DELAY ms]`
+/// → fencing token, or nil when another token holds the key (or others
+/// wait for it, or its lock-delay runs). The same token re-acquiring
+/// extends and keeps its fence. With WAIT the client blocks in the key's
+/// FIFO queue until granted (the fence) or the wait ends (nil); inside
+/// MULTI it tries once, as BLPOP does.
 pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
-    if args.len() != 5 {
-        return Err(CmdError::Syntax);
-    }
     let (key, token) = (args[1], args[2]);
     let deadline = lock_deadline(keys, args[3], args[4])?;
+    let opts = super::coordination::AcquireOptions::parse(&args[5..])?;
+    let db = ctx.client.db;
+    let coord = &ctx.shared.coord;
+    let now = keys.now;
+    // Those already waiting come first, should the key be free for them.
+    if coord.active() {
+        coord.grant_if_free(db, keys, key);
+    }
+    // When the holder's lease ends (0: free, but others come first).
+    let held_until = keys.get(key)?.map_or(0, |e| e.deadline());
+    // `held`: this token already holds the key (re-acquiring extends it).
     let (fence, held) = match keys.get(key)? {
         Some(e) if **e.str()? != *token => (None, true),
         Some(e) if e.fence != 0 => (Some(e.fence), true),
-        _ => (Some(ctx.shared.keyspace.fences.next()), false),
+        Some(_) => (Some(ctx.shared.keyspace.fences.next()), false),
+        None if coord.grantable(db, key, now) => (Some(ctx.shared.keyspace.fences.next()), false),
+        None => (None, false),
     };
     let Some(fence) = fence else {
+        if let Some(wait) = opts.wait
+            && ctx.client.multi.is_none()
+            && !ctx.client.in_exec
+        {
+            return super::coordination::block_on_lock(ctx, key, token, args[3], args[4], &opts, wait, held_until);
+        }
         ctx.shared.locks.busy();
         ctx.out.null();
         return Ok(());
     };
-    ctx.shared.locks.acquired(ctx.client.db, key, token, keys.now);
+    ctx.shared.locks.acquired(db, key, token, now);
+    coord.note_holder(db, key, fence, ctx.client.handle.id);
     keys.set(key, token, deadline)?;
     if let Some(e) = keys.get_mut(key)? {
         e.fence = fence;
@@ -180,6 +201,9 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
         LockEvent::Acquired { token, fence }
     };
     ctx.lock_event(key, event);
+    if opts.onclose.is_some() || opts.delay.is_some() {
+        coord.lock_options(db, key, token, fence, ctx.client.handle.id, opts.onclose, opts.delay);
+    }
     ctx.out.int(fence as i64);
     Ok(())
 }
@@ -194,23 +218,28 @@ pub fn lock_release(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
 /// `LOCK.EXTEND key token PX ms` → 1/0.
 pub fn lock_extend(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let deadline = lock_deadline(keys, args[3], args[4])?;
-    let owned = match keys.get(args[1])? {
-        Some(e) => **e.str()? == *args[2],
-        None => false,
+    let fence = match keys.get(args[1])? {
+        Some(e) if **e.str()? == *args[2] => Some(e.fence),
+        _ => None,
     };
-    if owned {
+    if let Some(fence) = fence {
         keys.set_deadline(args[1], deadline)?;
+        let coord = &ctx.shared.coord;
+        coord.extended(ctx.client.db, args[1], args[2], fence, ctx.client.handle.id);
         ctx.notify(GENERIC, "expire", args[1]);
         let pttl = pttl_of_deadline(deadline, keys.now);
         ctx.lock_event(args[1], LockEvent::Extended { token: args[2], pttl });
     }
+    let owned = fence.is_some();
     ctx.out.int(owned as i64);
     Ok(())
 }
 
-/// `LOCK.INFO key` → {token, ttl (ms, -1 if none), fence (nil if none)} or nil.
+/// `LOCK.INFO key` → {token, ttl (ms, -1 if none), fence (nil if none),
+/// waiters} or nil.
 pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let now = keys.now;
+    let waiters = ctx.shared.coord.queue_len(ctx.client.db, args[1]);
     let Some(e) = keys.get(args[1])? else {
         ctx.out.null();
         return Ok(());
@@ -218,7 +247,7 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     let ttl = pttl_of(e, now);
     let token = e.str()?;
     let out = &mut *ctx.out;
-    out.map(3);
+    out.map(4);
     out.bulk_str("token");
     out.bulk(token);
     out.bulk_str("ttl");
@@ -229,6 +258,8 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     } else {
         out.int(e.fence as i64)
     }
+    out.bulk_str("waiters");
+    out.int(waiters as i64);
     Ok(())
 }
 

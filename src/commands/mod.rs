@@ -15,6 +15,7 @@
 pub mod args;
 pub mod connection;
 pub mod containers;
+pub mod coordination;
 pub mod error;
 pub mod expire;
 pub mod hashes;
@@ -77,6 +78,19 @@ pub struct ClientState {
     /// The append-only records of the Lua script that just ran, for its
     /// EVAL's [`Persist::Script`] (None: a catalogued script ran).
     pub script_effects: Option<Vec<u8>>,
+    /// Set by a blocking acquire that must wait: the connection reads no
+    /// further command until the wait ends, and then writes its reply.
+    pub blocked: Option<Box<Blocked>>,
+    /// EXEC is running queued commands: a blocking acquire tries once.
+    pub in_exec: bool,
+}
+
+/// A blocking acquire in its queue ([`crate::coord`]).
+pub struct Blocked {
+    pub ticket: crate::coord::Ticket,
+    pub rx: tokio::sync::oneshot::Receiver<crate::coord::Granted>,
+    /// None: wait forever (WAIT 0).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl ClientState {
@@ -94,6 +108,8 @@ impl ClientState {
             last_command: table::LookupCache::default(),
             pubsub: None,
             script_effects: None,
+            blocked: None,
+            in_exec: false,
         }
     }
 
@@ -401,11 +417,31 @@ fn run_with_keys(
     {
         ctx.client.aof_mark = log_effects(aof, ctx, spec, locked, args);
     }
+    // A key this freed goes to its first waiter, under the same locks
+    // (after the command's own records, which a grant's must follow).
+    if ctx.shared.coord.active() {
+        hand_freed_keys(ctx, spec, locked, args);
+    }
     let usec = ctx.shared.keyspace.clock.now_us().saturating_sub(start);
     stats::command_done(slot, failed, usec);
     // AUTH and HELLO carry passwords; EXEC's commands are logged one by one.
     if ctx.shared.slowlog.is_slow(usec) && spec.flags & (flags::NO_AUTH | flags::RUNS_QUEUE) == 0 {
         log_slow(ctx, args, usec);
+    }
+}
+
+/// Out of line: only while someone waits for a lock or a lock has options.
+#[cold]
+#[inline(never)]
+fn hand_freed_keys(ctx: &Ctx<'_>, spec: &CommandSpec, locked: &mut Locked<'_>, args: &[&[u8]]) {
+    let coord = &ctx.shared.coord;
+    let db = ctx.client.db;
+    if spec.persist == Persist::FlushAll {
+        coord.after_flushall(db, locked);
+    } else if locked.holds_all() {
+        coord.after_command_all(db, locked);
+    } else if let Ok(range) = key_positions(&spec.keys, args) {
+        coord.after_command(db, locked, range.map(|i| args[i]));
     }
 }
 
@@ -470,7 +506,7 @@ pub(crate) fn record_effects(
     use crate::persist::aof::{fence_record, flushall_record, flushdb_record, key_record};
     let now = locked.now;
     match spec.persist {
-        Persist::Nothing => {}
+        Persist::Nothing | Persist::Semaphore => {}
         Persist::FlushDb => flushdb_record(buf, db),
         Persist::FlushAll => flushall_record(buf),
         Persist::Fence => fence_record(buf, shared.keyspace.fences.current()),

@@ -167,6 +167,18 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
             "notify-keyspace-events",
             crate::pubsub::events::format(ctx.shared.pubsub.keyspace_events()),
         ),
+        (
+            "lock-delay",
+            ctx.shared.coord.lock_delay_ms.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "max-waiters",
+            ctx.shared.coord.max_waiters.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "max-waiters-per-key",
+            ctx.shared.coord.max_waiters_per_key.load(Ordering::Relaxed).to_string(),
+        ),
     ]
 }
 
@@ -188,6 +200,9 @@ const SETTABLE: &[&str] = &[
     "notify-keyspace-events",
     "busy-reply-threshold",
     "lua-time-limit",
+    "lock-delay",
+    "max-waiters",
+    "max-waiters-per-key",
 ];
 
 /// A CONFIG SET assignment, validated but not yet applied: CONFIG SET
@@ -285,6 +300,9 @@ fn config_parse<'a>(shared: &'a crate::instance::Shared, name: &str, value: &[u8
             Change::KeyspaceEvents(crate::pubsub::events::parse(value).ok_or(crate::pubsub::events::INVALID)?)
         }
         "busy-reply-threshold" | "lua-time-limit" => Change::Number(&shared.lua.threshold_ms, signed(value, 0)? as u64),
+        "lock-delay" => Change::Number(&shared.coord.lock_delay_ms, signed(value, 0)? as u64),
+        "max-waiters" => Change::Number(&shared.coord.max_waiters, signed(value, 0)? as u64),
+        "max-waiters-per-key" => Change::Number(&shared.coord.max_waiters_per_key, signed(value, 0)? as u64),
         "save" if value.is_empty() => Change::Nothing,
         "appendonly" if value == b"no" => Change::Nothing,
         _ => return Err(Refusal::Unknown),
@@ -383,6 +401,9 @@ fn config_rewrite(ctx: &mut Ctx<'_>) -> CmdResult {
     current.slowlog_log_slower_than = ctx.shared.slowlog.slower_than.load(Ordering::Relaxed);
     current.slowlog_max_len = ctx.shared.slowlog.max_len.load(Ordering::Relaxed);
     current.notify_keyspace_events = ctx.shared.pubsub.keyspace_events();
+    current.lock_delay = ctx.shared.coord.lock_delay_ms.load(Ordering::Relaxed);
+    current.max_waiters = ctx.shared.coord.max_waiters.load(Ordering::Relaxed);
+    current.max_waiters_per_key = ctx.shared.coord.max_waiters_per_key.load(Ordering::Relaxed);
     // The file is read back as text: a password that is not UTF-8 could
     // not be loaded from it.
     current.requirepass = match s.requirepass.read().as_deref().map(|p| String::from_utf8(p.to_vec())) {
@@ -714,9 +735,10 @@ pub fn info_text(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
             "clients" => {
                 let _ = write!(
                     out,
-                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
                     shared.clients.count(),
-                    Settings::get(&shared.settings.maxclients)
+                    Settings::get(&shared.settings.maxclients),
+                    shared.locks.waiters.load(Ordering::Relaxed),
                 );
             }
             "memory" => memory_section(&mut out, shared),
@@ -939,6 +961,7 @@ const REDIS_DESCRIPTIONS: &[(&str, &[&str], &[&str])] = &[
     ("client|info", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
     ("client|list", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
     ("client|kill", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
+    ("client|unblock", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
     ("client|no-evict", &["admin", "noscript", "loading", "stale"], &["@admin", "@slow", "@dangerous", "@connection"]),
     ("client|no-touch", &["noscript", "loading", "stale"], &["@slow", "@connection"]),
     ("client|help", &["loading", "stale"], &["@slow", "@connection"]),
@@ -1067,6 +1090,9 @@ fn derived_description(c: &CommandSpec) -> (Vec<&'static str>, Vec<&'static str>
         categories.push("@string");
     }
     categories.push(if c.flags & flags::FAST != 0 { "@fast" } else { "@slow" });
+    if c.flags & flags::BLOCKING != 0 {
+        categories.push("@blocking");
+    }
     (names, categories)
 }
 

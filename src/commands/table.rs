@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::{
-    CmdResult, Ctx, connection, expire, hashes, keys, lists, locks, pubsub, scripting, server, sets, strings, transactions,
-    zsets,
+    CmdResult, Ctx, connection, coordination, expire, hashes, keys, lists, locks, pubsub, scripting, server, sets,
+    strings, transactions, zsets,
 };
 use crate::store::Locked;
 
@@ -71,6 +71,9 @@ pub mod flags {
     /// Served to a RESP2 client in subscriber mode ((P|S)(UN)SUBSCRIBE,
     /// PING, QUIT, RESET); anything else is refused there.
     pub const SUBSCRIBER: u32 = 1 << 16;
+    /// May block the client (LOCK.ACQUIRE / SEM.ACQUIRE with WAIT), as
+    /// Redis marks BLPOP; inside MULTI it tries once.
+    pub const BLOCKING: u32 = 1 << 17;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -82,6 +85,7 @@ pub mod flags {
         (STALE, "stale"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (BLOCKING, "blocking"),
     ];
 }
 
@@ -104,6 +108,10 @@ pub enum Persist {
     /// A script's effects: the records its commands made (Lua), or the
     /// resulting state of its declared keys (a catalogued script).
     Script,
+    /// A semaphore's holders: [`crate::coord::sem`] logs each change as it
+    /// makes it (a grant to a waiter happens outside any command); the
+    /// reply waits for those records like any write's.
+    Semaphore,
 }
 
 pub struct CommandSpec {
@@ -118,7 +126,7 @@ pub struct CommandSpec {
     pub handler: Handler,
 }
 
-use Persist::{Dest, Fence, FlushAll, FlushDb, Keys, Nothing, Script};
+use Persist::{Dest, Fence, FlushAll, FlushDb, Keys, Nothing, Script, Semaphore};
 use flags::*;
 
 /// One row of [`COMMANDS`], in the order the table's columns read.
@@ -343,10 +351,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("delex",        -2,   WRITE | FAST,                                   K1,     Keys,     locks::delex,          "string",       "Conditionally removes the specified key based on value or digest comparison."),
     spec("digest",       2,    RO | FAST,                                      K1,     Nothing,  locks::digest,         "string",       "Returns the XXH3 hash of a string value."),
     spec("delifeq",      3,    WRITE | FAST,                                   K1,     Keys,     locks::delifeq,        "string",       "Deletes the key if its value equals the given value."),
-    spec("lock.acquire", -5,   RW | FAST | GRANTS_LOCK,                        K1,     Keys,     locks::lock_acquire,   "lock",         "Acquires a lock with an owner token and a TTL; returns a fencing token."),
+    spec("lock.acquire", -5,   RW | FAST | GRANTS_LOCK | BLOCKING,             K1,     Keys,     locks::lock_acquire,   "lock",         "Acquires a lock with an owner token and a TTL, waiting in line with WAIT; returns a fencing token."),
     spec("lock.release", 3,    WRITE | FAST,                                   K1,     Keys,     locks::lock_release,   "lock",         "Releases a lock held with the given token."),
     spec("lock.extend",  5,    WRITE | FAST,                                   K1,     Keys,     locks::lock_extend,    "lock",         "Extends a lock held with the given token."),
-    spec("lock.info",    2,    RO | FAST,                                      K1,     Nothing,  locks::lock_info,      "lock",         "Returns a lock's owner token, remaining TTL and fence."),
+    spec("lock.info",    2,    RO | FAST,                                      K1,     Nothing,  locks::lock_info,      "lock",         "Returns a lock's owner token, remaining TTL, fence and number of waiters."),
+    spec("lock.holder",  2,    RO | FAST,                                      K1,     Nothing,  coordination::lock_holder, "lock",     "Returns a lock's holder token, fence and remaining TTL."),
+    spec("lock.list",    -1,   RO,                                             KNONE,  Nothing,  coordination::lock_list, "lock",       "Lists the held locks and semaphore slots of the database."),
+    spec("sem.acquire",  -7,   RW | BLOCKING,                                  K1,     Semaphore, coordination::sem_acquire, "lock",     "Acquires a slot of a counting semaphore, waiting in line with WAIT; returns a fencing token."),
+    spec("sem.release",  3,    WRITE | FAST,                                   K1,     Semaphore, coordination::sem_release, "lock",     "Releases a semaphore slot held with the given token."),
+    spec("sem.extend",   5,    WRITE | FAST,                                   K1,     Semaphore, coordination::sem_extend, "lock",      "Extends a semaphore slot held with the given token."),
+    spec("sem.info",     2,    RO | FAST,                                      K1,     Nothing,  coordination::sem_info,  "lock",       "Returns a semaphore's limit, holders and number of waiters."),
     spec("fence.set",    4,    RW | FAST,                                      K1,     Keys,     locks::fence_set,      "lock",         "Sets a value unless a higher fencing token was already accepted for the key."),
     spec("fence.incrby", 4,    RW | FAST,                                      K1,     Keys,     locks::fence_incrby,   "lock",         "Increments a counter unless a higher fencing token was already accepted for the key."),
     spec("fence.raise",  2,    WRITE | FAST,                                   KNONE,  Fence,    locks::fence_raise,    "lock",         "Raises the instance's fencing counter to at least the given value."),
@@ -364,7 +378,7 @@ pub static SUBCOMMANDS: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "id", "getname", "setname", "setinfo", "info", "list", "kill", "no-evict", "no-touch", "help",
+            "id", "getname", "setname", "setinfo", "info", "list", "kill", "unblock", "no-evict", "no-touch", "help",
         ],
     ),
     ("config", &["get", "set", "resetstat", "rewrite", "help"]),

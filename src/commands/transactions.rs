@@ -52,6 +52,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
     let now = keyspace.clock.now_us();
     let mut db = ctx.client.db;
     let mut locked = keyspace.dbs[db].lock_all(now);
+    ctx.client.in_exec = true;
     for q in &queue {
         let spec = &COMMANDS[q.index];
         let args = borrow_args(&q.args);
@@ -63,6 +64,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, _: &[&[u8]]) -> CmdResult {
             locked = keyspace.dbs[db].lock_all(now);
         }
     }
+    ctx.client.in_exec = false;
     Ok(())
 }
 

@@ -140,14 +140,29 @@ impl Collector for Scrape {
         counters(
             &mut e,
             "redlockd_lock_acquire",
-            "Lock acquire attempts: granted, busy (held by another token), refused (restart delay, maxmemory, disk error).",
+            "Lock acquire attempts: granted, busy (held by another token), refused (restart delay, maxmemory, disk error), timeout (a blocking acquire's WAIT ended).",
             "result",
             &[
                 ("granted", l.granted.load(Relaxed)),
                 ("busy", l.busy.load(Relaxed)),
                 ("refused", l.refused.load(Relaxed)),
+                ("timeout", l.timeout.load(Relaxed)),
             ],
         )?;
+        gauge(
+            &mut e,
+            "redlockd_lock_waiters",
+            "Clients blocked in LOCK.ACQUIRE or SEM.ACQUIRE with WAIT.",
+            l.waiters.load(Relaxed) as i64,
+        )?;
+        let (sum, count, buckets) = l.wait_histogram();
+        e.encode_descriptor(
+            "redlockd_lock_wait_seconds",
+            "How long blocking acquires (WAIT) waited, granted or not.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         counters(
             &mut e,
             "redlockd_lock_release",

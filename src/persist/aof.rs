@@ -183,6 +183,28 @@ pub fn fence_record(out: &mut Vec<u8>, fence: u64) {
     encode(out, &[b"RL.FENCE", fence.to_string().as_bytes()]);
 }
 
+/// A semaphore holder's state: `token` holds a slot of `key` (of `limit`
+/// slots) with `fence` until `unix_ms`.
+pub fn sem_set_record(out: &mut Vec<u8>, db: usize, key: &[u8], token: &[u8], unix_ms: i64, fence: u64, limit: u64) {
+    encode(
+        out,
+        &[
+            b"RL.SEMSET",
+            db.to_string().as_bytes(),
+            key,
+            token,
+            unix_ms.to_string().as_bytes(),
+            fence.to_string().as_bytes(),
+            limit.to_string().as_bytes(),
+        ],
+    );
+}
+
+/// `token` no longer holds a slot of semaphore `key`.
+pub fn sem_del_record(out: &mut Vec<u8>, db: usize, key: &[u8], token: &[u8]) {
+    encode(out, &[b"RL.SEMDEL", db.to_string().as_bytes(), key, token]);
+}
+
 struct Pending {
     buf: Vec<u8>,
     /// Bytes ever appended (the offset just past the last record).
@@ -606,7 +628,8 @@ impl Writer {
     }
 }
 
-/// Write every live key, one shard at a time, then the fence counter.
+/// Write every live key, one shard at a time, then the semaphore holders
+/// and the fence counter.
 fn snapshot(keyspace: &Keyspace, path: &Path) -> std::io::Result<File> {
     let mut file = File::create(path)?;
     let mut buf = Vec::with_capacity(1 << 20);
@@ -619,6 +642,11 @@ fn snapshot(keyspace: &Keyspace, path: &Path) -> std::io::Result<File> {
                 buf.clear();
             }
         }
+    }
+    let now = keyspace.clock.now_us();
+    for (db, key, limit, h, _) in keyspace.sems.holders(now) {
+        let unix_ms = Clock::unix_ms_of(h.deadline, now).max(1);
+        sem_set_record(&mut buf, db, &key, &h.token, unix_ms, h.fence, limit);
     }
     fence_record(&mut buf, keyspace.fences.current());
     file.write_all(&buf)?;
@@ -753,6 +781,23 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
                     db.lock_all(now).clear();
                 }
             }
+            Some(b"RL.SEMSET") if args.len() == 7 => {
+                let db = db_of(args[1])?;
+                let unix_ms = parse_u64(args[4]).ok_or_else(|| bad(format!("bad expiry at offset {pos}")))? as i64;
+                let fence = parse_u64(args[5]).ok_or_else(|| bad(format!("bad fence at offset {pos}")))?;
+                let limit = parse_u64(args[6]).ok_or_else(|| bad(format!("bad limit at offset {pos}")))?;
+                max_fence = max_fence.max(fence);
+                if unix_ms <= wall {
+                    expired += 1;
+                    keyspace.sems.forget(db, args[2], args[3]);
+                } else {
+                    let deadline = Clock::deadline_from_unix_ms(unix_ms, now);
+                    keyspace.sems.restore(db, args[2], args[3], fence, deadline, limit);
+                }
+            }
+            Some(b"RL.SEMDEL") if args.len() == 4 => {
+                keyspace.sems.forget(db_of(args[1])?, args[2], args[3]);
+            }
             Some(b"RL.FENCE") if args.len() == 2 => {
                 max_fence = max_fence.max(parse_u64(args[1]).ok_or_else(|| bad(format!("bad fence at offset {pos}")))?);
             }
@@ -777,14 +822,15 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
     Ok(pos as u64)
 }
 
-/// The most arguments a record has (`RL.SET`).
-const MAX_RECORD_ARGS: u64 = 6;
+/// The most arguments a record has (`RL.SEMSET`).
+const MAX_RECORD_ARGS: u64 = 7;
 
 /// What [`parse_record`] found at the start of a slice.
 pub(crate) enum Parsed<'a> {
     /// A whole record: its arguments and its length in bytes.
     Record {
-        args: SmallVec<[&'a [u8]; MAX_RECORD_ARGS as usize]>,
+        // Inline for RL.SET's six (RL.SEMSET's seven spill: they are few).
+        args: SmallVec<[&'a [u8]; 6]>,
         len: usize,
     },
     /// Well formed as far as it goes, but the slice ends before the
@@ -890,6 +936,8 @@ fn known(args: &[&[u8]]) -> bool {
             | (Some(b"RL.FLUSHDB"), 2)
             | (Some(b"RL.FLUSHALL"), 1)
             | (Some(b"RL.FENCE"), 2)
+            | (Some(b"RL.SEMSET"), 7)
+            | (Some(b"RL.SEMDEL"), 4)
     )
 }
 

@@ -246,6 +246,23 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
         if client.close || handle.killed.load(Ordering::Relaxed) {
             return;
         }
+        if client.blocked.is_some() {
+            // Boxed: only a blocked connection pays for the wait's future.
+            let waited = Box::pin(wait_blocked(
+                &mut stream,
+                &mut rbuf,
+                shared,
+                &mut waits,
+                &mut client,
+                &mut out,
+            ))
+            .await;
+            if let Err(why) = waited {
+                debug!(id = handle.id, "closing while blocked: {why}");
+                return;
+            }
+            continue;
+        }
         if more {
             continue;
         }
@@ -323,7 +340,11 @@ fn execute_buffered(
                 client.deliver_pending(out);
             }
             drained.consumed += request.size();
-            if client.close {
+            // A blocked client's later requests wait for its reply.
+            if client.close || client.blocked.is_some() {
+                if client.blocked.is_some() {
+                    decoder.reset();
+                }
                 return drained;
             }
             // Stopping before the end of the batch, its later requests will
@@ -452,6 +473,113 @@ async fn read_more<S: ClientIo>(
             } => return Ok(()),
         }
     }
+}
+
+/// How a blocking acquire's wait ended.
+enum WaitEnd {
+    Granted(crate::coord::Granted),
+    /// Its WAIT ran out, or CLIENT UNBLOCK ... TIMEOUT.
+    TimedOut,
+    /// CLIENT UNBLOCK ... ERROR.
+    Unblocked,
+    /// The connection is closing (end of stream, shutdown, CLIENT KILL).
+    Closed(&'static str),
+}
+
+/// Wait for a blocking acquire's grant (the fence), the end of its WAIT
+/// (nil), CLIENT UNBLOCK (nil, or -UNBLOCKED), or the connection closing
+/// (it then leaves its queue; a grant that raced with the close is given
+/// back, so no lock stays with a closed connection). Meanwhile nothing the
+/// client sends is executed: it is read (to notice the end of the stream)
+/// and kept for after the reply. The reply goes into `out`.
+async fn wait_blocked<S: ClientIo>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    shared: &Shared,
+    waits: &mut Waits<'_, '_>,
+    client: &mut ClientState,
+    out: &mut ReplyBuf,
+) -> Result<(), &'static str> {
+    use crate::instance::{BLOCK_ERROR, BLOCK_NONE, BLOCK_TIMEOUT};
+    let Some(blocked) = client.blocked.take() else {
+        return Ok(());
+    };
+    let commands::Blocked {
+        ticket,
+        mut rx,
+        timeout,
+    } = *blocked;
+    let handle = waits.handle;
+    let started = std::time::Instant::now();
+    let unblocked = handle.unblock.notified();
+    let expiry = tokio::time::sleep(timeout.unwrap_or(Duration::from_secs(86_400 * 365)));
+    tokio::pin!(unblocked, expiry);
+    // Registered before the state is read: an UNBLOCK after the read wakes it.
+    unblocked.as_mut().enable();
+    let query_limit = Settings::get(&shared.settings.client_query_buffer_limit);
+    let end = loop {
+        match handle.block.load(Ordering::SeqCst) {
+            BLOCK_TIMEOUT => break WaitEnd::TimedOut,
+            BLOCK_ERROR => break WaitEnd::Unblocked,
+            _ => {}
+        }
+        if rbuf.len() as u64 > query_limit {
+            break WaitEnd::Closed("query buffer limit exceeded while blocked");
+        }
+        tokio::select! {
+            biased;
+            granted = &mut rx => break match granted {
+                Ok(g) => WaitEnd::Granted(g),
+                Err(_) => WaitEnd::TimedOut,
+            },
+            _ = unblocked.as_mut() => {
+                unblocked.set(handle.unblock.notified());
+                unblocked.as_mut().enable();
+            }
+            _ = expiry.as_mut(), if timeout.is_some() => break WaitEnd::TimedOut,
+            r = stream.wait_input(rbuf) => {
+                let r = match r {
+                    Ok(None) => stream.try_read_now(rbuf),
+                    other => other,
+                };
+                if let Err(why) = got_input(r, waits) {
+                    break WaitEnd::Closed(why);
+                }
+            }
+            _ = waits.shutdown.as_mut() => break WaitEnd::Closed("shutting down"),
+            _ = waits.kill.as_mut() => break WaitEnd::Closed("killed"),
+        }
+    };
+    handle.block.store(BLOCK_NONE, Ordering::SeqCst);
+    let coord = &shared.coord;
+    // A wait that ended otherwise than by its grant leaves the queue, unless
+    // the grant won the race: then it stands (or is given back on close).
+    let end = match end {
+        WaitEnd::Granted(g) => WaitEnd::Granted(g),
+        other if coord.cancel(&ticket) => other,
+        other => match rx.try_recv() {
+            Ok(g) => match other {
+                WaitEnd::Closed(why) => {
+                    coord.give_back(&ticket, g);
+                    WaitEnd::Closed(why)
+                }
+                _ => WaitEnd::Granted(g),
+            },
+            Err(_) => other,
+        },
+    };
+    let waited_us = started.elapsed().as_micros() as u64;
+    shared.locks.waited(waited_us, matches!(end, WaitEnd::Granted(_)));
+    match end {
+        WaitEnd::Granted(g) => {
+            client.aof_mark = client.aof_mark.max(g.aof_mark);
+            out.int(g.fence as i64);
+        }
+        WaitEnd::TimedOut => out.null(),
+        WaitEnd::Unblocked => out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+        WaitEnd::Closed(why) => return Err(why),
+    }
+    Ok(())
 }
 
 /// Buffers lent to connections while they have bytes in hand: one spare

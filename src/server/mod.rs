@@ -109,11 +109,14 @@ pub async fn serve(listener: TcpListener, mut config: ServerConfig, signal: &Sto
     }
     info!(%addr, "redlockd {} ready to accept connections", crate::VERSION);
     // In a group, expiry follows the log (crate::group::clock).
-    let _expirer = shared
-        .group
-        .get()
-        .is_none()
-        .then(|| Expirer::start(shared.keyspace.clone()));
+    let _expirer = shared.group.get().is_none().then(|| {
+        let coord = shared.coord.clone();
+        let expirer = Expirer::start(shared.keyspace.clone(), Box::new(move |now| coord.due(now)));
+        if let Some(thread) = expirer.thread() {
+            shared.coord.set_expirer(thread);
+        }
+        expirer
+    });
     if shared.config.metrics_port != 0 {
         let l = bind_addr(&shared.config.bind, shared.config.metrics_port, 128)?;
         crate::metrics::http::spawn(l, shared.clone())?;
@@ -282,6 +285,7 @@ fn admit(
         debug!(%peer, id = handle.id, tls = tls.is_some(), "client connected");
         connection::serve_accepted(stream, tls, &shared, handle.clone()).await;
         shared.clients.unregister(handle.id);
+        shared.coord.client_closed(handle.id);
         debug!(%peer, id = handle.id, "client closed");
         drop(done);
     });

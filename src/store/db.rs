@@ -69,10 +69,15 @@ pub struct Db {
     /// shard's lock (the status page's "expired" events); unset, an expiry
     /// costs one load more.
     on_expire: OnceLock<ExpireHook>,
+    /// Asked, after `on_expire`, for an entry to take an expired key's
+    /// place at once (a lock handed to its next waiter).
+    on_refill: OnceLock<RefillHook>,
 }
 
 /// See [`Db::set_expire_hook`].
 pub type ExpireHook = Box<dyn Fn(&[u8], &Entry) + Send + Sync>;
+/// See [`Db::set_refill_hook`].
+pub type RefillHook = Box<dyn Fn(&[u8], &Entry, u64) -> Option<Entry> + Send + Sync>;
 
 /// A shard's lock and the one thing kept outside it. Cache-line aligned,
 /// so that cores taking neighbouring shards do not contend for one line.
@@ -124,6 +129,7 @@ impl Db {
             hasher: Hasher::new(),
             expired_keys: AtomicU64::new(0),
             on_expire: OnceLock::new(),
+            on_refill: OnceLock::new(),
         }
     }
 
@@ -138,6 +144,31 @@ impl Db {
         if let Some(hook) = self.on_expire.get() {
             hook(key, entry);
         }
+    }
+
+    /// Have `hook` called (with the key, its expired entry and the time)
+    /// for every key removed because its deadline passed, lazily or by the
+    /// expirer, after the expire hook; an entry it returns is stored under
+    /// the key at once, under the same shard lock, so that nobody sees the
+    /// key free in between: that is how an expired lock goes straight to
+    /// the head of its waiters. Set once; it must not touch the keyspace.
+    pub fn set_refill_hook(&self, hook: RefillHook) {
+        let _ = self.on_refill.set(hook);
+    }
+
+    fn refill(&self, (key, entry): &Slot, now: u64) -> Option<Entry> {
+        self.on_refill.get().and_then(|hook| hook(key, entry, now))
+    }
+
+    /// The earliest deadline any shard may have due (a lower bound;
+    /// u64::MAX if none): when the expirer must look next for a grant on
+    /// expiry to be on time.
+    pub fn earliest_deadline(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.earliest.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     pub fn hash(&self, key: &[u8]) -> u64 {
@@ -223,15 +254,6 @@ impl Db {
         }
     }
 
-    /// A lower bound of the earliest deadline of any key (u64::MAX if none).
-    pub fn earliest_deadline(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.earliest.load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(u64::MAX)
-    }
-
     /// Reclaim expired keys of one shard, at most `budget` of them; returns
     /// (removed, budget exhausted). Shrinks the shard's table and entries
     /// when they have become mostly empty, so that memory really goes back.
@@ -252,12 +274,21 @@ impl Db {
     fn pop_due(&self, shard_no: usize, shard: &mut Shard, now: u64, budget: usize) -> (usize, usize) {
         let Shard { keys, wheel } = shard;
         let mut removed = 0;
+        let mut refills: SmallVec<[(u64, SmallBytes, Entry); 1]> = SmallVec::new();
         let popped = wheel.pop_due(now, budget, |hash| {
             if let Some(slot) = keys.remove_expired(&self.hasher, hash, now) {
                 removed += 1;
                 self.expired(&slot);
+                if let Some(entry) = self.refill(&slot, now) {
+                    refills.push((hash, slot.0, entry));
+                }
             }
         });
+        for (hash, key, entry) in refills {
+            let deadline = entry.deadline;
+            keys.insert(&self.hasher, hash, (key, entry));
+            self.schedule(shard_no, wheel, deadline, hash, now);
+        }
         self.shards[shard_no]
             .earliest
             .store(wheel.earliest(), Ordering::Relaxed);
@@ -602,6 +633,12 @@ impl<'a> Locked<'a> {
             let slot = shard.keys.remove(&db.hasher, bucket);
             db.expired_keys.fetch_add(1, Ordering::Relaxed);
             db.expired(&slot);
+            if let Some(entry) = db.refill(&slot, now) {
+                let deadline = entry.deadline;
+                shard.keys.insert(&db.hasher, hash, (slot.0, entry));
+                db.schedule(shard_no, &mut shard.wheel, deadline, hash, now);
+                found = shard.keys.find(hash, key);
+            }
         }
         Ok(Lookup {
             shard_no,

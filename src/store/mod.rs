@@ -24,6 +24,9 @@ pub struct Keyspace {
     pub dbs: Vec<Db>,
     pub clock: Clock,
     pub fences: fence::FenceCounter,
+    /// Semaphores live beside the keys, not in them: they are logged and
+    /// replayed with them ([`crate::coord::sem`]).
+    pub sems: crate::coord::sem::Semaphores,
 }
 
 impl Keyspace {
@@ -32,6 +35,7 @@ impl Keyspace {
             dbs: (0..databases.max(1)).map(|_| Db::new()).collect(),
             clock: Clock::new(),
             fences: fence::FenceCounter::new(),
+            sems: Default::default(),
         }
     }
 }
