@@ -103,14 +103,15 @@ impl Shared {
         } else {
             None
         };
-        if config.metrics_port != 0 {
-            // The status page's "expired" events (after the log's replay).
-            for (i, db) in keyspace.dbs.iter().enumerate() {
-                let locks = locks.clone();
-                db.set_expire_hook(Box::new(move |key, entry| {
+        // Locks expired while held: counted, logged, and the status page's
+        // "expired" events (after the log's replay).
+        for (i, db) in keyspace.dbs.iter().enumerate() {
+            let locks = locks.clone();
+            db.set_expire_hook(Box::new(move |key, entry| {
+                if entry.is_lock() {
                     locks.expired(i, key, &entry.value, entry.deadline())
-                }));
-            }
+                }
+            }));
         }
         Ok(Arc::new(Shared {
             settings: Settings::new(&config),

@@ -17,8 +17,8 @@ use super::strings::{Condition, ExpiryOpt, parse_set_options};
 use super::table::{CommandSpec, flags};
 use super::ttl::{ExpireArg, Form, pttl_of};
 use super::{CmdError, CmdResult, Ctx};
-use crate::lockstats::Release;
-use crate::store::{Deadline, Locked};
+use crate::lockstats::{LockStats, Release};
+use crate::store::{Deadline, Entry, Locked};
 
 /// DIGEST's text: XXH3-64 of the value, 16 lowercase hex digits.
 pub fn digest_hex(value: &[u8]) -> String {
@@ -93,7 +93,8 @@ fn delete_if(
     let removed = (outcome == Release::Released).then(|| place.remove()).flatten();
     if release {
         let token = removed.as_ref().map_or(&b""[..], |e| &e.value);
-        ctx.shared.locks.released(ctx.client.db, key, token, outcome, now);
+        let held = removed.as_ref().is_some_and(Entry::is_lock);
+        ctx.shared.locks.released(ctx.client.db, key, token, outcome, held, now);
     }
     Ok(outcome == Release::Released)
 }
@@ -122,6 +123,18 @@ pub fn grants_lock(spec: &CommandSpec, args: &[&[u8]]) -> bool {
     }
 }
 
+/// A lock command has just stored `token` under `key` as a grant (or a
+/// holder's renewal): mark the value as a held lock and count the grant.
+/// Every grant goes through here, so that what [`crate::lockstats`] calls a
+/// lock is exactly what lock commands granted.
+pub fn granted(locks: &LockStats, keys: &mut Locked<'_>, db: usize, key: &[u8], token: &[u8]) -> CmdResult {
+    if let Some(e) = keys.get_mut(key)? {
+        e.mark_lock();
+    }
+    locks.acquired(db, key, token, keys.now);
+    Ok(())
+}
+
 /// Parse the `PX ms` / `EX s` pair of LOCK.ACQUIRE/LOCK.EXTEND into a
 /// deadline, with SET's validation.
 fn lock_deadline(keys: &Locked<'_>, unit: &[u8], value: &[u8]) -> Result<Deadline, CmdError> {
@@ -145,7 +158,7 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     let deadline = lock_deadline(keys, args[3], args[4])?;
     let fence = match keys.get(key)? {
         Some(e) if *e.value != *token => None,
-        Some(e) if e.fence != 0 => Some(e.fence),
+        Some(e) if e.fence() != 0 => Some(e.fence()),
         _ => Some(ctx.shared.keyspace.fences.next()),
     };
     let Some(fence) = fence else {
@@ -153,11 +166,11 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
         ctx.out.null();
         return Ok(());
     };
-    ctx.shared.locks.acquired(ctx.client.db, key, token, keys.now);
     keys.set(key, token, deadline)?;
     if let Some(e) = keys.get_mut(key)? {
-        e.fence = fence;
+        e.set_fence(fence);
     }
+    granted(&ctx.shared.locks, keys, ctx.client.db, key, token)?;
     ctx.out.int(fence as i64);
     Ok(())
 }
@@ -195,10 +208,10 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     out.bulk_str("ttl");
     out.int(ttl);
     out.bulk_str("fence");
-    if e.fence == 0 {
+    if e.fence() == 0 {
         out.null()
     } else {
-        out.int(e.fence as i64)
+        out.int(e.fence() as i64)
     }
     Ok(())
 }
@@ -221,7 +234,7 @@ fn fenced_write<T>(
     token: u64,
     write: impl FnOnce(&mut Locked<'_>) -> Result<T, CmdError>,
 ) -> Result<T, CmdError> {
-    let accepted = keys.get(key)?.map_or(0, |e| e.fence);
+    let accepted = keys.get(key)?.map_or(0, |e| e.fence());
     if token < accepted {
         ctx.shared.locks.fence_rejected();
         return Err(CmdError::msg(format!(
@@ -230,7 +243,7 @@ fn fenced_write<T>(
     }
     let result = write(keys)?;
     if let Some(e) = keys.get_mut(key)? {
-        e.fence = accepted.max(token);
+        e.set_fence(accepted.max(token));
     }
     Ok(result)
 }

@@ -16,7 +16,7 @@ use crate::memory;
 use crate::protocol::ReplyBuf;
 use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, Reply, Script, Ttl};
 use crate::scripts::{self, sha1_hex};
-use crate::store::{Deadline, Locked, NO_DEADLINE};
+use crate::store::{Deadline, Entry, Locked, NO_DEADLINE};
 
 fn unsupported(sha: &str) -> CmdError {
     CmdError::msg(format!(
@@ -115,12 +115,15 @@ struct Invocation<'a, 'b> {
 }
 
 impl<'a> Invocation<'a, '_> {
-    fn acquired(&self, key: &[u8], token: &[u8], now: u64) {
-        self.locks.acquired(self.db, key, token, now);
+    /// `token` was just stored under `key` as a grant or a holder's renewal.
+    fn granted(&self, keys: &mut Locked<'_>, key: &[u8], token: &[u8]) -> CmdResult {
+        super::locks::granted(self.locks, keys, self.db, key, token)
     }
 
-    fn released(&self, key: &[u8], token: &[u8], how: Release, now: u64) {
-        self.locks.released(self.db, key, token, how, now);
+    /// A release attempt ended as `how`; `removed` is what it deleted.
+    fn released(&self, key: &[u8], token: &[u8], how: Release, removed: Option<&Entry>, now: u64) {
+        let held = removed.is_some_and(Entry::is_lock);
+        self.locks.released(self.db, key, token, how, held, now);
     }
 
     fn get(&self, arg: Arg) -> &'a [u8] {
@@ -281,7 +284,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             };
             let removed = if mine { place.remove() } else { None };
             let token = owner.map_or_else(|| removed.as_ref().map_or(&b""[..], |e| &e.value), |o| inv.get(o));
-            inv.released(k1, token, release_outcome(mine, present), now);
+            inv.released(k1, token, release_outcome(mine, present), removed.as_ref(), now);
             match how {
                 ReleaseReply::Count => out.int(mine as i64),
                 ReleaseReply::MissingMinusOne => out.int(if mine {
@@ -376,7 +379,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     px_deadline(now, ttl_arg)?
                 };
                 keys.set(k1, token, d)?;
-                inv.acquired(k1, token, now);
+                inv.granted(keys, k1, token)?;
                 return reply(out, r);
             }
             // Without a grant for a free key, the script only renews: no acquire.
@@ -388,7 +391,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     }
                     apply_ttl(keys, k1, token, ttl_arg, how)?;
                     if acquire {
-                        inv.acquired(k1, token, now);
+                        inv.granted(keys, k1, token)?;
                     }
                     reply(out, r)?;
                 }
@@ -412,7 +415,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let d = px_deadline(now, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, inv.get(value), d)?;
-                inv.acquired(k, inv.get(value), now);
+                inv.granted(keys, k, inv.get(value))?;
             }
             out.int(inv.keys.len() as i64);
         }
@@ -437,11 +440,9 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             for k in inv.keys {
                 let current = value_of(keys, k)?;
                 let (present, mine) = (current.is_some(), current == Some(token));
-                if mine {
-                    keys.remove(k)?;
-                    n += 1;
-                }
-                inv.released(k, token, release_outcome(mine, present), now);
+                let removed = if mine { keys.remove(k)? } else { None };
+                n += mine as i64;
+                inv.released(k, token, release_outcome(mine, present), removed.as_ref(), now);
             }
             out.int(n);
         }
@@ -467,7 +468,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let when = ExpireArg::expire_style(Form::Px, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, token, NO_DEADLINE)?;
-                inv.acquired(k, token, now);
+                inv.granted(keys, k, token)?;
             }
             for k in inv.keys {
                 expire_key(keys, k, when)?;
@@ -480,7 +481,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 let current = value_of(keys, k)?;
                 if current != Some(token) {
                     if matches!(script.op, Op::BsmRelease { .. }) {
-                        inv.released(k, token, release_outcome(false, current.is_some()), now);
+                        inv.released(k, token, release_outcome(false, current.is_some()), None, now);
                     }
                     out.null();
                     return Ok(());
@@ -489,8 +490,8 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             match script.op {
                 Op::BsmRelease { .. } => {
                     for k in inv.keys {
-                        keys.remove(k)?;
-                        inv.released(k, token, Release::Released, now);
+                        let removed = keys.remove(k)?;
+                        inv.released(k, token, Release::Released, removed.as_ref(), now);
                     }
                     out.ok();
                 }

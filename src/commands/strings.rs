@@ -241,9 +241,11 @@ pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     }
     let SetOutcome { written, old } = set_with(keys, args[1], args[2], &opts)?;
     if opts.cond == Condition::Missing && !matches!(opts.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl) {
-        ctx.shared
-            .locks
-            .acquire_outcome(ctx.client.db, args[1], args[2], written, keys.now);
+        if written {
+            super::locks::granted(&ctx.shared.locks, keys, ctx.client.db, args[1], args[2])?;
+        } else {
+            ctx.shared.locks.busy();
+        }
     }
     if opts.get {
         ctx.out.bulk_or_null(old.as_deref());

@@ -55,7 +55,9 @@ impl Fsync {
     }
 }
 
-/// The record of one key's state (its absence when `entry` is None).
+/// The record of one key's state (its absence when `entry` is None). A
+/// value stored by a lock grant carries a seventh argument, `lock`, so that
+/// a restart keeps counting it as a held lock ([`crate::lockstats`]).
 pub fn key_record(out: &mut Vec<u8>, db: usize, key: &[u8], entry: Option<&Entry>, now: u64) {
     let db = db.to_string();
     match entry {
@@ -65,18 +67,17 @@ pub fn key_record(out: &mut Vec<u8>, db: usize, key: &[u8], entry: Option<&Entry
             } else {
                 0
             };
-            let (unix_ms, fence) = (unix_ms.to_string(), e.fence.to_string());
-            encode(
-                out,
-                &[
-                    b"RL.SET",
-                    db.as_bytes(),
-                    key,
-                    &e.value,
-                    unix_ms.as_bytes(),
-                    fence.as_bytes(),
-                ],
-            );
+            let (unix_ms, fence) = (unix_ms.to_string(), e.fence().to_string());
+            let record: [&[u8]; 7] = [
+                b"RL.SET",
+                db.as_bytes(),
+                key,
+                &e.value,
+                unix_ms.as_bytes(),
+                fence.as_bytes(),
+                b"lock",
+            ];
+            encode(out, &record[..if e.is_lock() { 7 } else { 6 }]);
         }
         None => encode(out, &[b"RL.DEL", db.as_bytes(), key]),
     }
@@ -609,7 +610,7 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
         };
         let now = keyspace.clock.now_us();
         match args.first().copied() {
-            Some(b"RL.SET") if args.len() == 6 => {
+            Some(b"RL.SET") if args.len() == 6 || (args.len() == 7 && args[6] == b"lock") => {
                 let db = db_of(args[1])?;
                 let unix_ms = parse_u64(args[4]).ok_or_else(|| bad(format!("bad expiry at offset {pos}")))? as i64;
                 let fence = parse_u64(args[5]).ok_or_else(|| bad(format!("bad fence at offset {pos}")))?;
@@ -626,7 +627,10 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
                     };
                     let _ = locked.set(args[2], args[3], deadline);
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
-                        e.fence = fence;
+                        e.set_fence(fence);
+                        if args.len() == 7 {
+                            e.mark_lock();
+                        }
                     }
                 }
             }
@@ -668,14 +672,16 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
     Ok(pos as u64)
 }
 
-/// The most arguments a record has (`RL.SET`).
-const MAX_RECORD_ARGS: u64 = 6;
+/// The most arguments a record has (`RL.SET` of a lock).
+const MAX_RECORD_ARGS: u64 = 7;
 
 /// What [`parse_record`] found at the start of a slice.
 enum Parsed<'a> {
     /// A whole record: its arguments and its length in bytes.
     Record {
-        args: SmallVec<[&'a [u8]; MAX_RECORD_ARGS as usize]>,
+        /// Inline up to six (a lock's seventh spills: clippy bounds the
+        /// size of `header`'s `Err`, a `Parsed`).
+        args: SmallVec<[&'a [u8]; 6]>,
         len: usize,
     },
     /// Well formed as far as it goes, but the slice ends before the
