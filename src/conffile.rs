@@ -321,6 +321,7 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ("tcp-keepalive", num(c.tcp_keepalive)),
         ("timeout", num(c.timeout)),
         ("loglevel", Some(word(&c.log_level))),
+        ("log-format", Some(word(&c.log_format))),
         ("proto-max-bulk-len", Some(memory(c.proto_max_bulk_len))),
         ("client-query-buffer-limit", Some(memory(c.client_query_buffer_limit))),
         ("client-output-buffer-limit", Some(obuf)),

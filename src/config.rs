@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// filter (`RUST_LOG` wins when set).
     #[arg(long, alias = "loglevel", default_value = "notice")]
     pub log_level: String,
+    /// Log lines as text, or as one JSON object a line (for log shippers).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Largest bulk string a client may send (redis-server units: 512mb, 1gb).
     #[arg(long, default_value = "512mb", value_parser = parse_memory)]
     pub proto_max_bulk_len: u64,
@@ -166,6 +169,7 @@ impl Default for ServerConfig {
             tcp_keepalive: 300,
             timeout: 0,
             log_level: "notice".into(),
+            log_format: "text".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit: OutputLimit {

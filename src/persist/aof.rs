@@ -300,8 +300,12 @@ struct Writer {
 
 /// A write error under way.
 struct Failure {
+    /// When it began (the recovery's log line says how long it lasted).
+    since: Instant,
     retry_at: Instant,
     logged_at: Instant,
+    /// Failed retries since the last log line (that line not counted).
+    unlogged: u64,
 }
 
 impl Writer {
@@ -367,9 +371,9 @@ impl Writer {
     /// stops writes until a retry succeeds.
     fn flush(&mut self, stop: bool) {
         if !self.unwritten.is_empty()
-            && let Err(e) = self.write_unwritten()
+            && let Err((op, e)) = self.write_unwritten()
         {
-            return self.failed(e);
+            return self.failed(op, e);
         }
         let sync_due = self.unsynced
             && match self.aof.policy {
@@ -383,27 +387,35 @@ impl Writer {
                 // Redis's everysec: the writes stay acknowledged (they are in
                 // the file), but no more are taken until an fsync succeeds.
                 self.fsync_failed = true;
-                return self.failed(e);
+                return self.failed("fsync", e);
             }
             self.unsynced = false;
             self.fsync_failed = false;
             self.last_sync = Instant::now();
         }
-        if !self.fsync_failed && self.failure.take().is_some() {
+        if !self.fsync_failed
+            && let Some(f) = self.failure.take()
+        {
             self.aof.stats.write_errno.store(0, Ordering::Relaxed);
-            warn!("append-only file write error looks solved; accepting writes again");
+            warn!(
+                target: "redlockd::aof",
+                path = %self.path.display(),
+                failed_ms = f.since.elapsed().as_millis() as u64,
+                "append-only file write error looks solved; accepting writes again"
+            );
         }
     }
 
     /// Write `unwritten` (and with `appendfsync always` fsync it): then it
-    /// is durable, and the clients waiting for it get their replies.
-    fn write_unwritten(&mut self) -> std::io::Result<()> {
-        let mut result = write_counted(&mut self.file, &self.unwritten, &mut self.partial);
+    /// is durable, and the clients waiting for it get their replies. An
+    /// error comes with what failed: "write" or "fsync".
+    fn write_unwritten(&mut self) -> Result<(), (&'static str, std::io::Error)> {
+        let mut result = write_counted(&mut self.file, &self.unwritten, &mut self.partial).map_err(|e| ("write", e));
         let always = self.aof.policy == Fsync::Always;
         if result.is_ok() && always {
-            result = self.file.sync_data();
+            result = self.file.sync_data().map_err(|e| ("fsync", e));
         }
-        if let Err(e) = result {
+        if let Err((_, e)) = &result {
             if self.partial > 0 {
                 // Cut back to the last whole record, as Redis does: the file
                 // stays a valid log while the error lasts (a restart then
@@ -414,16 +426,25 @@ impl Writer {
                     Ok(()) => self.partial = 0,
                     Err(cut) if always => {
                         tracing::error!(
-                            "cannot fsync the append-only file ({e}) nor cut the unsynced records off it ({cut}); exiting"
+                            target: "redlockd::aof",
+                            path = %self.path.display(),
+                            error = %e,
+                            cut_error = %cut,
+                            "cannot fsync the append-only file nor cut the unsynced records off it; exiting"
                         );
                         std::process::exit(1);
                     }
                     Err(cut) => {
-                        warn!("cannot cut a partial record off the append-only file ({cut}); the retry completes it")
+                        warn!(
+                            target: "redlockd::aof",
+                            path = %self.path.display(),
+                            error = %cut,
+                            "cannot cut a partial record off the append-only file; the retry completes it"
+                        )
                     }
                 }
             }
-            return Err(e);
+            return result;
         }
         let n = self.unwritten.len() as u64;
         if let Some(r) = self.rewriting.as_mut() {
@@ -443,24 +464,37 @@ impl Writer {
     }
 
     /// Stop accepting writes (the MISCONF gate reads `write_errno`), log
-    /// (at most every [`ERROR_LOG_EVERY`]), and retry in [`RETRY_EVERY`].
-    fn failed(&mut self, e: std::io::Error) {
+    /// (at most every [`ERROR_LOG_EVERY`]), and retry in [`RETRY_EVERY`];
+    /// `op` is what failed ("write" or "fsync").
+    fn failed(&mut self, op: &'static str, e: std::io::Error) {
         let errno = e.raw_os_error().filter(|&n| n != 0).unwrap_or(libc::EIO);
         self.aof.stats.write_errno.store(errno, Ordering::Relaxed);
         let now = Instant::now();
-        let logged_at = match &self.failure {
-            Some(f) if now.duration_since(f.logged_at) < ERROR_LOG_EVERY => f.logged_at,
-            _ => {
-                tracing::error!(
-                    "error writing to the append-only file: {e}; refusing write commands until it can be written (retrying every {RETRY_EVERY:?})"
-                );
-                now
-            }
-        };
-        self.failure = Some(Failure {
-            retry_at: now + RETRY_EVERY,
-            logged_at,
+        let ongoing = self.failure.is_some();
+        let mut f = self.failure.take().unwrap_or(Failure {
+            since: now,
+            retry_at: now,
+            logged_at: now,
+            unlogged: 0,
         });
+        if ongoing && now.duration_since(f.logged_at) < ERROR_LOG_EVERY {
+            f.unlogged += 1;
+        } else {
+            tracing::error!(
+                target: "redlockd::aof",
+                path = %self.path.display(),
+                op,
+                errno,
+                error = %e,
+                failing_ms = now.duration_since(f.since).as_millis() as u64,
+                unlogged_failures = f.unlogged,
+                "append-only file {op} failed; refusing write commands until it can be written (retrying every {RETRY_EVERY:?})"
+            );
+            f.logged_at = now;
+            f.unlogged = 0;
+        }
+        f.retry_at = now + RETRY_EVERY;
+        self.failure = Some(f);
     }
 
     fn start_rewrite(&mut self) {
@@ -509,7 +543,7 @@ impl Writer {
                 info!(size, "background append-only file rewrite finished");
             }
             Err(e) => {
-                warn!("append-only file rewrite failed: {e}");
+                warn!(target: "redlockd::aof", error = %e, "append-only file rewrite failed");
                 let _ = std::fs::remove_file(&r.temp);
                 self.aof.stats.last_rewrite_ok.store(false, Ordering::Relaxed);
             }
