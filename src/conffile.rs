@@ -339,6 +339,7 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
             Some(c.slowlog_log_slower_than.to_string().into_bytes()),
         ),
         ("slowlog-max-len", num(c.slowlog_max_len)),
+        ("latency-monitor-threshold", num(c.latency_monitor_threshold)),
         ("restart-delay", num(c.restart_delay)),
         ("save", Some(b"\"\"".to_vec())),
         ("appendonly", yes_no(c.appendonly)),

@@ -77,6 +77,10 @@ pub struct ServerConfig {
     /// Entries the slow log keeps (the oldest go first).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     pub slowlog_max_len: u64,
+    /// Keep LATENCY samples of commands (and append-only file writes) that
+    /// took at least this many milliseconds; 0 keeps none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub latency_monitor_threshold: u64,
     /// After start, refuse lock grants (SET NX, LOCK.ACQUIRE, acquire scripts)
     /// for this many milliseconds: Redlock's delayed restart (0 = off).
     #[arg(long, default_value_t = 0)]
@@ -181,6 +185,7 @@ impl Default for ServerConfig {
             protected_mode: true,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             restart_delay: 0,
             appendonly: false,
             appendfsync: "everysec".into(),

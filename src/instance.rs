@@ -35,6 +35,8 @@ pub struct Shared {
     pub watches: Watches,
     pub counters: ServerCounters,
     pub slowlog: crate::slowlog::SlowLog,
+    /// LATENCY's samples; the append-only file's writer adds its own.
+    pub latency: Arc<crate::latency::LatencyMonitor>,
     /// Lock grant/release counters and recent lock events (`/metrics`, status page).
     pub locks: Arc<LockStats>,
     pub started: Instant,
@@ -88,6 +90,7 @@ impl Shared {
             .collect();
         let keyspace = Arc::new(Keyspace::new(config.databases));
         let locks = Arc::new(LockStats::new(config.metrics_port != 0));
+        let latency = Arc::new(crate::latency::LatencyMonitor::new(config.latency_monitor_threshold));
         let aof = if config.appendonly {
             let path = config.dir.join(&config.appendfilename);
             let rewrite = RewritePolicy {
@@ -99,6 +102,7 @@ impl Shared {
                 Fsync::parse(&config.appendfsync),
                 rewrite,
                 keyspace.clone(),
+                latency.clone(),
             )?)
         } else {
             None
@@ -122,6 +126,7 @@ impl Shared {
             counters: ServerCounters::default(),
             slowlog: crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len),
             locks,
+            latency,
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,

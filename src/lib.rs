@@ -19,6 +19,7 @@ pub mod config;
 pub mod fdlimit;
 pub mod glob;
 pub mod instance;
+pub mod latency;
 pub mod lockstats;
 pub mod memory;
 pub mod metrics;

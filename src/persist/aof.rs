@@ -31,6 +31,7 @@ use smallvec::SmallVec;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::latency::LatencyMonitor;
 use crate::protocol::encode_command as encode;
 use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE};
 
@@ -141,12 +142,13 @@ pub struct RewritePolicy {
 
 impl Aof {
     /// Open (creating) the log at `path`, replay it into `keyspace`, and
-    /// start the writer thread.
+    /// start the writer thread (which reports slow writes to `latency`).
     pub fn open(
         path: &Path,
         policy: Fsync,
         rewrite: RewritePolicy,
         keyspace: Arc<Keyspace>,
+        latency: Arc<LatencyMonitor>,
     ) -> std::io::Result<Arc<Aof>> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
@@ -176,6 +178,7 @@ impl Aof {
             file,
             path: path.to_path_buf(),
             keyspace,
+            latency,
             rewrite,
             rewriting: None,
             unwritten: Vec::new(),
@@ -294,6 +297,8 @@ struct Writer {
     last_sync: Instant,
     /// The write (or fsync) error that stops writes, while it lasts.
     failure: Option<Failure>,
+    /// LATENCY's `aof-write` and `aof-fsync-always` events.
+    latency: Arc<LatencyMonitor>,
     /// The last failure was an `everysec` fsync (cleared by the next good fsync).
     fsync_failed: bool,
 }
@@ -410,10 +415,16 @@ impl Writer {
     /// is durable, and the clients waiting for it get their replies. An
     /// error comes with what failed: "write" or "fsync".
     fn write_unwritten(&mut self) -> Result<(), (&'static str, std::io::Error)> {
+        let started = Instant::now();
         let mut result = write_counted(&mut self.file, &self.unwritten, &mut self.partial).map_err(|e| ("write", e));
+        self.latency
+            .add_if_spike("aof-write", started.elapsed().as_micros() as u64);
         let always = self.aof.policy == Fsync::Always;
         if result.is_ok() && always {
+            let started = Instant::now();
             result = self.file.sync_data().map_err(|e| ("fsync", e));
+            self.latency
+                .add_if_spike("aof-fsync-always", started.elapsed().as_micros() as u64);
         }
         if let Err((_, e)) = &result {
             if self.partial > 0 {
