@@ -9,7 +9,13 @@
 # CONTENDED_SECONDS (length of each contended-lock run, 5),
 # ANCHOR_BIN (a redlockd binary to run in redis-server's place, with the same
 # OURS_ARGS: a previous build, so that a change is measured against the code
-# before it, side by side in one run; its rows are still labelled "redis").
+# before it, side by side in one run; its rows are still labelled "redis"),
+# ANCHOR_ARGS (the anchor's flags instead of OURS_ARGS), METRICS=1 (redlockd,
+# not the anchor, also serves --metrics-port on a free port, scraped every
+# SCRAPE_EVERY seconds, 5: with ANCHOR_BIN=target/release/redlockd this
+# measures the cost of metrics), LOCK_SECONDS (5, per lock-cycle run) and
+# MEMORY=0 (skip the memory, expiry, MSET and idle-connection workloads, for
+# a short run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,6 +26,11 @@ KEYS=${KEYS:-1000000}
 OUT=${OUT:-$ROOT/bench}
 OURS_ARGS=${OURS_ARGS:-}
 ANCHOR_BIN=${ANCHOR_BIN:-}
+ANCHOR_ARGS=${ANCHOR_ARGS-$OURS_ARGS}
+METRICS=${METRICS:-0}
+SCRAPE_EVERY=${SCRAPE_EVERY:-5}
+LOCK_SECONDS=${LOCK_SECONDS:-5}
+MEMORY=${MEMORY:-1}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
@@ -41,35 +52,43 @@ SCRIPT=$(mktemp)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 REDIS_PORT=$(free_port)
 OURS_LOG=$(mktemp)
-REDIS_PID=""; OURS_PID=""; OURS_PORT=""
+REDIS_PID=""; OURS_PID=""; OURS_PORT=""; SCRAPER_PID=""
+METRICS_ARGS=""
+if [ "$METRICS" = 1 ]; then METRICS_PORT=$(free_port); METRICS_ARGS="--metrics-port $METRICS_PORT"; fi
 start_servers() {
   if [ -n "$ANCHOR_BIN" ]; then
-    # shellcheck disable=SC2086 # OURS_ARGS is a list of flags
-    "$ANCHOR_BIN" --port "$REDIS_PORT" --log-level warning --maxclients 20000 $OURS_ARGS >/dev/null 2>&1 &
+    # shellcheck disable=SC2086 # ANCHOR_ARGS is a list of flags
+    "$ANCHOR_BIN" --port "$REDIS_PORT" --log-level warning --maxclients 20000 $ANCHOR_ARGS >/dev/null 2>&1 &
   else
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 --daemonize no >/dev/null 2>&1 &
   fi
   REDIS_PID=$!
   : >"$OURS_LOG"
   if [ -n "$OURS_PORT" ]; then ours_port_arg=$OURS_PORT; else ours_port_arg=0; fi
-  # shellcheck disable=SC2086 # OURS_ARGS is a list of flags
-  "$BIN" --port "$ours_port_arg" --log-level warning --maxclients 20000 $OURS_ARGS >"$OURS_LOG" 2>&1 &
+  # shellcheck disable=SC2086 # OURS_ARGS and METRICS_ARGS are lists of flags
+  "$BIN" --port "$ours_port_arg" --log-level warning --maxclients 20000 $OURS_ARGS $METRICS_ARGS >"$OURS_LOG" 2>&1 &
   OURS_PID=$!
   for _ in $(seq 1 200); do
     grep -q "listening on" "$OURS_LOG" && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
     sleep 0.05
   done
   OURS_PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$OURS_LOG" | head -1)
+  if [ "$METRICS" = 1 ]; then
+    # What Prometheus does to it meanwhile.
+    while sleep "$SCRAPE_EVERY"; do curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null || true; done &
+    SCRAPER_PID=$!
+  fi
 }
 stop_servers() {
-  kill "$REDIS_PID" "$OURS_PID" 2>/dev/null || true
-  wait "$REDIS_PID" "$OURS_PID" 2>/dev/null || true
+  kill "$REDIS_PID" "$OURS_PID" $SCRAPER_PID 2>/dev/null || true
+  wait "$REDIS_PID" "$OURS_PID" $SCRAPER_PID 2>/dev/null || true
+  SCRAPER_PID=""
 }
 trap 'stop_servers; rm -f "$SCRIPT" "$OURS_LOG"' EXIT
 start_servers
 VERSION=$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
 ANCHOR="redis-server $VERSION"
-if [ -n "$ANCHOR_BIN" ]; then ANCHOR="redlockd $ANCHOR_BIN"; fi
+if [ -n "$ANCHOR_BIN" ]; then ANCHOR="redlockd $ANCHOR_BIN${ANCHOR_ARGS:+ $ANCHOR_ARGS}"; fi
 echo "$ANCHOR on $REDIS_PORT (pid $REDIS_PID), redlockd on $OURS_PORT (pid $OURS_PID)"
 
 TCK=$(getconf CLK_TCK)
@@ -118,16 +137,22 @@ for rep in $(seq 1 "$REPS"); do
     done
   done
   for server in redis redlockd; do
-    run_bench "$server" "$rep" "lock cycles 1000 keys (EVALSHA)" locks --keys 1000 --tasks 50 --release evalsha --script "$SCRIPT"
-    run_bench "$server" "$rep" "lock cycles 10 keys (EVALSHA)" locks --keys 10 --tasks 50 --release evalsha --script "$SCRIPT"
+    run_bench "$server" "$rep" "lock cycles 1000 keys (EVALSHA)" locks --keys 1000 --tasks 50 --seconds "$LOCK_SECONDS" --release evalsha --script "$SCRIPT"
+    run_bench "$server" "$rep" "lock cycles 10 keys (EVALSHA)" locks --keys 10 --tasks 50 --seconds "$LOCK_SECONDS" --release evalsha --script "$SCRIPT"
   done
   # Contended locks, each server with the best its clients have: Redis's
   # SET NX PX retried every 10 ms (node-redlock) and the EVALSHA release;
   # redlockd's blocking, FIFO LOCK.ACQUIRE ... WAIT.
   run_bench redis "$rep" "contended locks 50 clients/10 keys" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method retry --retry-ms 10 --script "$SCRIPT"
   run_bench redlockd "$rep" "contended locks 50 clients/10 keys" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method wait
-  run_bench redlockd "$rep" "lock cycles 1000 keys (DELEX)" locks --keys 1000 --tasks 50 --release native
-  run_bench redlockd "$rep" "lock cycles 10 keys (DELEX)" locks --keys 10 --tasks 50 --release native
+  # Redis has no DELEX; a redlockd anchor has.
+  delex_servers=redlockd
+  if [ -n "$ANCHOR_BIN" ]; then delex_servers="redis redlockd"; fi
+  for server in $delex_servers; do
+    run_bench "$server" "$rep" "lock cycles 1000 keys (DELEX)" locks --keys 1000 --tasks 50 --seconds "$LOCK_SECONDS" --release native
+    run_bench "$server" "$rep" "lock cycles 10 keys (DELEX)" locks --keys 10 --tasks 50 --seconds "$LOCK_SECONDS" --release native
+  done
+  if [ "$MEMORY" = 0 ]; then continue; fi
   # Memory workloads on fresh processes, so earlier allocations do not hide growth.
   stop_servers
   start_servers
@@ -143,6 +168,6 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 LABEL="$(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d)"
-if [ -n "$OURS_ARGS" ]; then LABEL="$LABEL; redlockd $OURS_ARGS"; fi
+if [ -n "$OURS_ARGS$METRICS_ARGS" ]; then LABEL="$LABEL; redlockd $OURS_ARGS${METRICS_ARGS:+ --metrics-port (scraped every ${SCRAPE_EVERY}s)}"; fi
 python3 scripts/bench_report.py "$RESULTS" "$OUT" "$ANCHOR" "$LABEL"
 cat "$OUT/results.md"

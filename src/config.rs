@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// filter (`RUST_LOG` wins when set).
     #[arg(long, alias = "loglevel", default_value = "notice")]
     pub log_level: String,
+    /// Log lines as text, or as one JSON object a line (for log shippers).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Largest bulk string a client may send (redis-server units: 512mb, 1gb).
     #[arg(long, default_value = "512mb", value_parser = parse_memory)]
     pub proto_max_bulk_len: u64,
@@ -78,6 +81,10 @@ pub struct ServerConfig {
     /// Entries the slow log keeps (the oldest go first).
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     pub slowlog_max_len: u64,
+    /// Keep LATENCY samples of commands (and append-only file writes) that
+    /// took at least this many milliseconds; 0 keeps none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub latency_monitor_threshold: u64,
     /// After start, refuse lock grants (SET NX, LOCK.ACQUIRE, acquire scripts)
     /// for this many milliseconds: Redlock's delayed restart (0 = off).
     #[arg(long, default_value_t = 0)]
@@ -219,6 +226,7 @@ impl Default for ServerConfig {
             tcp_keepalive: 300,
             timeout: 0,
             log_level: "notice".into(),
+            log_format: "text".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit: OutputLimit {
@@ -231,6 +239,7 @@ impl Default for ServerConfig {
             protected_mode: true,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             restart_delay: 0,
             lock_delay: 0,
             max_waiters: 100_000,

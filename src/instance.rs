@@ -38,6 +38,8 @@ pub struct Shared {
     /// The Lua interpreter for uncatalogued scripts (`--lua`).
     pub lua: crate::commands::lua::Engine,
     pub slowlog: crate::slowlog::SlowLog,
+    /// LATENCY's samples; the append-only file's writer adds its own.
+    pub latency: Arc<crate::latency::LatencyMonitor>,
     /// Lock grant/release counters and recent lock events (`/metrics`, status page).
     pub locks: Arc<LockStats>,
     pub started: Instant,
@@ -97,6 +99,7 @@ impl Shared {
             .collect();
         let keyspace = Arc::new(Keyspace::new(config.databases));
         let locks = Arc::new(LockStats::new(config.metrics_port != 0));
+        let latency = Arc::new(crate::latency::LatencyMonitor::new(config.latency_monitor_threshold));
         let aof = if config.appendonly {
             let path = config.dir.join(&config.appendfilename);
             let rewrite = RewritePolicy {
@@ -108,19 +111,24 @@ impl Shared {
                 Fsync::parse(&config.appendfsync),
                 rewrite,
                 keyspace.clone(),
+                latency.clone(),
             )?)
         } else {
             None
         };
         let pubsub = Arc::new(PubSub::new(config.notify_keyspace_events));
         // Keys removed by expiry (lazily or by the expirer, after the log's
-        // replay): the status page's "expired" events, the `expired`
-        // keyspace notification and the `__lock__` channel's `expired`.
+        // replay): the `expired` keyspace notification; and for a lock
+        // (a value a lock grant stored) expired while held: counted,
+        // logged, the status page's "expired" event and the `__lock__`
+        // channel's `expired`.
         for (i, db) in keyspace.dbs.iter().enumerate() {
             let (locks, pubsub) = (locks.clone(), pubsub.clone());
             db.set_expire_hook(Box::new(move |key, entry| {
                 pubsub.notify(events::EXPIRED, "expired", i, key);
-                if let Ok(token) = entry.str() {
+                if entry.is_lock()
+                    && let Ok(token) = entry.str()
+                {
                     locks.expired(i, key, token, entry.deadline());
                     pubsub.lock_event(key, LockEvent::Expired { token });
                 }
@@ -139,6 +147,7 @@ impl Shared {
             slowlog: crate::slowlog::SlowLog::new(config.slowlog_log_slower_than, config.slowlog_max_len),
             locks,
             pubsub,
+            latency,
             started: Instant::now(),
             grants: GrantGate::new(std::time::Duration::from_millis(config.restart_delay)),
             run_id,

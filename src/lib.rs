@@ -22,6 +22,7 @@ pub mod fdlimit;
 pub mod glob;
 pub mod group;
 pub mod instance;
+pub mod latency;
 pub mod lockstats;
 pub mod memory;
 pub mod metrics;

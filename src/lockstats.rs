@@ -1,20 +1,48 @@
 //! What happened to locks: the counters behind `/metrics`, the hold-time
-//! histogram, and the ring of recent lock events behind the status page.
+//! histogram, the ring of recent lock events behind the status page, and
+//! the log line of a lock that expired while held.
 //!
+//! # What a lock is
+//! A key is a held lock while its value is one a lock grant stored: the
+//! store marks that value ([`crate::store::Entry::is_lock`]; the mark
+//! belongs to the value like its fence, costs no memory, and survives a
+//! restart through the append-only file). The grants
+//! ([`crate::commands::locks::granted`]) are LOCK.ACQUIRE (a holder's
+//! re-acquire included), SET NX with EX/PX/EXAT/PXAT that wrote, and the
+//! catalogued acquire scripts (EVAL/EVALSHA: acquire-or-renew, npm redlock's
+//! multi-acquire, bsm/redislock's obtain) when they grant or renew. The key
+//! stops being a lock when:
+//! - it is **released**: deleted by LOCK.RELEASE, DELIFEQ, DELEX IFEQ/IFDEQ
+//!   or a catalogued release script — the hold-time histogram and the
+//!   "released" event take it;
+//! - it **expires while held**: its deadline passes first —
+//!   `redlockd_lock_expired_while_held_total`, an "expired" event and a
+//!   warning in the log;
+//! - it is **otherwise gone**: DEL/UNLINK/GETDEL, FLUSHDB, RENAME (the new
+//!   key is not a lock, as its fence is dropped), or a write that changes
+//!   the value (SET without NX, INCR, FENCE.SET of another value...). This
+//!   is neither a release nor an expiry.
+//!
+//! Changing only the deadline (LOCK.EXTEND, PEXPIRE, the extend scripts,
+//! SET of the same token with XX/IFEQ) keeps the lock. A key given a TTL by
+//! anything else (SET EX, EXPIRE) is not a lock.
+//!
+//! # Costs
 //! Commands report each grant or release decision here, once, through
 //! [`LockStats::acquired`], [`LockStats::busy`], [`LockStats::refused`] and
 //! [`LockStats::released`]; the metrics server only reads. Counters are
 //! relaxed atomics (a command pays one uncontended-in-the-common-case
-//! `fetch_add`). What only the metrics server can show — the grant times
-//! behind hold durations and ages, and the event ring — is kept only when
-//! it runs (`--metrics-port`), so that a server without it pays nothing more.
+//! `fetch_add`). What only the metrics server shows — the hold-time
+//! histogram and the event ring — is kept only when it runs
+//! (`--metrics-port`), so that a server without it pays nothing more.
 //!
-//! Grant times are kept without a map: a fixed table of [`AGE_SLOTS`]
-//! atomics, indexed by a hash of (db, key, token), each packing 24 more
-//! bits of that hash with the grant's time in ms. A release or a listing
-//! finds the time when the slot still holds the same grant; a later grant
-//! hashing to the same slot overwrites it, and the age is then unknown
-//! (never wrong but with a 2^-36 chance per lookup).
+//! Grant times (for hold durations, ages, and the expiry log's "held for")
+//! are kept without a map: a fixed table of [`AGE_SLOTS`] atomics, indexed
+//! by a hash of (db, key, token), each packing 24 more bits of that hash
+//! with the grant's time in ms. A release or a listing finds the time when
+//! the slot still holds the same grant; a later grant hashing to the same
+//! slot overwrites it, and the age is then unknown (never wrong but with a
+//! 2^-36 chance per lookup).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,6 +57,13 @@ pub const EVENT_RING: usize = 256;
 /// Bytes of a key / token kept in an event.
 const KEY_KEPT: usize = 200;
 const TOKEN_KEPT: usize = 16;
+/// Bytes of a key / token written in a log line.
+const KEY_LOGGED: usize = 64;
+const TOKEN_LOGGED: usize = 8;
+/// Expired-while-held warnings logged in one second at most; the rest of
+/// that second's are summed up in one line (a client that leaks locks must
+/// not flood the log, or slow the shard locks the warnings are written under).
+pub const EXPIRY_LOGS_PER_SEC: u64 = 100;
 /// Upper bounds (seconds) of the hold-time histogram's buckets (+Inf implied).
 pub const HOLD_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 /// Upper bounds (seconds) of the wait-time histogram of blocking acquires.
@@ -88,6 +123,13 @@ pub struct LockStats {
     pub not_owner: AtomicU64,
     pub missing: AtomicU64,
     pub fence_rejected: AtomicU64,
+    /// Locks whose deadline passed before anyone released them.
+    pub expired_while_held: AtomicU64,
+    /// The second (of the commands' clock) of the expiry warnings being
+    /// counted, how many were logged in it and how many were not.
+    log_second: AtomicU64,
+    logged: AtomicU64,
+    unlogged: AtomicU64,
     /// Hold-time histogram: per-bucket (not cumulative) counts, the last
     /// one for +Inf, and the sum in ms.
     pub hold_buckets: [AtomicU64; HOLD_BUCKETS.len() + 1],
@@ -113,10 +155,9 @@ fn grant_hash(db: usize, key: &[u8], token: &[u8]) -> u64 {
 }
 
 impl LockStats {
-    /// `detailed`: keep grant times and recent events (only the metrics
-    /// server reads them).
+    /// `detailed`: keep the hold-time histogram and recent events (only the
+    /// metrics server reads them).
     pub fn new(detailed: bool) -> Self {
-        let slots = if detailed { AGE_SLOTS } else { 0 };
         LockStats {
             detailed,
             granted: AtomicU64::new(0),
@@ -126,35 +167,31 @@ impl LockStats {
             not_owner: AtomicU64::new(0),
             missing: AtomicU64::new(0),
             fence_rejected: AtomicU64::new(0),
+            expired_while_held: AtomicU64::new(0),
+            log_second: AtomicU64::new(0),
+            logged: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
             hold_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             hold_sum_ms: AtomicU64::new(0),
             timeout: AtomicU64::new(0),
             waiters: AtomicU64::new(0),
             wait_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             wait_sum_us: AtomicU64::new(0),
-            ages: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            ages: (0..AGE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             events: Mutex::new(VecDeque::with_capacity(if detailed { EVENT_RING } else { 0 })),
         }
     }
 
     /// A lock was granted (or re-acquired by its holder) to `token` at
-    /// `now_us` (the command's monotonic time).
+    /// `now_us` (the command's monotonic time). Only counts: the store's
+    /// mark is set by [`crate::commands::locks::granted`], which calls this.
     pub fn acquired(&self, db: usize, key: &[u8], token: &[u8], now_us: u64) {
         self.granted.fetch_add(1, Relaxed);
+        let h = grant_hash(db, key, token);
+        let packed = (h & !TIME_MASK) | ((now_us / 1000) & TIME_MASK);
+        self.ages[h as usize & (AGE_SLOTS - 1)].store(packed, Relaxed);
         if self.detailed {
-            let h = grant_hash(db, key, token);
-            let packed = (h & !TIME_MASK) | ((now_us / 1000) & TIME_MASK);
-            self.ages[h as usize & (AGE_SLOTS - 1)].store(packed, Relaxed);
             self.push(EventKind::Acquired, db, key, token, None, now_us);
-        }
-    }
-
-    /// An acquire decided: granted (see [`Self::acquired`]) or busy.
-    pub fn acquire_outcome(&self, db: usize, key: &[u8], token: &[u8], granted: bool, now_us: u64) {
-        if granted {
-            self.acquired(db, key, token, now_us);
-        } else {
-            self.busy();
         }
     }
 
@@ -168,15 +205,17 @@ impl LockStats {
         self.refused.fetch_add(1, Relaxed);
     }
 
-    /// A release attempt of `key` by `token` ended as `how`.
-    pub fn released(&self, db: usize, key: &[u8], token: &[u8], how: Release, now_us: u64) {
+    /// A release attempt of `key` by `token` ended as `how`; `held`: what
+    /// it deleted was a held lock (its value carried the store's lock mark),
+    /// which alone gives a hold time and a "released" event.
+    pub fn released(&self, db: usize, key: &[u8], token: &[u8], how: Release, held: bool, now_us: u64) {
         let counter = match how {
             Release::Released => &self.released,
             Release::NotOwner => &self.not_owner,
             Release::Missing => &self.missing,
         };
         counter.fetch_add(1, Relaxed);
-        if self.detailed && how == Release::Released {
+        if self.detailed && how == Release::Released && held {
             let held_ms = self.age_ms(db, key, token, now_us);
             if let Some(ms) = held_ms {
                 let secs = ms as f64 / 1000.0;
@@ -191,12 +230,14 @@ impl LockStats {
         }
     }
 
-    /// A key with a deadline (a lock) was removed because the deadline
-    /// passed; `deadline_us` on the commands' clock. Only an event: the
-    /// count is the keyspace's expired keys.
+    /// A held lock (a marked value) was removed because its deadline
+    /// passed; `deadline_us` on the commands' clock. Runs under the key's
+    /// shard lock (the store's expire hook).
     pub fn expired(&self, db: usize, key: &[u8], token: &[u8], deadline_us: u64) {
+        self.expired_while_held.fetch_add(1, Relaxed);
+        let held_ms = self.age_ms(db, key, token, deadline_us);
+        self.log_expired(db, key, token, held_ms, deadline_us);
         if self.detailed {
-            let held_ms = self.age_ms(db, key, token, deadline_us);
             self.push(EventKind::Expired, db, key, token, held_ms, deadline_us);
         }
     }
@@ -226,6 +267,36 @@ impl LockStats {
             .collect();
         let count = buckets.iter().map(|b| b.1).sum();
         (self.wait_sum_us.load(Relaxed) as f64 / 1e6, count, buckets)
+    }
+
+    /// The warning of a lock expired while held, at most
+    /// [`EXPIRY_LOGS_PER_SEC`] a second (see there).
+    fn log_expired(&self, db: usize, key: &[u8], token: &[u8], held_ms: Option<u64>, at_us: u64) {
+        let second = at_us / 1_000_000;
+        if self.log_second.load(Relaxed) != second && self.log_second.swap(second, Relaxed) != second {
+            self.logged.store(0, Relaxed);
+            let unlogged = self.unlogged.swap(0, Relaxed);
+            if unlogged > 0 {
+                tracing::warn!(
+                    target: "redlockd::locks",
+                    count = unlogged,
+                    "{unlogged} more locks expired while held (not logged one by one: more than {EXPIRY_LOGS_PER_SEC} a second)"
+                );
+            }
+        }
+        if self.logged.fetch_add(1, Relaxed) >= EXPIRY_LOGS_PER_SEC {
+            self.unlogged.fetch_add(1, Relaxed);
+            return;
+        }
+        tracing::warn!(
+            target: "redlockd::locks",
+            db,
+            key = %escaped(key, KEY_LOGGED),
+            key_len = key.len(),
+            token_prefix = %escaped(&token[..token.len().min(TOKEN_LOGGED)], TOKEN_LOGGED),
+            held_ms,
+            "lock expired while held"
+        );
     }
 
     /// A fenced write was refused for a stale token.
@@ -284,6 +355,16 @@ impl LockStats {
     }
 }
 
+/// Client bytes for a log line: at most `max` of them, escaped as Rust's
+/// `escape_ascii` does (`\n`, `\xff`...), with "..." when cut.
+pub fn escaped(bytes: &[u8], max: usize) -> String {
+    let mut s = bytes[..bytes.len().min(max)].escape_ascii().to_string();
+    if bytes.len() > max {
+        s.push_str("...");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +376,7 @@ mod tests {
         assert_eq!(s.age_ms(0, b"k", b"t1", 3_500_000), Some(2500));
         assert_eq!(s.age_ms(0, b"k", b"t2", 3_500_000), None);
         assert_eq!(s.age_ms(1, b"k", b"t1", 3_500_000), None);
-        s.released(0, b"k", b"t1", Release::Released, 3_500_000);
+        s.released(0, b"k", b"t1", Release::Released, true, 3_500_000);
         let (sum, count, buckets) = s.hold_histogram();
         assert_eq!((sum, count), (2.5, 1));
         assert_eq!(buckets.iter().find(|b| b.0 == 5.0).map(|b| b.1), Some(1));
@@ -310,12 +391,39 @@ mod tests {
     fn without_detail_only_counters_move() {
         let s = LockStats::new(false);
         s.acquired(0, b"k", b"t", 1);
-        s.released(0, b"k", b"t", Release::Released, 2);
+        s.released(0, b"k", b"t", Release::Released, true, 2);
         assert_eq!(s.granted.load(Relaxed), 1);
         assert_eq!(s.released.load(Relaxed), 1);
-        assert_eq!(s.age_ms(0, b"k", b"t", 2), None);
         assert!(s.recent_events().is_empty());
         assert_eq!(s.hold_histogram().1, 0);
+    }
+
+    #[test]
+    fn deleting_a_value_no_grant_stored_is_no_hold() {
+        let s = LockStats::new(true);
+        s.acquired(0, b"k", b"t", 1_000);
+        s.released(0, b"k", b"t", Release::Released, false, 2_000);
+        assert_eq!(s.released.load(Relaxed), 1);
+        assert_eq!(s.hold_histogram().1, 0);
+        assert_eq!(s.recent_events().len(), 1);
+    }
+
+    #[test]
+    fn expiry_warnings_are_bounded_per_second() {
+        let s = LockStats::new(false);
+        for i in 0..EXPIRY_LOGS_PER_SEC + 5 {
+            s.expired(0, b"k", b"t", 5_000_000 + i);
+        }
+        assert_eq!(s.unlogged.load(Relaxed), 5);
+        s.expired(0, b"k", b"t", 6_000_000);
+        assert_eq!((s.unlogged.load(Relaxed), s.logged.load(Relaxed)), (0, 1));
+        assert_eq!(s.expired_while_held.load(Relaxed), EXPIRY_LOGS_PER_SEC + 6);
+    }
+
+    #[test]
+    fn logged_bytes_are_escaped_and_cut() {
+        assert_eq!(escaped(b"a\n\xff\"", 10), "a\\n\\xff\\\"");
+        assert_eq!(escaped(b"abcdef", 3), "abc...");
     }
 
     #[test]

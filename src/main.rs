@@ -82,10 +82,15 @@ fn main() -> std::process::ExitCode {
     };
     let mut cli = Cli::parse_from(line.args);
     cli.server.config_file = line.config_file;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(log_filter(&cli.server.log_level))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.server.log_format == "json" {
+        // One JSON object a line, the event's fields at the top level.
+        logs.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        logs.init();
+    }
     // Server flags cannot be combined with a subcommand, so the Redlock
     // subcommands always get the default: one worker per core.
     let threads = match cli.server.threads {

@@ -3,75 +3,19 @@
 //! whether they are decoded one at a time or several ahead as the
 //! connection's batch does; and decoding never panics or loops.
 
+#[path = "common/decode_ahead.rs"]
+mod decode_ahead;
+
+use decode_ahead::{Decoded, decode_ahead};
 use proptest::prelude::*;
+use redlockd::protocol::Limits;
 use redlockd::protocol::decode::MAX_ARGS;
-use redlockd::protocol::{Decoder, Limits, ProtocolError};
 
 const LIMITS: Limits = Limits {
     max_bulk_len: 1 << 20,
     max_args: MAX_ARGS,
     authenticated: true,
 };
-
-/// The requests' arguments (empty requests left out) and the error, if any.
-type Decoded = (Vec<Vec<Vec<u8>>>, Option<ProtocolError>);
-
-/// Decode everything decodable from `chunks` fed one after another, as the
-/// connection does: a batch of up to `ahead` requests decoded from the
-/// start of what is buffered, then run and consumed; again while a batch
-/// comes out full. `runs` (cycled) says how many of each batch's requests
-/// run before the connection stops early (its replies are due, or AUTH
-/// changed the limits): then it resets the decoder, and what follows is
-/// decoded again.
-fn decode_ahead(chunks: &[&[u8]], ahead: usize, runs: &[usize], limits: &Limits) -> Decoded {
-    let mut runs = runs.iter().cycle();
-    let mut d = Decoder::new();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut requests = Vec::new();
-    for chunk in chunks {
-        buf.extend_from_slice(chunk);
-        loop {
-            let mut batch: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
-            let (mut pos, mut failure) = (0, None);
-            while batch.len() < ahead && pos < buf.len() {
-                match d.decode(&buf[pos..], limits) {
-                    Ok(Some(request)) => {
-                        assert!(request.size() > 0, "a request must consume input");
-                        pos += request.size();
-                        assert!(pos <= buf.len(), "a request must lie in its input");
-                        batch.push((request.size(), request.args().iter().map(|a| a.to_vec()).collect()));
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            }
-            let run = batch.len().min(*runs.next().expect("runs is not empty"));
-            let interrupted = run < batch.len();
-            let mut consumed = 0;
-            for (size, args) in batch.drain(..run) {
-                consumed += size;
-                if !args.is_empty() {
-                    requests.push(args);
-                }
-            }
-            buf.drain(..consumed);
-            if interrupted {
-                d.reset();
-                continue;
-            }
-            if failure.is_some() {
-                return (requests, failure);
-            }
-            if run < ahead {
-                break;
-            }
-        }
-    }
-    (requests, None)
-}
 
 fn decode_all(chunks: &[&[u8]]) -> Decoded {
     decode_ahead(chunks, 1, &[1], &LIMITS)

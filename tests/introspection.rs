@@ -254,7 +254,82 @@ fn slowlog_and_latency_answer_as_redis() {
         &["LATENCY", "GRAPH", "command"],
         &["LATENCY", "NOPE"],
         &["CONFIG", "GET", "latency-monitor-threshold"],
+        // Enabled, before any spike.
+        &["CONFIG", "SET", "latency-monitor-threshold", "-1"],
+        &["CONFIG", "SET", "latency-monitor-threshold", "x"],
+        &["CONFIG", "SET", "latency-monitor-threshold", "100000"],
+        &["CONFIG", "GET", "latency-monitor-threshold"],
+        &["LATENCY", "LATEST"],
+        &["LATENCY", "HISTORY", "command"],
+        &["LATENCY", "DOCTOR"],
+        &["LATENCY", "RESET"],
+        &["LATENCY", "RESET", "command"],
+        &["CONFIG", "SET", "latency-monitor-threshold", "0"],
     ]);
+}
+
+/// A command of at least `ms` milliseconds: MSET of enough keys.
+fn slow_mset(c: &mut Raw, ms: u64) {
+    let keys: Vec<String> = (0..ms * 40_000).map(|i| format!("k{i}")).collect();
+    let mut args = vec!["MSET"];
+    for k in &keys {
+        args.extend([k.as_str(), "v"]);
+    }
+    assert_eq!(c.cmd(&args), b"+OK\r\n");
+}
+
+fn int(reply: &redis::Value) -> i64 {
+    redis::FromRedisValue::from_redis_value(reply.clone()).expect("an integer")
+}
+
+#[test]
+fn latency_events_of_slow_commands() {
+    let server = common::Server::start();
+    let mut c = server.raw();
+    // Off: no sample, however slow.
+    slow_mset(&mut c, 2);
+    assert_eq!(c.cmd(&["LATENCY", "LATEST"]), b"*0\r\n");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "1"]), b"+OK\r\n");
+    // Fast commands stay below it.
+    assert_eq!(c.cmd(&["SET", "a", "1"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["LATENCY", "LATEST"]), b"*0\r\n");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    slow_mset(&mut c, 2);
+    let latest = redis::parse_redis_value(&c.cmd(&["LATENCY", "LATEST"])).expect("RESP");
+    let redis::Value::Array(events) = latest else {
+        panic!("{latest:?}")
+    };
+    assert_eq!(events.len(), 1, "{events:?}");
+    let redis::Value::Array(event) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(event.len(), 4, "event, time, latest ms, max ms: {event:?}");
+    assert_eq!(event[0], redis::Value::BulkString(b"command".to_vec()));
+    let (time, ms, max) = (int(&event[1]), int(&event[2]), int(&event[3]));
+    assert!((before..=before + 5).contains(&time), "{time} vs {before}");
+    assert!(ms >= 1 && max >= ms, "{event:?}");
+    let history = c.cmd_str(&["LATENCY", "HISTORY", "command"]);
+    assert_eq!(history, format!("*1\r\n*2\r\n:{time}\r\n:{ms}\r\n"));
+    let doctor = c.cmd_str(&["LATENCY", "DOCTOR"]);
+    assert!(
+        doctor.contains(&format!(
+            "1. command: 1 latency spikes (average {ms}ms, mean deviation 0ms"
+        )),
+        "{doctor}"
+    );
+    assert!(doctor.contains("- Check your Slow Log"), "{doctor}");
+    let graph = c.cmd_str(&["LATENCY", "GRAPH", "command"]);
+    assert!(
+        graph.contains(&format!(
+            "command - high {ms} ms, low {ms} ms (all time high {max} ms)\n"
+        )),
+        "{graph}"
+    );
+    assert_eq!(c.cmd(&["LATENCY", "RESET", "nope", "command"]), b":1\r\n");
+    assert_eq!(c.cmd(&["LATENCY", "LATEST"]), b"*0\r\n");
 }
 
 /// A SLOWLOG GET reply's entries, with the values that differ between two

@@ -125,8 +125,8 @@ fn counters_count_every_grant_and_release_decision_once() {
         ("redlockd_lock_release_total{result=\"missing\"}", 1.0),
         ("redlockd_fence_rejected_total", 1.0),
         ("redlockd_lock_hold_seconds_count", 3.0),
-        // Only "cache" is left with a deadline.
-        ("redlockd_locks_held", 1.0),
+        // "cache" has a deadline but no lock command granted it.
+        ("redlockd_locks_held", 0.0),
         ("redlockd_keys{db=\"0\"}", 2.0),
         ("redlockd_keys{db=\"1\"}", 0.0),
         ("redlockd_expired_keys_total", 1.0),
@@ -340,4 +340,95 @@ fn blocking_acquires_feed_waiters_wait_time_and_timeouts() {
         sample(&m, "redlockd_lock_wait_seconds_sum").is_some_and(|s| s >= 0.05),
         "{m}"
     );
+}
+
+/// What `redlockd_locks_held` and the expiry counter read after `wait`
+/// lets short TTLs pass: (held, expired while held, expired keys).
+fn lock_gauges(port: u16, expired_keys: f64) -> (f64, f64, String) {
+    let mut m = String::new();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            m = scrape(port);
+            sample(&m, "redlockd_expired_keys_total") == Some(expired_keys)
+        }),
+        "expected {expired_keys} expired keys:\n{m}"
+    );
+    let held = sample(&m, "redlockd_locks_held").expect("locks_held");
+    let lost = sample(&m, "redlockd_lock_expired_while_held_total").expect("expired_while_held");
+    (held, lost, m)
+}
+
+#[test]
+fn a_lock_is_a_value_a_lock_command_granted() {
+    let (server, port) = start(&[]);
+    let mut c = server.raw();
+    // Locks: the three kinds of grant.
+    assert_eq!(c.cmd(&["SET", "l1", "t", "NX", "PX", "60000"]), b"+OK\r\n");
+    assert!(c.cmd_str(&["LOCK.ACQUIRE", "l2", "t", "PX", "60000"]).starts_with(':'));
+    assert_eq!(c.cmd(&["EVALSHA", NPM_ACQUIRE, "1", "l3", "t", "60000"]), b":1\r\n");
+    // Not locks: TTLs given by anything else.
+    assert_eq!(c.cmd(&["SET", "cache", "v", "PX", "60000"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "ttl", "v"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["PEXPIRE", "ttl", "60000"]), b":1\r\n");
+    assert_eq!(c.cmd(&["SETEX", "setex", "60", "v"]), b"+OK\r\n");
+    let (held, _, m) = lock_gauges(port, 0.0);
+    assert_eq!(held, 3.0, "{m}");
+    // Extending (same token, new deadline) keeps a lock; the same token
+    // written again by SET XX keeps it too.
+    assert_eq!(c.cmd(&["LOCK.EXTEND", "l2", "t", "PX", "90000"]), b":1\r\n");
+    assert_eq!(c.cmd(&["SET", "l1", "t", "XX", "PX", "90000"]), b"+OK\r\n");
+    assert_eq!(lock_gauges(port, 0.0).0, 3.0);
+    // Another value ends it; so does a delete, a rename (the new key is no lock).
+    assert_eq!(c.cmd(&["SET", "l1", "other", "PX", "60000"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["DEL", "l2"]), b":1\r\n");
+    assert_eq!(c.cmd(&["RENAME", "l3", "moved"]), b"+OK\r\n");
+    let (held, _, m) = lock_gauges(port, 0.0);
+    assert_eq!(held, 0.0, "{m}");
+    // A compare-and-delete of a value no grant stored counts as a release
+    // attempt that released, but holds nothing: no hold-time sample.
+    assert_eq!(c.cmd(&["DELIFEQ", "cache", "v"]), b":1\r\n");
+    let m = scrape(port);
+    assert_eq!(
+        sample(&m, "redlockd_lock_release_total{result=\"released\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "redlockd_lock_hold_seconds_count"), Some(0.0), "{m}");
+    // Expiries: a lock, a former lock overwritten, a plain key with a TTL.
+    assert_eq!(c.cmd(&["SET", "lost", "t", "NX", "PX", "30"]), b"+OK\r\n");
+    assert!(c.cmd_str(&["LOCK.ACQUIRE", "was", "t", "PX", "60000"]).starts_with(':'));
+    assert_eq!(c.cmd(&["SET", "was", "v", "PX", "30"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "plain", "v", "PX", "30"]), b"+OK\r\n");
+    let (held, lost, m) = lock_gauges(port, 3.0);
+    assert_eq!((held, lost), (0.0, 1.0), "{m}");
+    let doc: serde_json::Value = serde_json::from_str(&get(port, "/locks").body).expect("valid JSON");
+    let expired: Vec<&serde_json::Value> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "expired")
+        .collect();
+    assert_eq!(expired.len(), 1, "{doc}");
+    assert_eq!(expired[0]["key"], "lost");
+    assert_eq!(doc["health"]["expired_while_held"], 1);
+}
+
+#[test]
+fn a_restart_from_the_append_only_file_keeps_its_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().display().to_string();
+    let args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir.as_str()];
+    let (server, _) = start(&args);
+    let mut c = server.raw();
+    assert!(c.cmd_str(&["LOCK.ACQUIRE", "l", "t", "PX", "60000"]).starts_with(':'));
+    assert_eq!(c.cmd(&["SET", "n", "t", "NX", "PX", "60000"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "cache", "v", "PX", "60000"]), b"+OK\r\n");
+    drop((c, server));
+    let (server, port) = start(&args);
+    assert_eq!(lock_gauges(port, 0.0).0, 2.0);
+    // And after a rewrite of the log, which writes the keys anew.
+    common::rewrite_aof(&mut server.raw());
+    drop(server);
+    let (_server, port) = start(&args);
+    assert_eq!(lock_gauges(port, 0.0).0, 2.0);
 }

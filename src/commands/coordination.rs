@@ -125,10 +125,10 @@ pub fn lock_holder(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> 
     };
     ctx.out.array(3);
     ctx.out.bulk(e.str()?);
-    if e.fence == 0 {
+    if e.fence() == 0 {
         ctx.out.null();
     } else {
-        ctx.out.int(e.fence as i64);
+        ctx.out.int(e.fence() as i64);
     }
     ctx.out.int(pttl_of(e, now));
     Ok(())
@@ -174,7 +174,7 @@ pub fn lock_list(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     let mut visit = |k: &[u8], e: &crate::store::Entry| {
         if let Ok(token) = e.str()
             && rows.len() < count
-            && e.fence != 0
+            && e.fence() != 0
             && e.has_deadline()
             && wanted(k)
         {
@@ -182,7 +182,7 @@ pub fn lock_list(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
                 key: k.into(),
                 kind: "lock",
                 token: token[..].into(),
-                fence: e.fence,
+                fence: e.fence(),
                 pttl: pttl_of(e, now),
                 client: None,
                 waiters: 0,

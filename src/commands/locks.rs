@@ -17,10 +17,10 @@ use super::strings::{Condition, ExpiryOpt, parse_set_options};
 use super::table::{CommandSpec, flags};
 use super::ttl::{ExpireArg, Form, pttl_of};
 use super::{CmdError, CmdResult, Ctx};
-use crate::lockstats::Release;
+use crate::lockstats::{LockStats, Release};
 use crate::pubsub::LockEvent;
 use crate::pubsub::events::{GENERIC, STRING};
-use crate::store::{Deadline, Locked};
+use crate::store::{Deadline, Entry, Locked};
 
 /// DIGEST's text: XXH3-64 of the value, 16 lowercase hex digits.
 pub fn digest_hex(value: &[u8]) -> String {
@@ -97,7 +97,8 @@ fn delete_if(
     let removed = (outcome == Release::Released).then(|| place.remove()).flatten();
     if release {
         let token = removed.as_ref().and_then(|e| e.str().ok()).map_or(&b""[..], |v| v);
-        ctx.shared.locks.released(ctx.client.db, key, token, outcome, now);
+        let held = removed.as_ref().is_some_and(Entry::is_lock);
+        ctx.shared.locks.released(ctx.client.db, key, token, outcome, held, now);
     }
     if let Some(e) = &removed {
         ctx.notify(GENERIC, "del", key);
@@ -130,6 +131,18 @@ pub fn grants_lock(spec: &CommandSpec, args: &[&[u8]]) -> bool {
             .is_some_and(|text| script(crate::scripts::sha1_hex(text).as_bytes())),
         _ => false,
     }
+}
+
+/// A lock command has just stored `token` under `key` as a grant (or a
+/// holder's renewal): mark the value as a held lock and count the grant.
+/// Every grant goes through here, so that what [`crate::lockstats`] calls a
+/// lock is exactly what lock commands granted.
+pub fn granted(locks: &LockStats, keys: &mut Locked<'_>, db: usize, key: &[u8], token: &[u8]) -> CmdResult {
+    if let Some(e) = keys.get_mut(key)? {
+        e.mark_lock();
+    }
+    locks.acquired(db, key, token, keys.now);
+    Ok(())
 }
 
 /// Parse the `PX ms` / `EX s` pair of LOCK.ACQUIRE/LOCK.EXTEND into a
@@ -167,7 +180,7 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     // `held`: this token already holds the key (re-acquiring extends it).
     let (fence, held) = match keys.get(key)? {
         Some(e) if **e.str()? != *token => (None, true),
-        Some(e) if e.fence != 0 => (Some(e.fence), true),
+        Some(e) if e.fence() != 0 => (Some(e.fence()), true),
         Some(_) => (Some(ctx.shared.keyspace.fences.next()), false),
         None if coord.grantable(db, key, now) => (Some(ctx.shared.keyspace.fences.next()), false),
         None => (None, false),
@@ -183,12 +196,12 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
         ctx.out.null();
         return Ok(());
     };
-    ctx.shared.locks.acquired(db, key, token, now);
     coord.note_holder(db, key, fence, ctx.client.handle.id);
     keys.set(key, token, deadline)?;
     if let Some(e) = keys.get_mut(key)? {
-        e.fence = fence;
+        e.set_fence(fence);
     }
+    granted(&ctx.shared.locks, keys, ctx.client.db, key, token)?;
     ctx.notify(STRING, "set", key);
     ctx.notify(GENERIC, "expire", key);
     // The holder re-acquiring only extends its lock.
@@ -219,7 +232,7 @@ pub fn lock_release(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
 pub fn lock_extend(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let deadline = lock_deadline(keys, args[3], args[4])?;
     let fence = match keys.get(args[1])? {
-        Some(e) if **e.str()? == *args[2] => Some(e.fence),
+        Some(e) if **e.str()? == *args[2] => Some(e.fence()),
         _ => None,
     };
     if let Some(fence) = fence {
@@ -253,10 +266,10 @@ pub fn lock_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     out.bulk_str("ttl");
     out.int(ttl);
     out.bulk_str("fence");
-    if e.fence == 0 {
+    if e.fence() == 0 {
         out.null()
     } else {
-        out.int(e.fence as i64)
+        out.int(e.fence() as i64)
     }
     out.bulk_str("waiters");
     out.int(waiters as i64);
@@ -289,7 +302,7 @@ fn fenced_write<T>(
     let accepted = match keys.get(key)? {
         Some(e) => {
             e.str()?;
-            e.fence
+            e.fence()
         }
         None => 0,
     };
@@ -301,7 +314,7 @@ fn fenced_write<T>(
     }
     let result = write(keys)?;
     if let Some(e) = keys.get_mut(key)? {
-        e.fence = accepted.max(token);
+        e.set_fence(accepted.max(token));
     }
     Ok(result)
 }

@@ -424,6 +424,14 @@ fn run_with_keys(
     }
     let usec = ctx.shared.keyspace.clock.now_us().saturating_sub(start);
     stats::command_done(slot, failed, usec);
+    if ctx.shared.latency.is_spike(usec) {
+        let event = if spec.flags & flags::FAST != 0 {
+            "fast-command"
+        } else {
+            "command"
+        };
+        ctx.shared.latency.add_if_spike(event, usec);
+    }
     // AUTH and HELLO carry passwords; EXEC's commands are logged one by one.
     if ctx.shared.slowlog.is_slow(usec) && spec.flags & (flags::NO_AUTH | flags::RUNS_QUEUE) == 0 {
         log_slow(ctx, args, usec);

@@ -19,7 +19,7 @@ use crate::protocol::ReplyBuf;
 use crate::pubsub::{LockEvent, PubSub};
 use crate::scripts::catalogue::{AddMode, Arg, NumKeys, Op, Owner, ReleaseReply, Reply, Script, Ttl};
 use crate::scripts::{self, sha1_hex};
-use crate::store::{Deadline, Locked, NO_DEADLINE};
+use crate::store::{Deadline, Entry, Locked, NO_DEADLINE};
 
 /// An uncatalogued script with `--lua no`.
 fn unsupported(sha: &str) -> CmdError {
@@ -59,7 +59,10 @@ fn eval_text(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], access: A
     match scripts::lookup(sha.as_bytes()) {
         Some(script) => run_script(ctx, keys, script, args, access),
         None if ctx.shared.lua.enabled() => {
-            let source = lua::Source::Text { body: args[1], sha: &sha };
+            let source = lua::Source::Text {
+                body: args[1],
+                sha: &sha,
+            };
             lua::eval(ctx, keys, source, args, access == Access::ReadOnly)
         }
         None => Err(unsupported(&sha)),
@@ -92,7 +95,8 @@ pub fn script(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     } else if is(sub, "exists") && args.len() >= 3 {
         ctx.out.array(args.len() - 2);
         for sha in &args[2..] {
-            ctx.out.int((scripts::lookup(sha).is_some() || ctx.shared.lua.exists(sha)) as i64);
+            ctx.out
+                .int((scripts::lookup(sha).is_some() || ctx.shared.lua.exists(sha)) as i64);
         }
     } else if is(sub, "flush") && args.len() <= 3 {
         if args.len() == 3 && !is(args[2], "async") && !is(args[2], "sync") {
@@ -140,14 +144,17 @@ struct Invocation<'a, 'b> {
 }
 
 impl<'a> Invocation<'a, '_> {
-    /// A lock granted by the script (scripts' locks have no fence).
-    fn acquired(&self, key: &[u8], token: &[u8], now: u64) {
-        self.locks.acquired(self.db, key, token, now);
+    /// `token` was just stored under `key` as a grant (scripts' locks have no fence).
+    fn granted(&self, keys: &mut Locked<'_>, key: &[u8], token: &[u8]) -> CmdResult {
+        super::locks::granted(self.locks, keys, self.db, key, token)?;
         self.pubsub.lock_event(key, LockEvent::Acquired { token, fence: 0 });
+        Ok(())
     }
 
-    fn released(&self, key: &[u8], token: &[u8], how: Release, now: u64) {
-        self.locks.released(self.db, key, token, how, now);
+    /// A release attempt ended as `how`; `removed` is what it deleted.
+    fn released(&self, key: &[u8], token: &[u8], how: Release, removed: Option<&Entry>, now: u64) {
+        let held = removed.is_some_and(Entry::is_lock);
+        self.locks.released(self.db, key, token, how, held, now);
         if how == Release::Released {
             self.pubsub.lock_event(key, LockEvent::Released { token });
         }
@@ -327,7 +334,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 || removed.as_ref().and_then(|e| e.str().ok()).map_or(&b""[..], |v| v),
                 |o| inv.get(o),
             );
-            inv.released(k1, token, release_outcome(mine, present), now);
+            inv.released(k1, token, release_outcome(mine, present), removed.as_ref(), now);
             match how {
                 ReleaseReply::Count => out.int(mine as i64),
                 ReleaseReply::MissingMinusOne => out.int(if mine {
@@ -424,7 +431,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     px_deadline(now, ttl_arg)?
                 };
                 keys.set(k1, token, d)?;
-                inv.acquired(k1, token, now);
+                inv.granted(keys, k1, token)?;
                 return reply(out, r);
             }
             // Without a grant for a free key, the script only renews: no acquire.
@@ -436,7 +443,8 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                     }
                     apply_ttl(keys, k1, token, ttl_arg, how)?;
                     if acquire {
-                        inv.locks.acquired(inv.db, k1, token, now);
+                        // A renewal that also counts as a grant: no `acquired` event.
+                        super::locks::granted(inv.locks, keys, inv.db, k1, token)?;
                     }
                     inv.extended(keys, k1, token)?;
                     reply(out, r)?;
@@ -461,7 +469,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let d = px_deadline(now, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, inv.get(value), d)?;
-                inv.acquired(k, inv.get(value), now);
+                inv.granted(keys, k, inv.get(value))?;
             }
             out.int(inv.keys.len() as i64);
         }
@@ -487,11 +495,9 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             for k in inv.keys {
                 let current = value_of(keys, k)?;
                 let (present, mine) = (current.is_some(), current == Some(token));
-                if mine {
-                    keys.remove(k)?;
-                    n += 1;
-                }
-                inv.released(k, token, release_outcome(mine, present), now);
+                let removed = if mine { keys.remove(k)? } else { None };
+                n += mine as i64;
+                inv.released(k, token, release_outcome(mine, present), removed.as_ref(), now);
             }
             out.int(n);
         }
@@ -517,7 +523,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             let when = ExpireArg::expire_style(Form::Px, inv.get(ttl))?;
             for k in inv.keys {
                 keys.set(k, token, NO_DEADLINE)?;
-                inv.acquired(k, token, now);
+                inv.granted(keys, k, token)?;
             }
             for k in inv.keys {
                 expire_key(keys, k, when)?;
@@ -530,7 +536,7 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
                 let current = value_of(keys, k)?;
                 if current != Some(token) {
                     if matches!(script.op, Op::BsmRelease { .. }) {
-                        inv.released(k, token, release_outcome(false, current.is_some()), now);
+                        inv.released(k, token, release_outcome(false, current.is_some()), None, now);
                     }
                     out.null();
                     return Ok(());
@@ -539,8 +545,8 @@ fn run_op(out: &mut ReplyBuf, keys: &mut Locked<'_>, script: &Script, inv: &Invo
             match script.op {
                 Op::BsmRelease { .. } => {
                     for k in inv.keys {
-                        keys.remove(k)?;
-                        inv.released(k, token, Release::Released, now);
+                        let removed = keys.remove(k)?;
+                        inv.released(k, token, Release::Released, removed.as_ref(), now);
                     }
                     out.ok();
                 }

@@ -152,7 +152,10 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ),
         ("lua-time-limit", threshold.clone()),
         ("latency-tracking", "no".into()),
-        ("latency-monitor-threshold", "0".into()),
+        (
+            "latency-monitor-threshold",
+            ctx.shared.latency.threshold_ms.load(Ordering::Relaxed).to_string(),
+        ),
         (
             "slowlog-log-slower-than",
             ctx.shared.slowlog.slower_than.load(Ordering::Relaxed).to_string(),
@@ -203,6 +206,7 @@ const SETTABLE: &[&str] = &[
     "lock-delay",
     "max-waiters",
     "max-waiters-per-key",
+    "latency-monitor-threshold",
 ];
 
 /// A CONFIG SET assignment, validated but not yet applied: CONFIG SET
@@ -303,6 +307,7 @@ fn config_parse<'a>(shared: &'a crate::instance::Shared, name: &str, value: &[u8
         "lock-delay" => Change::Number(&shared.coord.lock_delay_ms, signed(value, 0)? as u64),
         "max-waiters" => Change::Number(&shared.coord.max_waiters, signed(value, 0)? as u64),
         "max-waiters-per-key" => Change::Number(&shared.coord.max_waiters_per_key, signed(value, 0)? as u64),
+        "latency-monitor-threshold" => Change::Number(&shared.latency.threshold_ms, signed(value, 0)? as u64),
         "save" if value.is_empty() => Change::Nothing,
         "appendonly" if value == b"no" => Change::Nothing,
         _ => return Err(Refusal::Unknown),
@@ -404,6 +409,7 @@ fn config_rewrite(ctx: &mut Ctx<'_>) -> CmdResult {
     current.lock_delay = ctx.shared.coord.lock_delay_ms.load(Ordering::Relaxed);
     current.max_waiters = ctx.shared.coord.max_waiters.load(Ordering::Relaxed);
     current.max_waiters_per_key = ctx.shared.coord.max_waiters_per_key.load(Ordering::Relaxed);
+    current.latency_monitor_threshold = ctx.shared.latency.threshold_ms.load(Ordering::Relaxed);
     // The file is read back as text: a password that is not UTF-8 could
     // not be loaded from it.
     current.requirepass = match s.requirepass.read().as_deref().map(|p| String::from_utf8(p.to_vec())) {
@@ -878,28 +884,76 @@ fn subcommand_error(sub: &[u8], container: &str, known: &[&str]) -> CmdError {
 
 // ---------------------------------------------------------------- LATENCY
 
-/// `LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR | HISTOGRAM
-/// [command ...] | HELP`: redlockd monitors no latency events
-/// (`latency-monitor-threshold` is 0) and tracks no per-command latency
-/// (`latency-tracking` is no), so every report is empty, as Redis's is
-/// with both off.
+/// `LATENCY LATEST | HISTORY event | RESET [event ...] | GRAPH event |
+/// DOCTOR | HISTOGRAM [command ...] | HELP`: the latency monitor's events
+/// ([`crate::latency`]) in Redis 7's reply shapes. GRAPH prints Redis's
+/// header and one line per sample instead of its ASCII art; no per-command
+/// histograms are kept (`latency-tracking` is no), so HISTOGRAM is empty.
 pub fn latency(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
     let (sub, n) = (args[1], args.len());
-    if (is(sub, "latest") && n == 2) || (is(sub, "history") && n == 3) {
-        ctx.out.array(0);
+    let monitor = &ctx.shared.latency;
+    if is(sub, "latest") && n == 2 {
+        let events = monitor.events();
+        ctx.out.array(events.len());
+        for (event, ts) in events {
+            let (time, ms) = ts.latest();
+            ctx.out.array(4);
+            ctx.out.bulk_str(event);
+            ctx.out.int(time);
+            ctx.out.int(ms as i64);
+            ctx.out.int(ts.max as i64);
+        }
+    } else if is(sub, "history") && n == 3 {
+        let samples: Vec<(i64, u64)> = monitor
+            .series(args[2])
+            .map(|ts| ts.samples().collect())
+            .unwrap_or_default();
+        ctx.out.array(samples.len());
+        for (time, ms) in samples {
+            ctx.out.array(2);
+            ctx.out.int(time);
+            ctx.out.int(ms as i64);
+        }
     } else if is(sub, "reset") {
-        ctx.out.int(0);
+        let n = if n == 2 {
+            monitor.reset(None)
+        } else {
+            args[2..].iter().map(|e| monitor.reset(Some(e))).sum()
+        };
+        ctx.out.int(n as i64);
     } else if is(sub, "graph") && n == 3 {
-        return Err(CmdError::msg(format!(
-            "ERR No samples available for event '{}'",
-            String::from_utf8_lossy(args[2])
-        )));
+        let Some(ts) = monitor.series(args[2]) else {
+            return Err(CmdError::msg(format!(
+                "ERR No samples available for event '{}'",
+                String::from_utf8_lossy(args[2])
+            )));
+        };
+        let now = crate::store::Clock::wall_ms() / 1000;
+        let samples: Vec<(i64, u64)> = ts.samples().collect();
+        let high = samples.iter().map(|s| s.1).max().unwrap_or(0);
+        let low = samples.iter().map(|s| s.1).min().unwrap_or(0);
+        let mut graph = format!(
+            "{} - high {high} ms, low {low} ms (all time high {} ms)\n{}\n",
+            String::from_utf8_lossy(args[2]),
+            ts.max,
+            "-".repeat(80)
+        );
+        for (time, ms) in samples {
+            let ago = (now - time).max(0);
+            let label = match ago {
+                0..60 => format!("{ago}s"),
+                60..3600 => format!("{}m", ago / 60),
+                3600..86400 => format!("{}h", ago / 3600),
+                _ => format!("{}d", ago / 86400),
+            };
+            graph.push_str(&format!("{label:>4} ago {ms} ms\n"));
+        }
+        ctx.out.verbatim(graph.as_bytes());
     } else if is(sub, "histogram") {
         ctx.out.map(0);
     } else if is(sub, "doctor") && n == 2 {
-        ctx.out.verbatim(
-            b"I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n",
-        );
+        let report = monitor.doctor(ctx.shared.slowlog.slower_than.load(Ordering::Relaxed));
+        ctx.out.verbatim(report.as_bytes());
     } else if is(sub, "help") && n == 2 {
         ctx.help(&[
             "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

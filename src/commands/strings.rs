@@ -254,15 +254,15 @@ pub fn set(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     }
     let SetOutcome { written, old } = set_with(keys, args[1], args[2], &opts)?;
     if opts.cond == Condition::Missing && !matches!(opts.expiry, ExpiryOpt::None | ExpiryOpt::KeepTtl) {
-        ctx.shared
-            .locks
-            .acquire_outcome(ctx.client.db, args[1], args[2], written, keys.now);
         if written {
+            super::locks::granted(&ctx.shared.locks, keys, ctx.client.db, args[1], args[2])?;
             let event = crate::pubsub::LockEvent::Acquired {
                 token: args[2],
                 fence: 0,
             };
             ctx.lock_event(args[1], event);
+        } else {
+            ctx.shared.locks.busy();
         }
     }
     if written {

@@ -341,12 +341,14 @@ impl Coord {
     fn release_if(&self, locked: &mut Locked<'_>, db: usize, key: &[u8], token: &[u8], fence: u64) {
         let now = locked.now;
         let Ok(place) = locked.place(key) else { return };
-        let owned = place.entry().is_some_and(|e| e.str().is_ok_and(|v| **v == *token) && e.fence == fence);
+        let owned = place
+            .entry()
+            .is_some_and(|e| e.str().is_ok_and(|v| **v == *token) && e.fence() == fence);
         if !owned {
             return;
         }
-        place.remove();
-        self.stats.released(db, key, token, Release::Released, now);
+        let held = place.remove().is_some_and(|e| e.is_lock());
+        self.stats.released(db, key, token, Release::Released, held, now);
         if let Some(aof) = &self.aof {
             aof.append(|buf| key_record(buf, db, key, None, now));
         }
@@ -369,7 +371,8 @@ impl Coord {
             }
             let fence = self.keyspace.fences.next();
             let mut entry = Entry::new(&w.req.token, Clock::deadline_in_ms(w.req.ttl_ms, now));
-            entry.fence = fence;
+            entry.set_fence(fence);
+            entry.mark_lock();
             let aof_mark = self
                 .aof
                 .as_ref()
@@ -391,7 +394,16 @@ impl Coord {
         }
         let (entry, client, req) = granted?;
         if req.onclose.is_some() || req.delay_ms.is_some() {
-            Self::set_meta(st, db, key, &req.token, entry.fence, client, req.onclose, req.delay_ms);
+            Self::set_meta(
+                st,
+                db,
+                key,
+                &req.token,
+                entry.fence(),
+                client,
+                req.onclose,
+                req.delay_ms,
+            );
         }
         Some(entry)
     }
@@ -401,7 +413,7 @@ impl Coord {
     pub fn grant_if_free(&self, db: usize, locked: &mut Locked<'_>, key: &[u8]) {
         let now = locked.now;
         let held = match locked.get(key) {
-            Ok(e) => e.map(|e| e.fence),
+            Ok(e) => e.map(|e| e.fence()),
             Err(_) => return,
         };
         let mut st = self.state.lock();
@@ -430,12 +442,13 @@ impl Coord {
         self.sync(&st);
         drop(st);
         if let Some(entry) = entry {
-            let fence = entry.fence;
+            let fence = entry.fence();
             if let Ok(token) = entry.str()
                 && locked.set(key, token, entry.deadline()).is_ok()
                 && let Ok(Some(e)) = locked.get_mut(key)
             {
-                e.fence = fence;
+                e.set_fence(fence);
+                e.mark_lock();
             }
         }
     }
@@ -503,7 +516,7 @@ impl Coord {
         let own_delay = st
             .meta
             .get(&dk)
-            .filter(|m| m.fence == entry.fence)
+            .filter(|m| m.fence == entry.fence())
             .and_then(|m| m.delay_ms);
         if st.meta.contains_key(&dk) {
             Self::drop_meta(&mut st, &dk);
@@ -511,7 +524,7 @@ impl Coord {
         st.pending.remove(&dk);
         let delay = own_delay.unwrap_or_else(|| self.lock_delay_ms.load(Ordering::Relaxed));
         // A lock is a key LOCK.ACQUIRE granted: it has a fence.
-        let granted = if entry.fence != 0 && delay > 0 {
+        let granted = if entry.fence() != 0 && delay > 0 {
             let until = entry.deadline().max(1).saturating_add(delay.saturating_mul(1000));
             st.delayed.insert(dk, until);
             self.wake_expirer_by(until);

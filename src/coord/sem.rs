@@ -264,7 +264,7 @@ impl Coord {
         if released {
             self.log_forget(db, key, token);
             self.stats
-                .released(db, key, token, crate::lockstats::Release::Released, now);
+                .released(db, key, token, crate::lockstats::Release::Released, true, now);
         }
         self.sem_settle(sem, db, key, now);
         if sem.holders.is_empty() && sem.waiters.is_empty() {

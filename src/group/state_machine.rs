@@ -141,7 +141,7 @@ impl StateMachine {
             let db_no = i.to_string();
             for shard in 0..db.shard_count() {
                 db.for_each_in_shard(shard, now, |key, e| {
-                    let (deadline, fence) = (e.deadline().to_string(), e.fence.to_string());
+                    let (deadline, fence) = (e.deadline().to_string(), e.fence().to_string());
                     // A string as itself, a container as the AOF's payload of it.
                     let payload = match &e.value {
                         Value::Str(v) => std::borrow::Cow::Borrowed(&v[..]),
@@ -205,7 +205,7 @@ impl StateMachine {
                         }
                     }
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
-                        e.fence = fence as u64;
+                        e.set_fence(fence as u64);
                     }
                 }
                 _ => return Err(bad("unknown record")),

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{expired_keys, json_str, readiness};
+use super::{json_str, readiness};
 use crate::commands::ttl::pttl_of;
 use crate::config::Settings;
 use crate::instance::Shared;
@@ -33,8 +33,8 @@ pub fn render(shared: &Shared) -> String {
                 break 'dbs;
             }
             db.for_each_in_shard(shard, now, |key, e| {
-                // A lock is a string with a deadline: containers are not listed.
-                let (true, Ok(token)) = (e.has_deadline(), e.str()) else {
+                // A lock: a string value a lock grant stored.
+                let (true, Ok(token)) = (e.is_lock(), e.str()) else {
                     return;
                 };
                 if listed >= LIST_LIMIT {
@@ -56,10 +56,10 @@ pub fn render(shared: &Shared) -> String {
                     }
                     None => out.push_str(",\"age_ms\":null"),
                 }
-                if e.fence == 0 {
+                if e.fence() == 0 {
                     out.push_str(",\"fence\":null}");
                 } else {
-                    let _ = write!(out, ",\"fence\":{}}}", e.fence);
+                    let _ = write!(out, ",\"fence\":{}}}", e.fence());
                 }
             });
         }
@@ -94,7 +94,7 @@ pub fn render(shared: &Shared) -> String {
         memory::used(),
         Settings::get(&shared.settings.maxmemory),
         stats::totals().commands,
-        expired_keys(shared),
+        shared.locks.expired_while_held.load(Relaxed),
         shared.locks.granted.load(Relaxed),
         shared.locks.busy.load(Relaxed),
         shared.locks.refused.load(Relaxed),

@@ -9,12 +9,8 @@
 //! shard's read lock), memory and the append-only file's status. The HTTP
 //! server is a task on the server's runtime ([`http`]).
 //!
-//! What "a lock" is here: a live key with a deadline. That is every key a
-//! LOCK.ACQUIRE, SET NX PX/EX or catalogued acquire script grants, until it
-//! is released, deleted, overwritten without a TTL, or expires; it is also
-//! any other key given a TTL (SET EX, EXPIRE), which on a lock server is
-//! rare. Counting grants exactly would mean marking entries and hooking
-//! every delete; counting keys with a deadline needs nothing on the hot path.
+//! What "a lock" is here: a live key whose value a lock grant stored (the
+//! store's lock mark; the rule is in [`crate::lockstats`]).
 
 pub mod http;
 pub mod locks;
@@ -52,7 +48,7 @@ pub fn readiness(shared: &Shared) -> Result<(), String> {
     Ok(())
 }
 
-/// Keys of every database, and how many have a deadline (are locks).
+/// Keys of every database, and how many are held locks.
 pub struct KeyCounts {
     pub keys: Vec<u64>,
     pub locks: u64,
@@ -71,15 +67,14 @@ pub fn count_keys(shared: &Shared) -> KeyCounts {
         for shard in 0..db.shard_count() {
             db.for_each_in_shard(shard, now, |_, e| {
                 counts.keys[i] += 1;
-                counts.locks += e.has_deadline() as u64;
+                counts.locks += e.is_lock() as u64;
             });
         }
     }
     counts
 }
 
-/// Keys removed because their deadline passed, over every database. Every
-/// such key was a lock (a key with a deadline) that nobody released.
+/// Keys removed because their deadline passed, over every database.
 pub fn expired_keys(shared: &Shared) -> u64 {
     shared.keyspace.dbs.iter().map(|d| d.expired_keys.load(Relaxed)).sum()
 }
@@ -134,7 +129,7 @@ impl Collector for Scrape {
         gauge(
             &mut e,
             "redlockd_locks_held",
-            "Live keys with a deadline (locks granted and not yet released, deleted or expired).",
+            "Live keys whose value a lock grant stored (granted and not yet released, deleted, overwritten or expired).",
             keys.locks as i64,
         )?;
         counters(
@@ -177,8 +172,8 @@ impl Collector for Scrape {
         counter(
             &mut e,
             "redlockd_lock_expired_while_held",
-            "Locks (keys with a deadline) removed because their deadline passed before anyone released them.",
-            expired_keys(shared),
+            "Held locks removed because their deadline passed before anyone released them.",
+            l.expired_while_held.load(Relaxed),
         )?;
         counter(
             &mut e,

@@ -31,6 +31,7 @@ use smallvec::SmallVec;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::latency::LatencyMonitor;
 use crate::protocol::encode_command as encode;
 use crate::store::types::{Container, Hash, List, Set, ZSet};
 use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE, SmallBytes, Value};
@@ -57,11 +58,12 @@ impl Fsync {
 }
 
 /// The record of one key's state (its absence when `entry` is None): a
-/// string is `RL.SET db key value unix_ms fence`, a container
-/// `RL.VALUE db key unix_ms type payload`, the whole container in one
-/// argument ([`container_payload`]), so that a record never has more than
-/// six arguments. A container is written whole after each write to it:
-/// replay stays a plain overwrite, at a cost linear in its size.
+/// string is `RL.SET db key value unix_ms fence [lock]` (`lock`: a value
+/// stored by a lock grant, so that a restart keeps counting it as a held
+/// lock, [`crate::lockstats`]), a container `RL.VALUE db key unix_ms type
+/// payload`, the whole container in one argument ([`container_payload`]).
+/// A container is written whole after each write to it: replay stays a
+/// plain overwrite, at a cost linear in its size.
 pub fn key_record(out: &mut Vec<u8>, db: usize, key: &[u8], entry: Option<&Entry>, now: u64) {
     let db = db.to_string();
     match entry {
@@ -74,11 +76,17 @@ pub fn key_record(out: &mut Vec<u8>, db: usize, key: &[u8], entry: Option<&Entry
             let unix_ms = unix_ms.to_string();
             match &e.value {
                 Value::Str(v) => {
-                    let fence = e.fence.to_string();
-                    encode(
-                        out,
-                        &[b"RL.SET", db.as_bytes(), key, v, unix_ms.as_bytes(), fence.as_bytes()],
-                    );
+                    let fence = e.fence().to_string();
+                    let record: [&[u8]; 7] = [
+                        b"RL.SET",
+                        db.as_bytes(),
+                        key,
+                        v,
+                        unix_ms.as_bytes(),
+                        fence.as_bytes(),
+                        b"lock",
+                    ];
+                    encode(out, &record[..if e.is_lock() { 7 } else { 6 }]);
                 }
                 container => {
                     let payload = container_payload(container);
@@ -251,12 +259,13 @@ pub struct RewritePolicy {
 
 impl Aof {
     /// Open (creating) the log at `path`, replay it into `keyspace`, and
-    /// start the writer thread.
+    /// start the writer thread (which reports slow writes to `latency`).
     pub fn open(
         path: &Path,
         policy: Fsync,
         rewrite: RewritePolicy,
         keyspace: Arc<Keyspace>,
+        latency: Arc<LatencyMonitor>,
     ) -> std::io::Result<Arc<Aof>> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
@@ -286,6 +295,7 @@ impl Aof {
             file,
             path: path.to_path_buf(),
             keyspace,
+            latency,
             rewrite,
             rewriting: None,
             unwritten: Vec::new(),
@@ -404,14 +414,20 @@ struct Writer {
     last_sync: Instant,
     /// The write (or fsync) error that stops writes, while it lasts.
     failure: Option<Failure>,
+    /// LATENCY's `aof-write` and `aof-fsync-always` events.
+    latency: Arc<LatencyMonitor>,
     /// The last failure was an `everysec` fsync (cleared by the next good fsync).
     fsync_failed: bool,
 }
 
 /// A write error under way.
 struct Failure {
+    /// When it began (the recovery's log line says how long it lasted).
+    since: Instant,
     retry_at: Instant,
     logged_at: Instant,
+    /// Failed retries since the last log line (that line not counted).
+    unlogged: u64,
 }
 
 impl Writer {
@@ -477,9 +493,9 @@ impl Writer {
     /// stops writes until a retry succeeds.
     fn flush(&mut self, stop: bool) {
         if !self.unwritten.is_empty()
-            && let Err(e) = self.write_unwritten()
+            && let Err((op, e)) = self.write_unwritten()
         {
-            return self.failed(e);
+            return self.failed(op, e);
         }
         let sync_due = self.unsynced
             && match self.aof.policy {
@@ -493,27 +509,41 @@ impl Writer {
                 // Redis's everysec: the writes stay acknowledged (they are in
                 // the file), but no more are taken until an fsync succeeds.
                 self.fsync_failed = true;
-                return self.failed(e);
+                return self.failed("fsync", e);
             }
             self.unsynced = false;
             self.fsync_failed = false;
             self.last_sync = Instant::now();
         }
-        if !self.fsync_failed && self.failure.take().is_some() {
+        if !self.fsync_failed
+            && let Some(f) = self.failure.take()
+        {
             self.aof.stats.write_errno.store(0, Ordering::Relaxed);
-            warn!("append-only file write error looks solved; accepting writes again");
+            warn!(
+                target: "redlockd::aof",
+                path = %self.path.display(),
+                failed_ms = f.since.elapsed().as_millis() as u64,
+                "append-only file write error looks solved; accepting writes again"
+            );
         }
     }
 
     /// Write `unwritten` (and with `appendfsync always` fsync it): then it
-    /// is durable, and the clients waiting for it get their replies.
-    fn write_unwritten(&mut self) -> std::io::Result<()> {
-        let mut result = write_counted(&mut self.file, &self.unwritten, &mut self.partial);
+    /// is durable, and the clients waiting for it get their replies. An
+    /// error comes with what failed: "write" or "fsync".
+    fn write_unwritten(&mut self) -> Result<(), (&'static str, std::io::Error)> {
+        let started = Instant::now();
+        let mut result = write_counted(&mut self.file, &self.unwritten, &mut self.partial).map_err(|e| ("write", e));
+        self.latency
+            .add_if_spike("aof-write", started.elapsed().as_micros() as u64);
         let always = self.aof.policy == Fsync::Always;
         if result.is_ok() && always {
-            result = self.file.sync_data();
+            let started = Instant::now();
+            result = self.file.sync_data().map_err(|e| ("fsync", e));
+            self.latency
+                .add_if_spike("aof-fsync-always", started.elapsed().as_micros() as u64);
         }
-        if let Err(e) = result {
+        if let Err((_, e)) = &result {
             if self.partial > 0 {
                 // Cut back to the last whole record, as Redis does: the file
                 // stays a valid log while the error lasts (a restart then
@@ -524,16 +554,25 @@ impl Writer {
                     Ok(()) => self.partial = 0,
                     Err(cut) if always => {
                         tracing::error!(
-                            "cannot fsync the append-only file ({e}) nor cut the unsynced records off it ({cut}); exiting"
+                            target: "redlockd::aof",
+                            path = %self.path.display(),
+                            error = %e,
+                            cut_error = %cut,
+                            "cannot fsync the append-only file nor cut the unsynced records off it; exiting"
                         );
                         std::process::exit(1);
                     }
                     Err(cut) => {
-                        warn!("cannot cut a partial record off the append-only file ({cut}); the retry completes it")
+                        warn!(
+                            target: "redlockd::aof",
+                            path = %self.path.display(),
+                            error = %cut,
+                            "cannot cut a partial record off the append-only file; the retry completes it"
+                        )
                     }
                 }
             }
-            return Err(e);
+            return result;
         }
         let n = self.unwritten.len() as u64;
         if let Some(r) = self.rewriting.as_mut() {
@@ -553,24 +592,37 @@ impl Writer {
     }
 
     /// Stop accepting writes (the MISCONF gate reads `write_errno`), log
-    /// (at most every [`ERROR_LOG_EVERY`]), and retry in [`RETRY_EVERY`].
-    fn failed(&mut self, e: std::io::Error) {
+    /// (at most every [`ERROR_LOG_EVERY`]), and retry in [`RETRY_EVERY`];
+    /// `op` is what failed ("write" or "fsync").
+    fn failed(&mut self, op: &'static str, e: std::io::Error) {
         let errno = e.raw_os_error().filter(|&n| n != 0).unwrap_or(libc::EIO);
         self.aof.stats.write_errno.store(errno, Ordering::Relaxed);
         let now = Instant::now();
-        let logged_at = match &self.failure {
-            Some(f) if now.duration_since(f.logged_at) < ERROR_LOG_EVERY => f.logged_at,
-            _ => {
-                tracing::error!(
-                    "error writing to the append-only file: {e}; refusing write commands until it can be written (retrying every {RETRY_EVERY:?})"
-                );
-                now
-            }
-        };
-        self.failure = Some(Failure {
-            retry_at: now + RETRY_EVERY,
-            logged_at,
+        let ongoing = self.failure.is_some();
+        let mut f = self.failure.take().unwrap_or(Failure {
+            since: now,
+            retry_at: now,
+            logged_at: now,
+            unlogged: 0,
         });
+        if ongoing && now.duration_since(f.logged_at) < ERROR_LOG_EVERY {
+            f.unlogged += 1;
+        } else {
+            tracing::error!(
+                target: "redlockd::aof",
+                path = %self.path.display(),
+                op,
+                errno,
+                error = %e,
+                failing_ms = now.duration_since(f.since).as_millis() as u64,
+                unlogged_failures = f.unlogged,
+                "append-only file {op} failed; refusing write commands until it can be written (retrying every {RETRY_EVERY:?})"
+            );
+            f.logged_at = now;
+            f.unlogged = 0;
+        }
+        f.retry_at = now + RETRY_EVERY;
+        self.failure = Some(f);
     }
 
     fn start_rewrite(&mut self) {
@@ -619,7 +671,7 @@ impl Writer {
                 info!(size, "background append-only file rewrite finished");
             }
             Err(e) => {
-                warn!("append-only file rewrite failed: {e}");
+                warn!(target: "redlockd::aof", error = %e, "append-only file rewrite failed");
                 let _ = std::fs::remove_file(&r.temp);
                 self.aof.stats.last_rewrite_ok.store(false, Ordering::Relaxed);
             }
@@ -726,7 +778,7 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
         };
         let now = keyspace.clock.now_us();
         match args.first().copied() {
-            Some(b"RL.SET") if args.len() == 6 => {
+            Some(b"RL.SET") if args.len() == 6 || (args.len() == 7 && args[6] == b"lock") => {
                 let db = db_of(args[1])?;
                 let unix_ms = parse_u64(args[4]).ok_or_else(|| bad(format!("bad expiry at offset {pos}")))? as i64;
                 let fence = parse_u64(args[5]).ok_or_else(|| bad(format!("bad fence at offset {pos}")))?;
@@ -743,7 +795,10 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
                     };
                     let _ = locked.set(args[2], args[3], deadline);
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
-                        e.fence = fence;
+                        e.set_fence(fence);
+                        if args.len() == 7 {
+                            e.mark_lock();
+                        }
                     }
                 }
             }
@@ -822,14 +877,15 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
     Ok(pos as u64)
 }
 
-/// The most arguments a record has (`RL.SEMSET`).
+/// The most arguments a record has (`RL.SEMSET`, `RL.SET` of a lock).
 const MAX_RECORD_ARGS: u64 = 7;
 
 /// What [`parse_record`] found at the start of a slice.
 pub(crate) enum Parsed<'a> {
     /// A whole record: its arguments and its length in bytes.
     Record {
-        // Inline for RL.SET's six (RL.SEMSET's seven spill: they are few).
+        /// Inline up to six (a lock's seventh spills: clippy bounds the
+        /// size of `header`'s `Err`, a `Parsed`).
         args: SmallVec<[&'a [u8]; 6]>,
         len: usize,
     },

@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::batch::{Batch, End};
 use super::shared::{ClientHandle, Shared};
@@ -160,12 +160,25 @@ pub async fn serve_accepted(
 }
 
 async fn serve_tls(stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, shared: &Shared, handle: Arc<ClientHandle>) {
-    let peer = handle.addr;
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls_stream)) => serve(tls_stream, shared, handle).await,
-        Ok(Err(e)) => warn!(%peer, "TLS handshake failed: {e}"),
-        Err(_) => warn!(%peer, "TLS handshake timed out"),
+        Ok(Err(e)) => connection_error(&handle, "TLS handshake failed", &e),
+        Err(_) => connection_error(&handle, "TLS handshake timed out", &""),
     }
+}
+
+/// The one log line of a connection that ends in an error: the client's
+/// id and address, what went wrong, and the detail, as a warning. (A read
+/// that fails is logged the same way at `info`, in `got_input`: resets by
+/// the peer are routine, load balancers' probes do them all day.)
+fn connection_error(handle: &ClientHandle, what: &str, detail: &dyn std::fmt::Display) {
+    warn!(
+        target: "redlockd::connection",
+        client_id = handle.id,
+        addr = %handle.addr,
+        error = %detail,
+        "connection error: {what}"
+    );
 }
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -221,7 +234,7 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             client.aof_mark = 0;
         }
         if let Some(e) = failure {
-            warn!(id = handle.id, peer = %handle.addr, "protocol error: {}", e.0);
+            connection_error(&handle, "protocol error", &e.0);
             out.error(&format!("ERR Protocol error: {}", e.0));
             let _ = stream.write_all(&out.buf).await;
             let _ = stream.flush().await;
@@ -238,7 +251,7 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
                 subs.outbox.written();
             }
             if let Err(why) = written {
-                warn!(id = handle.id, peer = %handle.addr, "closing client: {why}");
+                connection_error(&handle, "closing client", &why);
                 return;
             }
         }
@@ -267,7 +280,7 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             continue;
         }
         if rbuf.len() as u64 > Settings::get(&shared.settings.client_query_buffer_limit) {
-            warn!(id = handle.id, "closing client that exceeded the query buffer limit");
+            connection_error(&handle, "closing client", &"query buffer limit exceeded");
             return;
         }
         let outbox = client.pubsub.as_ref().map(|s| s.outbox.clone());
@@ -383,7 +396,16 @@ fn got_input(read: std::io::Result<Option<usize>>, waits: &mut Waits<'_, '_>) ->
             Ok(true)
         }
         Ok(None) => Ok(false),
-        Err(_) => Err("read failed"),
+        Err(e) => {
+            info!(
+                target: "redlockd::connection",
+                client_id = waits.handle.id,
+                addr = %waits.handle.addr,
+                error = %e,
+                "connection error: read failed"
+            );
+            Err("read failed")
+        }
     }
 }
 

@@ -532,7 +532,8 @@ impl<'v> Place<'v, '_> {
             Some((_, i)) => {
                 let e = &mut shard.keys.slots[i].1;
                 e.value = value;
-                e.fence = 0;
+                e.set_fence(0);
+                e.clear_lock();
                 std::mem::replace(&mut e.deadline, deadline) != deadline
             }
             None => {

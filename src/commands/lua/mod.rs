@@ -28,9 +28,9 @@
 mod libs;
 mod resp;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -304,7 +304,10 @@ impl Vm {
             })?,
         )?;
         let r = run.clone();
-        natives.set("random", lua.create_function(move |lua, args: MultiValue| random(lua, &r.rand, &args))?)?;
+        natives.set(
+            "random",
+            lua.create_function(move |lua, args: MultiValue| random(lua, &r.rand, &args))?,
+        )?;
         let r = run.clone();
         natives.set(
             "randomseed",
@@ -314,10 +317,8 @@ impl Vm {
             })?,
         )?;
         libs::register(&lua, &natives)?;
-        let (runner, env, redis): (Function, Table, Table) = lua
-            .load(include_str!("sandbox.lua"))
-            .set_name("=redis")
-            .call(natives)?;
+        let (runner, env, redis): (Function, Table, Table) =
+            lua.load(include_str!("sandbox.lua")).set_name("=redis").call(natives)?;
         install_hook(&lua, run.clone(), HOOK_EVERY)?;
         let globals = lua.globals();
         Ok(Vm {
@@ -383,7 +384,13 @@ impl Vm {
 }
 
 /// EVAL/EVALSHA (`read_only`: the _RO forms) of an uncatalogued script.
-pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: &[&[u8]], read_only: bool) -> CmdResult {
+pub fn eval(
+    ctx: &mut Ctx<'_>,
+    keys: &mut Locked<'_>,
+    source: Source<'_>,
+    args: &[&[u8]],
+    read_only: bool,
+) -> CmdResult {
     let shared = ctx.shared;
     let engine = &shared.lua;
     let numkeys = super::key_positions(&KeySpec::NumKeys { at: 2, first: 3 }, args)?.len();
@@ -419,16 +426,16 @@ pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: 
     run.started.store(monotonic_us().max(1), Ordering::SeqCst);
     let outcome = off_the_runtime(|| {
         vm.lua.scope(|scope| {
-        let call = |raise| {
-            let exec = &exec;
-            scope.create_function(move |lua, args: MultiValue| {
-                let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-                exec.call(lua, args, raise)
-            })
-        };
-        vm.redis.raw_set("call", call(true)?)?;
-        vm.redis.raw_set("pcall", call(false)?)?;
-        vm.runner.call::<(bool, Value)>(f)
+            let call = |raise| {
+                let exec = &exec;
+                scope.create_function(move |lua, args: MultiValue| {
+                    let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
+                    exec.call(lua, args, raise)
+                })
+            };
+            vm.redis.raw_set("call", call(true)?)?;
+            vm.redis.raw_set("pcall", call(false)?)?;
+            vm.runner.call::<(bool, Value)>(f)
         })
     });
     run.started.store(0, Ordering::SeqCst);
