@@ -552,7 +552,7 @@ fn generic_commands_and_wrongtype_for_strings() {
 #[test]
 fn encodings_at_the_thresholds() {
     let mut d = Differential::new();
-    let mut check_all = |d: &mut Differential, cmds: Vec<Vec<String>>| {
+    let check_all = |d: &mut Differential, cmds: Vec<Vec<String>>| {
         for c in cmds {
             let c: Vec<&str> = c.iter().map(String::as_str).collect();
             d.check(&c);

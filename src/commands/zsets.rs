@@ -41,7 +41,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
         at += 1;
     }
     let elements = args.len() - at;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
@@ -49,7 +49,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (gt || lt) && nx || (gt && lt) {
         return Err(CmdError::Static(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -317,7 +317,7 @@ fn range_generic(
             return Err(CmdError::Syntax);
         }
     }
-    if req.limit != -1 && req.kind == RangeKind::Rank || req.offset != 0 && req.kind == RangeKind::Rank {
+    if (req.limit != -1 || req.offset != 0) && req.kind == RangeKind::Rank {
         return Err(CmdError::Static(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
