@@ -1131,7 +1131,12 @@ fn write_command_info(ctx: &mut Ctx<'_>, c: &CommandSpec) {
     for n in names {
         out.simple(n);
     }
-    let (first, last, step) = key_triplet(&c.keys);
+    // A container's keys belong to its subcommands (OBJECT): Redis reports none.
+    let (first, last, step) = if c.flags & flags::CONTAINER != 0 {
+        (0, 0, 0)
+    } else {
+        key_triplet(&c.keys)
+    };
     out.int(first);
     out.int(last);
     out.int(step);
