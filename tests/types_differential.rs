@@ -616,3 +616,35 @@ fn encodings_at_the_thresholds() {
     assert_eq!(ours, theirs);
     assert!(ours.len() >= 600, "{}", ours.len());
 }
+
+/// redlockd's own lock commands (Redis 7.0 has none to compare with) treat
+/// a container as Redis treats a non-string: WRONGTYPE, and the container
+/// is left as it was.
+#[test]
+fn lock_commands_on_a_container_answer_wrongtype() {
+    let server = common::Server::start();
+    let mut c = server.raw();
+    assert_eq!(c.cmd_str(&["HSET", "h", "f", "v"]), ":1\r\n");
+    let wrongtype = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    for cmd in [
+        &["LOCK.ACQUIRE", "h", "tok", "PX", "1000"][..],
+        &["LOCK.RELEASE", "h", "tok"],
+        &["LOCK.EXTEND", "h", "tok", "PX", "1000"],
+        &["LOCK.INFO", "h"],
+        &["FENCE.SET", "h", "v", "5"],
+        &["FENCE.INCRBY", "h", "1", "5"],
+        &["DELIFEQ", "h", "tok"],
+        &["DELEX", "h", "IFEQ", "tok"],
+        &["DIGEST", "h"],
+        &["SET", "h", "v", "IFEQ", "tok"],
+        &["GETDEL", "h"],
+        // redis-py's release script, catalogued: its GET meets the hash.
+        &["EVALSHA", "c3f8721cbb97f72bc19e972846bd7aaf91901658", "1", "h", "tok"],
+    ] {
+        assert_eq!(c.cmd_str(cmd), wrongtype, "{cmd:?}");
+    }
+    assert_eq!(c.cmd_str(&["HGETALL", "h"]), "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    // Without a condition, DELEX deletes any type, as DEL does.
+    assert_eq!(c.cmd_str(&["DELEX", "h"]), ":1\r\n");
+    assert_eq!(c.cmd_str(&["EXISTS", "h"]), ":0\r\n");
+}
