@@ -273,9 +273,6 @@ pub fn lpos(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                 ));
             }
-            if rank == i64::MIN {
-                return Err(CmdError::Static("ERR value is out of range"));
-            }
         } else if is(opt, "count") {
             let n = int(c.value()?)?;
             if n < 0 {
@@ -308,7 +305,9 @@ pub fn lpos(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
     } else {
         (maxlen as usize).min(l.len())
     };
-    let mut skip = rank.unsigned_abs() - 1;
+    // Redis negates a negative rank, and LONG_MIN stays negative: any
+    // match satisfies it, so it acts as -1.
+    let mut skip = if rank == i64::MIN { 0 } else { rank.unsigned_abs() - 1 };
     let mut found = Vec::new();
     let indexes: Box<dyn Iterator<Item = usize>> = if rank > 0 {
         Box::new(0..scan)
