@@ -78,6 +78,23 @@ pub fn move_element(
     if read::<List>(keys, src)?.is_none() {
         return Ok(None);
     }
+    if src == dst {
+        // In place: a one-element list is never emptied (it keeps its TTL).
+        return Ok(write(keys, src, false, |l: &mut List| {
+            let item = match from {
+                End::Left => l.pop_front(),
+                End::Right => l.pop_back(),
+            };
+            if let Some(item) = &item {
+                match to {
+                    End::Left => l.push_front(item.clone()),
+                    End::Right => l.push_back(item.clone()),
+                }
+            }
+            Ok(item)
+        })?
+        .flatten());
+    }
     check_type::<List>(keys, dst)?;
     let Some(mut popped) = pop(keys, src, from, 1)? else {
         return Ok(None);
