@@ -23,7 +23,7 @@ pub fn hmset(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdRes
 }
 
 fn set_pairs(keys: &mut Locked<'_>, args: &[&[u8]]) -> Result<usize, CmdError> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity);
     }
     let added = write(keys, args[1], true, |h: &mut Hash| {

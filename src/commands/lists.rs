@@ -78,6 +78,23 @@ pub fn move_element(
     if read::<List>(keys, src)?.is_none() {
         return Ok(None);
     }
+    if src == dst {
+        // In place: a one-element list is never emptied (it keeps its TTL).
+        return Ok(write(keys, src, false, |l: &mut List| {
+            let item = match from {
+                End::Left => l.pop_front(),
+                End::Right => l.pop_back(),
+            };
+            if let Some(item) = &item {
+                match to {
+                    End::Left => l.push_front(item.clone()),
+                    End::Right => l.push_back(item.clone()),
+                }
+            }
+            Ok(item)
+        })?
+        .flatten());
+    }
     check_type::<List>(keys, dst)?;
     let Some(mut popped) = pop(keys, src, from, 1)? else {
         return Ok(None);
@@ -273,9 +290,6 @@ pub fn lpos(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                 ));
             }
-            if rank == i64::MIN {
-                return Err(CmdError::Static("ERR value is out of range"));
-            }
         } else if is(opt, "count") {
             let n = int(c.value()?)?;
             if n < 0 {
@@ -308,7 +322,9 @@ pub fn lpos(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
     } else {
         (maxlen as usize).min(l.len())
     };
-    let mut skip = rank.unsigned_abs() - 1;
+    // Redis negates a negative rank, and LONG_MIN stays negative: any
+    // match satisfies it, so it acts as -1.
+    let mut skip = if rank == i64::MIN { 0 } else { rank.unsigned_abs() - 1 };
     let mut found = Vec::new();
     let indexes: Box<dyn Iterator<Item = usize>> = if rank > 0 {
         Box::new(0..scan)

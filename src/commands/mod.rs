@@ -561,24 +561,26 @@ pub fn key_positions(keys: &KeySpec, args: &[&[u8]]) -> Result<KeyPositions, Cmd
         KeySpec::DestNumKeys => {
             // A bad count locks the destination alone: the handler replies
             // with the command's own error for it.
-            let sources = match args::int(args[2]) {
-                Ok(n) if n >= 1 && n as usize <= args.len() - 3 => 3..3 + n as usize,
-                _ => 3..3,
+            let end = match args::int(args[2]) {
+                Ok(n) if n >= 1 && n as usize <= args.len() - 3 => 3 + n as usize,
+                _ => 2,
             };
+            // args[1], then args[3..end]: the count at args[2] is skipped.
             Ok(KeyPositions {
-                dest: Some(1),
-                rest: sources.step_by(1),
+                range: (1..end).step_by(1),
+                skip: 2,
             })
         }
     }
 }
 
-/// The argument positions of a command's keys: a destination, if the
-/// command has one apart from its other keys, then evenly spaced keys.
+/// The argument positions of a command's keys: evenly spaced ones, less
+/// one position that is not a key (`skip`; 0, the command's name, when
+/// none is), so that ZUNIONSTORE's destination and sources are one range.
 #[derive(Clone)]
 pub struct KeyPositions {
-    dest: Option<usize>,
-    rest: std::iter::StepBy<std::ops::Range<usize>>,
+    range: std::iter::StepBy<std::ops::Range<usize>>,
+    skip: usize,
 }
 
 impl KeyPositions {
@@ -586,20 +588,22 @@ impl KeyPositions {
         Self::range((0..0).step_by(1))
     }
 
-    fn range(rest: std::iter::StepBy<std::ops::Range<usize>>) -> Self {
-        KeyPositions { dest: None, rest }
+    fn range(range: std::iter::StepBy<std::ops::Range<usize>>) -> Self {
+        KeyPositions { range, skip: 0 }
     }
 }
 
 impl Iterator for KeyPositions {
     type Item = usize;
 
+    #[inline]
     fn next(&mut self) -> Option<usize> {
-        self.dest.take().or_else(|| self.rest.next())
+        let i = self.range.next()?;
+        if i != self.skip { Some(i) } else { self.range.next() }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.dest.is_some() as usize + self.rest.len();
+        let n = self.range.len() - (self.skip != 0 && self.range.clone().any(|i| i == self.skip)) as usize;
         (n, Some(n))
     }
 }

@@ -80,6 +80,12 @@ pub fn spop(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
     let count = args.get(2).map(|c| positive_count(c)).transpose()?;
     let popped = write(keys, args[1], false, |s: &mut Set| {
         let n = count.map_or(1, |c| c as usize).min(s.len());
+        if count.is_some() && n == s.len() {
+            // The whole set, in its order, as Redis answers it.
+            let all = s.iter().map(|m| m.to_bytes()).collect();
+            *s = Set::default();
+            return Ok(all);
+        }
         let mut popped: Vec<SmallBytes> = Vec::with_capacity(n);
         for _ in 0..n {
             let Some(m) = s.random(random_index).map(|m| m.to_bytes()) else {
@@ -111,7 +117,11 @@ pub fn srandmember(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> 
     }
     let count = match args.get(2) {
         Some(c) => match crate::protocol::decode::parse_i64(c) {
-            Some(i64::MIN) => return Err(CmdError::Static("ERR value is out of range")),
+            Some(i64::MIN) => {
+                return Err(CmdError::Static(
+                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                ));
+            }
             Some(n) => Some(n),
             None => return Err(CmdError::NotInteger),
         },

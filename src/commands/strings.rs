@@ -69,6 +69,7 @@ pub enum NewDeadline {
 
 impl ExpiryOpt<'_> {
     /// Turn the option into a deadline, with SET's validation.
+    #[inline(always)]
     pub fn resolve(&self, now: u64) -> Result<NewDeadline, CmdError> {
         let (form, raw) = match *self {
             ExpiryOpt::None | ExpiryOpt::Persist => return Ok(NewDeadline::Set(NO_DEADLINE)),

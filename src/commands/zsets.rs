@@ -41,7 +41,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
         at += 1;
     }
     let elements = args.len() - at;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
@@ -49,7 +49,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResu
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (gt || lt) && nx || (gt && lt) {
         return Err(CmdError::Static(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -189,20 +189,34 @@ struct ScoreBound {
 
 fn score_bound(arg: &[u8]) -> Option<ScoreBound> {
     match arg.first() {
-        // After '(' Redis calls strtod itself, which takes "" as 0 and
-        // skips leading spaces.
-        Some(b'(') => {
-            let text = arg[1..].trim_ascii_start();
-            Some(ScoreBound {
-                value: if text.is_empty() { 0.0 } else { parse_float(text)? },
-                exclusive: true,
-            })
-        }
+        Some(b'(') => Some(ScoreBound {
+            value: strtod(&arg[1..])?,
+            exclusive: true,
+        }),
         _ => Some(ScoreBound {
-            value: parse_float(arg)?,
+            value: strtod(arg)?,
             exclusive: false,
         }),
     }
+}
+
+/// A range bound as Redis's zslParseRange reads it, with a bare `strtod`:
+/// "" is 0, leading spaces are skipped, an overflow is ±inf; only NaN and
+/// trailing garbage are refused.
+fn strtod(arg: &[u8]) -> Option<f64> {
+    if arg.is_empty() {
+        return Some(0.0);
+    }
+    let text = std::str::from_utf8(arg)
+        .ok()?
+        .trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let value = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        "" => return None,
+        _ => text.parse::<f64>().ok()?,
+    };
+    (!value.is_nan()).then_some(value)
 }
 
 fn score_range(min: &[u8], max: &[u8]) -> Result<(ScoreBound, ScoreBound), CmdError> {
@@ -317,7 +331,7 @@ fn range_generic(
             return Err(CmdError::Syntax);
         }
     }
-    if req.limit != -1 && req.kind == RangeKind::Rank || req.offset != 0 && req.kind == RangeKind::Rank {
+    if (req.limit != -1 || req.offset != 0) && req.kind == RangeKind::Rank {
         return Err(CmdError::Static(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));

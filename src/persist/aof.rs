@@ -1044,6 +1044,53 @@ fn cut_torn_tail(path: &Path, at: usize, len: usize) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// Every container type survives its record, order and scores exactly;
+    /// a payload that does not add up is refused, never half-read.
+    #[test]
+    fn container_payloads_round_trip_and_bad_ones_are_refused() {
+        let mut h = Hash::default();
+        h.insert(b"b", b"\x00\r\n");
+        h.insert(b"a", b"");
+        let list: List = [&b"x"[..], b"", b"\xff"].iter().map(|v| SmallBytes::from(*v)).collect();
+        let mut set = Set::for_member(b"7");
+        set.insert(b"7");
+        set.insert(b"-3");
+        let mut words = Set::for_member(b"w");
+        words.insert(b"w");
+        let mut z = ZSet::default();
+        z.insert(b"m", 0.1);
+        z.insert(b"n", f64::NEG_INFINITY);
+        z.insert(b"o", -0.0);
+        for value in [
+            h.into_value(),
+            list.into_value(),
+            set.into_value(),
+            words.into_value(),
+            z.into_value(),
+        ] {
+            let payload = container_payload(&value);
+            let back = parse_container(value.type_name().as_bytes(), &payload).expect("parses");
+            assert_eq!(container_payload(&back), payload, "{}", value.type_name());
+            assert_eq!(back.encoding(), value.encoding());
+            // Cut anywhere inside: refused.
+            for cut in 1..payload.len() {
+                let whole = parse_container(value.type_name().as_bytes(), &payload[..cut])
+                    .map(|v| container_payload(&v) == payload[..cut]);
+                assert_ne!(whole, Some(false), "{} cut at {cut}", value.type_name());
+            }
+        }
+        assert!(
+            parse_container(b"hash", &[1, 0, 0, 0, b'f']).is_none(),
+            "a field without its value"
+        );
+        assert!(parse_container(b"nosuch", &[1, 0, 0, 0, b'f']).is_none());
+        assert!(parse_container(b"list", &[]).is_none(), "no empty container");
+        let nan = f64::NAN.to_bits().to_le_bytes();
+        let mut bad = vec![1, 0, 0, 0, b'm', 8, 0, 0, 0];
+        bad.extend_from_slice(&nan);
+        assert!(parse_container(b"zset", &bad).is_none(), "a NaN score");
+    }
+
     #[test]
     fn a_record_is_whole_or_torn_at_every_length_and_bad_when_damaged() {
         let mut rec = Vec::new();

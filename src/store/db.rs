@@ -899,14 +899,14 @@ mod tests {
                     }
                     Op::Remove(k) => {
                         let got = db.lock_keys([&key(k)[..]].into_iter(), now).remove(&key(k)).unwrap();
-                        prop_assert_eq!(got.map(|e| e.value.to_vec()), model.remove(&key(k)).map(|m| m.0));
+                        prop_assert_eq!(got.map(|e| e.str().unwrap().to_vec()), model.remove(&key(k)).map(|m| m.0));
                     }
                     Op::Get(k) => {
                         // Locked with one copy of the key, looked up with another:
                         // the view must recognise the first key by its bytes too.
                         let locked_as = key(k);
                         let mut l = db.lock_keys([&locked_as[..]].into_iter(), now);
-                        let got = l.get(&key(k)).unwrap().map(|e| (e.value.to_vec(), e.deadline()));
+                        let got = l.get(&key(k)).unwrap().map(|e| (e.str().unwrap().to_vec(), e.deadline()));
                         prop_assert_eq!(got, model.get(&key(k)).cloned());
                     }
                     Op::Tick(t) => now += t,
@@ -919,7 +919,7 @@ mod tests {
                         let mut l = db.lock_all(now);
                         let mut seen = BTreeMap::new();
                         l.scan(0, usize::MAX, |k, e| {
-                            seen.insert(k.to_vec(), (e.value.to_vec(), e.deadline()));
+                            seen.insert(k.to_vec(), (e.str().unwrap().to_vec(), e.deadline()));
                         });
                         prop_assert_eq!(l.len(), model.len());
                         prop_assert_eq!(&seen, &model);
@@ -943,7 +943,7 @@ mod tests {
             let mut rewritten = BTreeMap::new();
             for shard in 0..db.shard_count() {
                 db.for_each_in_shard(shard, now, |k, e| {
-                    rewritten.insert(k.to_vec(), (e.value.to_vec(), e.deadline()));
+                    rewritten.insert(k.to_vec(), (e.str().unwrap().to_vec(), e.deadline()));
                 });
             }
             model.retain(|_, (_, d)| *d == NO_DEADLINE || *d > now);
@@ -1014,7 +1014,7 @@ mod tests {
         let everything = |db: &Db| {
             let mut seen = Vec::new();
             db.lock_all(10)
-                .scan(0, usize::MAX, |k, e| seen.push((k.to_vec(), e.value.to_vec())));
+                .scan(0, usize::MAX, |k, e| seen.push((k.to_vec(), e.str().unwrap().to_vec())));
             seen.sort();
             seen
         };
