@@ -339,6 +339,8 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ),
         ("slowlog-max-len", num(c.slowlog_max_len)),
         ("restart-delay", num(c.restart_delay)),
+        ("lua", yes_no(c.lua)),
+        ("busy-reply-threshold", num(c.busy_reply_threshold)),
         ("save", Some(b"\"\"".to_vec())),
         ("appendonly", yes_no(c.appendonly)),
         ("appendfsync", Some(word(&c.appendfsync))),

@@ -14,16 +14,41 @@ const SCRIPTS: &[&[&str]] = &[
     // Counters.
     &["return redis.call('INCR', KEYS[1])", "1", "counter"],
     &["return redis.call('INCRBY', KEYS[1], ARGV[1])", "1", "counter", "41"],
-    &["local n = redis.call('INCR', KEYS[1]) if n > tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 0) return 'wrapped' end return n", "1", "counter", "43"],
+    &[
+        "local n = redis.call('INCR', KEYS[1]) if n > tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 0) return 'wrapped' end return n",
+        "1",
+        "counter",
+        "43",
+    ],
     // Compare-and-swap on a string.
-    &["if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2]) end return false", "1", "cas", "old", "new"],
+    &[
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2]) end return false",
+        "1",
+        "cas",
+        "old",
+        "new",
+    ],
     &["return redis.call('SET', KEYS[1], 'old')", "1", "cas"],
-    &["if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2]) end return false", "1", "cas", "old", "new"],
+    &[
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2]) end return false",
+        "1",
+        "cas",
+        "old",
+        "new",
+    ],
     &["return redis.call('GET', KEYS[1])", "1", "cas"],
     // A lock release of the usual shape, not in the catalogue (its text differs).
-    &["if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end -- ours", "1", "cas", "new"],
+    &[
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end -- ours",
+        "1",
+        "cas",
+        "new",
+    ],
     // An undeclared key is reachable too.
-    &["redis.call('SET', 'undeclared', 'u') return redis.call('GET', 'undeclared')", "0"],
+    &[
+        "redis.call('SET', 'undeclared', 'u') return redis.call('GET', 'undeclared')",
+        "0",
+    ],
     // Lua values to replies.
     &["return 42", "0"],
     &["return 3.99", "0"],
@@ -54,7 +79,10 @@ const SCRIPTS: &[&[&str]] = &[
     &["return ARGV", "1", "k1", "a1", "a2"],
     &["return #KEYS + #ARGV", "0"],
     // Replies to Lua values.
-    &["return {type(redis.call('GET', 'missing')), redis.call('GET', 'missing')}", "0"],
+    &[
+        "return {type(redis.call('GET', 'missing')), redis.call('GET', 'missing')}",
+        "0",
+    ],
     &["local r = redis.call('SET', 'k', 'v') return {type(r), r.ok}", "0"],
     &["return redis.call('MGET', 'k', 'missing', 'k')", "0"],
     &["return redis.call('SET', 'num', 3.14)", "0"],
@@ -78,8 +106,14 @@ const SCRIPTS: &[&[&str]] = &[
     &["redis.call('SET', 'before', '1')\nreturn redis.call('INCR', 'k')", "0"],
     &["return redis.pcall('INCR', 'k')", "0"],
     &["return redis.pcall('nosuch')", "0"],
-    &["local ok, e = pcall(redis.call, 'INCR', 'k') return {tostring(ok), e}", "0"],
-    &["local ok, e = pcall(function() error({err='MY own'}) end) return {tostring(ok), e}", "0"],
+    &[
+        "local ok, e = pcall(redis.call, 'INCR', 'k') return {tostring(ok), e}",
+        "0",
+    ],
+    &[
+        "local ok, e = pcall(function() error({err='MY own'}) end) return {tostring(ok), e}",
+        "0",
+    ],
     &["local ok, e = pcall(error, 'plain') return {tostring(ok), e}", "0"],
     &["local r = redis.pcall('INCR', 'k') return r.err", "0"],
     &["error('xx')", "0"],
@@ -92,8 +126,14 @@ const SCRIPTS: &[&[&str]] = &[
     &["return redis.log(redis.LOG_WARNING)", "0"],
     // Helpers.
     &["return redis.sha1hex('abc')", "0"],
-    &["redis.log(redis.LOG_DEBUG, 'from a test') return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}", "0"],
-    &["return {tostring(math.random()), tostring(math.random(10)), tostring(math.random(5, 7))}", "0"],
+    &[
+        "redis.log(redis.LOG_DEBUG, 'from a test') return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}",
+        "0",
+    ],
+    &[
+        "return {tostring(math.random()), tostring(math.random(10)), tostring(math.random(5, 7))}",
+        "0",
+    ],
     &["math.randomseed(42) return tostring(math.random())", "0"],
     &["return math.random(0)", "0"],
     // cjson.
@@ -106,7 +146,10 @@ const SCRIPTS: &[&[&str]] = &[
     &["return cjson.encode(function() end)", "0"],
     &["return cjson.encode({[true]=1})", "0"],
     &["return cjson.encode(0/0)", "0"],
-    &["return cjson.encode(cjson.decode('[1,2.5,{\"a\":null},\"\\\\u00e9\\\\n\",true]'))", "0"],
+    &[
+        "return cjson.encode(cjson.decode('[1,2.5,{\"a\":null},\"\\\\u00e9\\\\n\",true]'))",
+        "0",
+    ],
     &["local t = cjson.decode('{\"k\":[1,2,3]}') return t.k", "0"],
     &["return tostring(cjson.decode('null') == cjson.null)", "0"],
     &["return cjson.decode('[1,')", "0"],
@@ -116,11 +159,26 @@ const SCRIPTS: &[&[&str]] = &[
     &["return cjson.decode('[1] x')", "0"],
     &["local ok, e = pcall(cjson.decode, '{') return e", "0"],
     // bit.
-    &["return {bit.band(0xff, 0x0f), bit.bor(1, 2, 4), bit.bxor(5, 3), bit.bnot(0)}", "0"],
-    &["return {bit.lshift(1, 31), bit.lshift(1, 32), bit.rshift(-1, 28), bit.arshift(-256, 4)}", "0"],
-    &["return {bit.rol(0x12345678, 8), bit.ror(0x12345678, 8), bit.bswap(0x12345678)}", "0"],
-    &["return {bit.tobit(2^32 + 5), bit.tobit(-1), bit.tobit(0xffffffff), bit.tobit(2.5), bit.tobit(3.5)}", "0"],
-    &["return {bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x1234, 2), bit.tohex(1, 12)}", "0"],
+    &[
+        "return {bit.band(0xff, 0x0f), bit.bor(1, 2, 4), bit.bxor(5, 3), bit.bnot(0)}",
+        "0",
+    ],
+    &[
+        "return {bit.lshift(1, 31), bit.lshift(1, 32), bit.rshift(-1, 28), bit.arshift(-256, 4)}",
+        "0",
+    ],
+    &[
+        "return {bit.rol(0x12345678, 8), bit.ror(0x12345678, 8), bit.bswap(0x12345678)}",
+        "0",
+    ],
+    &[
+        "return {bit.tobit(2^32 + 5), bit.tobit(-1), bit.tobit(0xffffffff), bit.tobit(2.5), bit.tobit(3.5)}",
+        "0",
+    ],
+    &[
+        "return {bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x1234, 2), bit.tohex(1, 12)}",
+        "0",
+    ],
     &["return bit.band('x')", "0"],
     &["return bit.band()", "0"],
     &["return bit.tobit('12')", "0"],
@@ -142,7 +200,10 @@ const SCRIPTS: &[&[&str]] = &[
     &["local f = loadstring('return 7') return f()", "0"],
     &["local f = loadstring('z = 1') return f()", "0"],
     &["return type(_G)", "0"],
-    &["local ok = pcall(function() local t = setmetatable({}, {}) return t end) return tostring(ok)", "0"],
+    &[
+        "local ok = pcall(function() local t = setmetatable({}, {}) return t end) return tostring(ok)",
+        "0",
+    ],
 ];
 
 fn eval_args(script: &[&str]) -> Vec<String> {
@@ -197,7 +258,13 @@ fn read_only_scripts_and_the_script_cache_match_redis() {
     let sha = sha.lines().nth(1).unwrap().to_string();
     let sha_set = sha1(set);
     d.run(&[
-        &["SCRIPT", "EXISTS", &sha, &sha_set, "ffffffffffffffffffffffffffffffffffffffff"],
+        &[
+            "SCRIPT",
+            "EXISTS",
+            &sha,
+            &sha_set,
+            "ffffffffffffffffffffffffffffffffffffffff",
+        ],
         &["EVALSHA", &sha, "1", "k"],
         &["EVALSHA", &sha.to_uppercase(), "1", "k"],
         &["EVALSHA_RO", &sha, "1", "k"],
@@ -267,8 +334,14 @@ fn a_script_that_wrote_is_unkillable_and_shutdown_nosave_ends_the_server() {
     let mut runner = ours.raw();
     let mut other = ours.raw();
     other.cmd(&["CONFIG", "SET", "lua-time-limit", "100"]);
-    assert_eq!(other.cmd_str(&["CONFIG", "GET", "busy-reply-threshold"]), "*2\r\n$20\r\nbusy-reply-threshold\r\n$3\r\n100\r\n");
-    send(&mut runner, &["EVAL", "redis.call('SET', 'w', '1') while true do end", "0"]);
+    assert_eq!(
+        other.cmd_str(&["CONFIG", "GET", "busy-reply-threshold"]),
+        "*2\r\n$20\r\nbusy-reply-threshold\r\n$3\r\n100\r\n"
+    );
+    send(
+        &mut runner,
+        &["EVAL", "redis.call('SET', 'w', '1') while true do end", "0"],
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         other.cmd_str(&["SCRIPT", "KILL"]),
@@ -298,7 +371,10 @@ fn a_scripts_effects_replay_from_the_append_only_file() {
         assert_eq!(c.cmd_str(&["EVAL", script, "1", "k", "value"]), ":6\r\n");
         // A script failing midway keeps what it did before the error, as Redis.
         let failing = "redis.call('SET', 'half', 'done') return redis.call('INCR', KEYS[1])";
-        assert!(c.cmd_str(&["EVAL", failing, "1", "k"]).starts_with("-ERR value is not an integer"));
+        assert!(
+            c.cmd_str(&["EVAL", failing, "1", "k"])
+                .starts_with("-ERR value is not an integer")
+        );
         let sha = c.cmd_str(&["SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])"]);
         let sha = sha.lines().nth(1).unwrap().to_string();
         assert_eq!(c.cmd_str(&["EVALSHA", &sha, "1", "n"]), ":1\r\n");
@@ -309,7 +385,12 @@ fn a_scripts_effects_replay_from_the_append_only_file() {
     assert_eq!(c.cmd_str(&["GET", "k"]), "$5\r\nvalue\r\n");
     assert_eq!(c.cmd_str(&["GET", "undeclared:counter"]), "$1\r\n6\r\n");
     assert_eq!(c.cmd_str(&["EXISTS", "gone"]), ":0\r\n");
-    let pttl: i64 = c.cmd_str(&["PTTL", "ttl"]).trim().trim_start_matches(':').parse().unwrap();
+    let pttl: i64 = c
+        .cmd_str(&["PTTL", "ttl"])
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
     assert!((1..=600_000).contains(&pttl), "{pttl}");
     assert_eq!(c.cmd_str(&["GET", "half"]), "$4\r\ndone\r\n");
     assert_eq!(c.cmd_str(&["GET", "n"]), "$1\r\n1\r\n");
@@ -320,7 +401,10 @@ fn with_lua_off_only_catalogued_scripts_run() {
     let server = Server::start_with(&["--lua", "no"]);
     let mut c = server.raw();
     let reply = c.cmd_str(&["EVAL", "return 1", "0"]);
-    assert!(reply.starts_with("-ERR unsupported script (sha1 e0e1f9fabfc9d4800c877a703b823ac0578ff8db)"), "{reply}");
+    assert!(
+        reply.starts_with("-ERR unsupported script (sha1 e0e1f9fabfc9d4800c877a703b823ac0578ff8db)"),
+        "{reply}"
+    );
     let reply = c.cmd_str(&["SCRIPT", "LOAD", "return 1"]);
     assert!(reply.starts_with("-ERR unsupported script"), "{reply}");
     assert_eq!(

@@ -58,7 +58,10 @@ fn eval_text(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], access: A
     match scripts::lookup(sha.as_bytes()) {
         Some(script) => run_script(ctx, keys, script, args, access),
         None if ctx.shared.lua.enabled() => {
-            let source = lua::Source::Text { body: args[1], sha: &sha };
+            let source = lua::Source::Text {
+                body: args[1],
+                sha: &sha,
+            };
             lua::eval(ctx, keys, source, args, access == Access::ReadOnly)
         }
         None => Err(unsupported(&sha)),
@@ -91,7 +94,8 @@ pub fn script(ctx: &mut Ctx<'_>, _: &mut Locked<'_>, args: &[&[u8]]) -> CmdResul
     } else if is(sub, "exists") && args.len() >= 3 {
         ctx.out.array(args.len() - 2);
         for sha in &args[2..] {
-            ctx.out.int((scripts::lookup(sha).is_some() || ctx.shared.lua.exists(sha)) as i64);
+            ctx.out
+                .int((scripts::lookup(sha).is_some() || ctx.shared.lua.exists(sha)) as i64);
         }
     } else if is(sub, "flush") && args.len() <= 3 {
         if args.len() == 3 && !is(args[2], "async") && !is(args[2], "sync") {

@@ -69,7 +69,10 @@ pub fn register(lua: &Lua, natives: &Table) -> mlua::Result<()> {
                 }
                 _ if args.len() != 1 => return fail(lua, "bad argument #1 to 'decode' (expected 1 argument)"),
                 other => {
-                    let msg = format!("bad argument #1 to 'decode' (string expected, got {})", type_name(other));
+                    let msg = format!(
+                        "bad argument #1 to 'decode' (string expected, got {})",
+                        type_name(other)
+                    );
                     return fail(lua, &msg);
                 }
             };
@@ -391,9 +394,7 @@ impl Parser<'_, '_> {
                                 self.at = start;
                                 return Err(self.invalid("value"));
                             };
-                            if (0xd800..0xdc00).contains(&cp)
-                                && self.s.get(self.at..self.at + 2) == Some(b"\\u")
-                            {
+                            if (0xd800..0xdc00).contains(&cp) && self.s.get(self.at..self.at + 2) == Some(b"\\u") {
                                 self.at += 2;
                                 match self.hex4() {
                                     Some(lo) if (0xdc00..0xe000).contains(&lo) => {

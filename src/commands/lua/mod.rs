@@ -28,9 +28,9 @@
 mod libs;
 mod resp;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -67,6 +67,11 @@ pub struct Engine {
     run: Arc<RunState>,
     /// `busy-reply-threshold` (alias `lua-time-limit`) in ms; 0: never BUSY.
     pub threshold_ms: AtomicU64,
+    /// Scripts cached and the Lua heap's size, as of the last script or
+    /// SCRIPT command (INFO reads these: a script may call INFO while it
+    /// holds the interpreter).
+    cached: AtomicU64,
+    memory: AtomicU64,
 }
 
 /// The running script, as other threads and the hook see it.
@@ -104,7 +109,20 @@ impl Engine {
                 ..RunState::default()
             }),
             threshold_ms: AtomicU64::new(threshold_ms),
+            cached: AtomicU64::new(0),
+            memory: AtomicU64::new(0),
         }
+    }
+
+    /// (scripts cached, bytes of Lua heap), for INFO memory.
+    pub fn usage(&self) -> (u64, u64) {
+        (self.cached.load(Ordering::Relaxed), self.memory.load(Ordering::Relaxed))
+    }
+
+    fn note_usage(&self, vm: Option<&Vm>) {
+        let (n, m) = vm.map_or((0, 0), |vm| (vm.scripts.len() as u64, vm.lua.used_memory() as u64));
+        self.cached.store(n, Ordering::Relaxed);
+        self.memory.store(m, Ordering::Relaxed);
     }
 
     /// `--lua yes`.
@@ -163,7 +181,9 @@ impl Engine {
     pub fn load(&self, body: &[u8], sha: &str) -> CmdResult {
         let mut guard = self.vm.lock();
         let vm = self.vm_in(&mut guard)?;
-        vm.compile(body, sha, true).map(|_| ())
+        let compiled = vm.compile(body, sha, true).map(|_| ());
+        self.note_usage(Some(vm));
+        compiled
     }
 
     /// SCRIPT EXISTS for one SHA.
@@ -175,11 +195,7 @@ impl Engine {
     /// SCRIPT FLUSH: forget every script, with the state that compiled them.
     pub fn flush(&self) {
         *self.vm.lock() = None;
-    }
-
-    /// Scripts in the cache (INFO's number_of_cached_scripts).
-    pub fn cached(&self) -> usize {
-        self.vm.lock().as_ref().map_or(0, |vm| vm.scripts.len())
+        self.note_usage(None);
     }
 
     fn vm_in<'g>(&self, guard: &'g mut Option<Vm>) -> Result<&'g mut Vm, CmdError> {
@@ -304,7 +320,10 @@ impl Vm {
             })?,
         )?;
         let r = run.clone();
-        natives.set("random", lua.create_function(move |lua, args: MultiValue| random(lua, &r.rand, &args))?)?;
+        natives.set(
+            "random",
+            lua.create_function(move |lua, args: MultiValue| random(lua, &r.rand, &args))?,
+        )?;
         let r = run.clone();
         natives.set(
             "randomseed",
@@ -314,10 +333,8 @@ impl Vm {
             })?,
         )?;
         libs::register(&lua, &natives)?;
-        let (runner, env, redis): (Function, Table, Table) = lua
-            .load(include_str!("sandbox.lua"))
-            .set_name("=redis")
-            .call(natives)?;
+        let (runner, env, redis): (Function, Table, Table) =
+            lua.load(include_str!("sandbox.lua")).set_name("=redis").call(natives)?;
         install_hook(&lua, run.clone(), HOOK_EVERY)?;
         let globals = lua.globals();
         Ok(Vm {
@@ -383,7 +400,13 @@ impl Vm {
 }
 
 /// EVAL/EVALSHA (`read_only`: the _RO forms) of an uncatalogued script.
-pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: &[&[u8]], read_only: bool) -> CmdResult {
+pub fn eval(
+    ctx: &mut Ctx<'_>,
+    keys: &mut Locked<'_>,
+    source: Source<'_>,
+    args: &[&[u8]],
+    read_only: bool,
+) -> CmdResult {
     let shared = ctx.shared;
     let engine = &shared.lua;
     let numkeys = super::key_positions(&KeySpec::NumKeys { at: 2, first: 3 }, args)?.len();
@@ -419,16 +442,16 @@ pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: 
     run.started.store(monotonic_us().max(1), Ordering::SeqCst);
     let outcome = off_the_runtime(|| {
         vm.lua.scope(|scope| {
-        let call = |raise| {
-            let exec = &exec;
-            scope.create_function(move |lua, args: MultiValue| {
-                let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-                exec.call(lua, args, raise)
-            })
-        };
-        vm.redis.raw_set("call", call(true)?)?;
-        vm.redis.raw_set("pcall", call(false)?)?;
-        vm.runner.call::<(bool, Value)>(f)
+            let call = |raise| {
+                let exec = &exec;
+                scope.create_function(move |lua, args: MultiValue| {
+                    let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
+                    exec.call(lua, args, raise)
+                })
+            };
+            vm.redis.raw_set("call", call(true)?)?;
+            vm.redis.raw_set("pcall", call(false)?)?;
+            vm.runner.call::<(bool, Value)>(f)
         })
     });
     run.started.store(0, Ordering::SeqCst);
@@ -443,6 +466,7 @@ pub fn eval(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, source: Source<'_>, args: 
         vm.runs = 0;
         let _ = vm.lua.gc_step();
     }
+    engine.note_usage(Some(vm));
     let resp = run.resp.load(Ordering::Relaxed) as i64;
     let Exec { ctx, effects, .. } = exec.into_inner();
     // Taken by this EVAL's own log_effects (a read-only script has none);
