@@ -31,7 +31,7 @@ mod resp;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
@@ -89,6 +89,8 @@ struct RunState {
     rand: AtomicU64,
     /// The protocol redis.call's replies are read in (redis.setresp).
     resp: AtomicU8,
+    /// It ran long enough for the hook to fire.
+    long: AtomicBool,
     /// Where the hook stopped it ("@user_script:3").
     killed_at: Mutex<Option<String>>,
 }
@@ -254,9 +256,9 @@ struct Vm {
     lua: Lua,
     /// sandbox.lua's `run(f)`.
     runner: Function,
-    /// The `redis` table behind its read-only proxy (call and pcall are
-    /// set in it for each script).
-    redis: Table,
+    /// The script running now, for redis.call and redis.pcall: its
+    /// `RefCell<Exec>`, null between scripts.
+    current: Arc<AtomicPtr<()>>,
     /// The scripts' environment (read-only globals) and the real globals
     /// behind it, where KEYS and ARGV are set.
     env: Table,
@@ -276,8 +278,16 @@ struct Cached {
 
 /// The count hook: stop the script once it is to be killed, and from then
 /// on at every instruction, so that a pcall inside it cannot go on.
+///
+/// The first time it fires in a script (a long one), it also makes sure
+/// another worker thread takes over the runtime's I/O: this thread is busy
+/// until the script ends, and the clients that are to get BUSY or send
+/// SCRIPT KILL must still be read.
 fn install_hook(lua: &Lua, run: Arc<RunState>, every: u32) -> mlua::Result<()> {
     lua.set_hook(HookTriggers::new().every_nth_instruction(every), move |lua, debug| {
+        if !run.long.swap(true, Ordering::Relaxed) {
+            wake_another_worker();
+        }
         if run.kill.load(Ordering::Relaxed) || run.abort.load(Ordering::Relaxed) {
             if every != 1 {
                 // Where it was stopped, for the reply.
@@ -335,13 +345,34 @@ impl Vm {
         libs::register(&lua, &natives)?;
         let (runner, env, redis): (Function, Table, Table) =
             lua.load(include_str!("sandbox.lua")).set_name("=redis").call(natives)?;
+        let current: Arc<AtomicPtr<()>> = Arc::default();
+        for (name, raise) in [("call", true), ("pcall", false)] {
+            let current = current.clone();
+            let f = lua.create_function(move |lua, args: MultiValue| {
+                let p = current.load(Ordering::SeqCst);
+                if p.is_null() {
+                    return Err(redis_error(
+                        "redis.call/pcall can only be called inside a script invocation",
+                    ));
+                }
+                // SAFETY: `current` points at the RefCell<Exec> of the
+                // script this thread is running: set just before the runner
+                // is called and cleared just after it returns, all under the
+                // interpreter's mutex, and Lua calls back only from within
+                // that call. The lifetimes it is read with are not used past it.
+                let exec = unsafe { &*p.cast::<RefCell<Exec<'static, 'static, 'static, 'static>>>() };
+                let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
+                exec.call(lua, args, raise)
+            })?;
+            redis.raw_set(name, f)?;
+        }
         install_hook(&lua, run.clone(), HOOK_EVERY)?;
         let globals = lua.globals();
         Ok(Vm {
             lua,
             runner,
             env,
-            redis,
+            current,
             globals,
             scripts: HashMap::default(),
             evals: VecDeque::new(),
@@ -438,22 +469,16 @@ pub fn eval(
         read_only,
         past_maxmemory: crate::memory::over(Settings::get(&shared.settings.maxmemory)),
         run,
+        out: ReplyBuf::new(256),
     });
     run.started.store(monotonic_us().max(1), Ordering::SeqCst);
-    let outcome = off_the_runtime(|| {
-        vm.lua.scope(|scope| {
-            let call = |raise| {
-                let exec = &exec;
-                scope.create_function(move |lua, args: MultiValue| {
-                    let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-                    exec.call(lua, args, raise)
-                })
-            };
-            vm.redis.raw_set("call", call(true)?)?;
-            vm.redis.raw_set("pcall", call(false)?)?;
-            vm.runner.call::<(bool, Value)>(f)
-        })
-    });
+    run.long.store(false, Ordering::Relaxed);
+    vm.current.store(
+        (&exec as *const RefCell<Exec<'_, '_, '_, '_>>).cast_mut().cast(),
+        Ordering::SeqCst,
+    );
+    let outcome = vm.runner.call::<(bool, Value)>(f);
+    vm.current.store(std::ptr::null_mut(), Ordering::SeqCst);
     run.started.store(0, Ordering::SeqCst);
     let killed = run.kill.swap(false, Ordering::SeqCst);
     let aborted = run.abort.load(Ordering::SeqCst);
@@ -489,14 +514,19 @@ pub fn eval(
     }
 }
 
-/// Run a script with this worker's other tasks handed to another thread
-/// (tokio's block_in_place): a long script must not hold back the
-/// connections queued behind it, which are to get BUSY or send SCRIPT KILL.
-/// With `--threads 1` there is no other thread: they wait for the end.
-fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
+/// From a worker thread that will stay busy (a long script): wake a parked
+/// worker, which then polls the runtime's I/O driver in its place. Two
+/// empty tasks, because tokio's scheduler notifies a parked worker only
+/// when a spawn pushes an earlier task out of this worker's LIFO slot.
+/// (block_in_place around every script would do it too, at the cost of a
+/// thread hand-off per script.) With `--threads 1` there is no other
+/// worker: clients wait for the script's end.
+fn wake_another_worker() {
+    if let Ok(h) = tokio::runtime::Handle::try_current()
+        && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        h.spawn(async {});
+        h.spawn(async {});
     }
 }
 
@@ -677,6 +707,8 @@ struct Exec<'c, 'a, 'k, 'l> {
     /// Memory was past maxmemory when it started.
     past_maxmemory: bool,
     run: &'c RunState,
+    /// The reply of the command it runs now (reused).
+    out: ReplyBuf,
 }
 
 impl Exec<'_, '_, '_, '_> {
@@ -706,20 +738,20 @@ impl Exec<'_, '_, '_, '_> {
         let argv: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
         let resp3 = self.run.resp.load(Ordering::Relaxed) == 3;
         match self.command(&argv, resp3) {
-            Ok(reply) => match resp::top_error(&reply) {
+            Ok(()) => match resp::top_error(&self.out.buf) {
                 Some(text) if raise => Err(mlua::Error::external(ScriptError::Redis(
                     String::from_utf8_lossy(&text).into_owned(),
                 ))),
-                _ => resp::to_lua(lua, &reply),
+                _ => resp::to_lua(lua, &self.out.buf),
             },
             Err(text) => refuse(text.as_bytes()),
         }
     }
 
     /// Run one command from the script (Redis's scriptCall): its checks,
-    /// then its handler on the locked database; the reply's bytes, or the
-    /// refusal ("msg" or "-CODE msg").
-    fn command(&mut self, argv: &[&[u8]], resp3: bool) -> Result<Vec<u8>, String> {
+    /// then its handler on the locked database, replying into `self.out`;
+    /// or the refusal ("msg" or "-CODE msg").
+    fn command(&mut self, argv: &[&[u8]], resp3: bool) -> Result<(), String> {
         let Some((index, spec)) = table::lookup(argv[0]) else {
             return Err("Unknown Redis command called from script".into());
         };
@@ -753,7 +785,8 @@ impl Exec<'_, '_, '_, '_> {
             index
         };
         let start = shared.keyspace.clock.now_us();
-        let mut out = ReplyBuf::new(64);
+        let out = &mut self.out;
+        out.buf.clear();
         out.resp3 = resp3;
         let db = self.ctx.client.db;
         let positions = super::key_positions(&spec.keys, argv);
@@ -761,7 +794,7 @@ impl Exec<'_, '_, '_, '_> {
             let mut inner = Ctx {
                 shared,
                 client: &mut *self.ctx.client,
-                out: &mut out,
+                out: &mut *out,
             };
             match &positions {
                 Ok(_) if spec.flags & flags::GRANTS_LOCK != 0 => inner
@@ -789,7 +822,7 @@ impl Exec<'_, '_, '_, '_> {
             super::record_effects(&mut self.effects, shared, db, spec, self.keys, argv);
         }
         crate::stats::command_done(slot, failed, shared.keyspace.clock.now_us().saturating_sub(start));
-        Ok(out.buf.to_vec())
+        Ok(())
     }
 }
 

@@ -50,10 +50,9 @@ local function handler(err)
     return err
 end
 
--- redis.call and redis.pcall are set for each script by the Rust side (C
--- functions, as in Redis, so `return redis.call(...)` keeps the script's
--- frame for the error's line); redis.call raises a userdata whose text is
--- the Redis error.
+-- redis.call and redis.pcall are added by the Rust side (C functions, as
+-- in Redis, so `return redis.call(...)` keeps the script's frame for the
+-- error's line); redis.call raises a userdata whose text is the Redis error.
 local redis = {}
 redis.setresp = natives.setresp
 redis.sha1hex = natives.sha1hex
