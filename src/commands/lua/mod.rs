@@ -259,10 +259,8 @@ struct Vm {
     /// The script running now, for redis.call and redis.pcall: its
     /// `RefCell<Exec>`, null between scripts.
     current: Arc<AtomicPtr<()>>,
-    /// The scripts' environment (read-only globals) and the real globals
-    /// behind it, where KEYS and ARGV are set.
+    /// The scripts' environment (read-only globals).
     env: Table,
-    globals: Table,
     scripts: HashMap<[u8; 40], Cached, ahash::RandomState>,
     /// SHAs cached by EVAL, oldest first.
     evals: VecDeque<[u8; 40]>,
@@ -310,7 +308,6 @@ impl Vm {
         // handler (to find the failing line); it removes `debug` from the
         // globals before any script is compiled.
         let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
-        lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
         let natives = lua.create_table()?;
         natives.set("sha1hex", lua.create_function(sha1hex)?)?;
         natives.set("log", lua.create_function(log)?)?;
@@ -362,18 +359,21 @@ impl Vm {
                 // that call. The lifetimes it is read with are not used past it.
                 let exec = unsafe { &*p.cast::<RefCell<Exec<'static, 'static, 'static, 'static>>>() };
                 let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-                exec.call(lua, args, raise)
+                // The reply's values are the dataset's, not the script's
+                // own allocations: made without the limit (see `eval`).
+                lua.set_memory_limit(0)?;
+                let result = exec.call(lua, args, raise);
+                lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
+                result
             })?;
             redis.raw_set(name, f)?;
         }
         install_hook(&lua, run.clone(), HOOK_EVERY)?;
-        let globals = lua.globals();
         Ok(Vm {
             lua,
             runner,
             env,
             current,
-            globals,
             scripts: HashMap::default(),
             evals: VecDeque::new(),
             runs: 0,
@@ -421,12 +421,16 @@ impl Vm {
         Ok(f)
     }
 
-    fn set_args(&self, name: &str, items: &[&[u8]]) -> mlua::Result<()> {
-        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, item) in items.iter().enumerate() {
-            t.raw_set(i + 1, self.lua.create_string(item)?)?;
-        }
-        self.globals.raw_set(name, t)
+    /// The runner's arguments: the script, its keys and arguments as one
+    /// string, how many are keys, and each one's length.
+    fn run_args(&self, f: Function, numkeys: usize, items: &[&[u8]]) -> mlua::Result<MultiValue> {
+        let packed: Vec<u8> = items.concat();
+        let mut values = Vec::with_capacity(3 + items.len());
+        values.push(Value::Function(f));
+        values.push(Value::String(self.lua.create_string(&packed)?));
+        values.push(Value::Integer(numkeys as i64));
+        values.extend(items.iter().map(|a| Value::Integer(a.len() as i64)));
+        Ok(MultiValue::from_vec(values))
     }
 }
 
@@ -455,8 +459,7 @@ pub fn eval(
         }
     };
     let lua_error = |e: mlua::Error| CmdError::msg(format!("ERR Error running script {sha}, {e}"));
-    vm.set_args("KEYS", &args[3..3 + numkeys]).map_err(lua_error)?;
-    vm.set_args("ARGV", &args[3 + numkeys..]).map_err(lua_error)?;
+    let run_args = vm.run_args(f, numkeys, &args[3..]).map_err(lua_error)?;
 
     let run = &engine.run;
     run.kill.store(false, Ordering::SeqCst);
@@ -477,7 +480,16 @@ pub fn eval(
         (&exec as *const RefCell<Exec<'_, '_, '_, '_>>).cast_mut().cast(),
         Ordering::SeqCst,
     );
-    let outcome = vm.runner.call::<(bool, Value)>(f);
+    // The heap's limit applies while the script's code runs. Outside it
+    // (and in redis.call's conversions) mlua creates values without the
+    // protected call a limit needs on every allocation, several times
+    // cheaper; an allocation failure there is the process's, as for any
+    // Rust allocation.
+    let outcome = vm
+        .lua
+        .set_memory_limit(LUA_MEMORY_LIMIT)
+        .and_then(|_| vm.runner.call::<(bool, Value)>(run_args));
+    let _ = vm.lua.set_memory_limit(0);
     vm.current.store(std::ptr::null_mut(), Ordering::SeqCst);
     run.started.store(0, Ordering::SeqCst);
     let killed = run.kill.swap(false, Ordering::SeqCst);
