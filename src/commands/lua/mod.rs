@@ -152,10 +152,17 @@ impl Engine {
                 return Ok(());
             }
             let threshold = self.threshold_ms.load(Ordering::Relaxed);
-            if threshold > 0 && monotonic_us().saturating_sub(started) >= threshold.saturating_mul(1000) {
+            let elapsed = monotonic_us().saturating_sub(started);
+            if threshold > 0 && elapsed >= threshold.saturating_mul(1000) {
                 return Err(BUSY);
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Most scripts take microseconds: yield while it is young,
+            // sleep once it has run a millisecond.
+            if elapsed < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 
