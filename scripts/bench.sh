@@ -5,7 +5,7 @@
 # bench/results.json and bench/results.md (medians, min-max, ratios) and
 # bench/chart.svg. Environment: REPS (3), N (requests per redis-benchmark run,
 # 200000; N_PIPELINED for the -P 16 runs, 5 x N), KEYS (1000000 for the memory and expiry workloads), OURS_ARGS (extra
-# redlockd flags, e.g. "--threads 1"), OUT (output directory, bench/),
+# redlockd flags, e.g. "--threads 1"), LOCK_SECONDS (length of each lock-cycle run, 5), OUT (output directory, bench/),
 # CONTENDED_SECONDS (length of each contended-lock run, 5),
 # ANCHOR_BIN (a redlockd binary to run in redis-server's place, with the same
 # OURS_ARGS: a previous build, so that a change is measured against the code
@@ -23,13 +23,13 @@ REPS=${REPS:-3}
 N=${N:-200000}
 N_PIPELINED=${N_PIPELINED:-$((N * 5))}
 KEYS=${KEYS:-1000000}
+LOCK_SECONDS=${LOCK_SECONDS:-5}
 OUT=${OUT:-$ROOT/bench}
 OURS_ARGS=${OURS_ARGS:-}
 ANCHOR_BIN=${ANCHOR_BIN:-}
 ANCHOR_ARGS=${ANCHOR_ARGS-$OURS_ARGS}
 METRICS=${METRICS:-0}
 SCRAPE_EVERY=${SCRAPE_EVERY:-5}
-LOCK_SECONDS=${LOCK_SECONDS:-5}
 MEMORY=${MEMORY:-1}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
@@ -48,6 +48,10 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
 SCRIPT=$(mktemp)
 .venv/bin/python -c 'import sys; from redis.lock import Lock; sys.stdout.write(Lock.LUA_RELEASE_SCRIPT)' >"$SCRIPT"
+# The same release with one more line: not in the catalogue, so redlockd runs
+# it on its embedded Lua, as redis-server runs both.
+SCRIPT_LUA=$(mktemp)
+{ cat "$SCRIPT"; printf -- '-- not catalogued\n'; } >"$SCRIPT_LUA"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 REDIS_PORT=$(free_port)
@@ -84,7 +88,7 @@ stop_servers() {
   wait "$REDIS_PID" "$OURS_PID" $SCRAPER_PID 2>/dev/null || true
   SCRAPER_PID=""
 }
-trap 'stop_servers; rm -f "$SCRIPT" "$OURS_LOG"' EXIT
+trap 'stop_servers; rm -f "$SCRIPT" "$SCRIPT_LUA" "$OURS_LOG"' EXIT
 start_servers
 VERSION=$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
 ANCHOR="redis-server $VERSION"
@@ -137,8 +141,9 @@ for rep in $(seq 1 "$REPS"); do
     done
   done
   for server in redis redlockd; do
-    run_bench "$server" "$rep" "lock cycles 1000 keys (EVALSHA)" locks --keys 1000 --tasks 50 --seconds "$LOCK_SECONDS" --release evalsha --script "$SCRIPT"
-    run_bench "$server" "$rep" "lock cycles 10 keys (EVALSHA)" locks --keys 10 --tasks 50 --seconds "$LOCK_SECONDS" --release evalsha --script "$SCRIPT"
+    run_bench "$server" "$rep" "lock cycles 1000 keys (EVALSHA)" locks --seconds "$LOCK_SECONDS" --keys 1000 --tasks 50 --release evalsha --script "$SCRIPT"
+    run_bench "$server" "$rep" "lock cycles 10 keys (EVALSHA)" locks --seconds "$LOCK_SECONDS" --keys 10 --tasks 50 --release evalsha --script "$SCRIPT"
+    run_bench "$server" "$rep" "lock cycles 1000 keys (EVALSHA, Lua)" locks --seconds "$LOCK_SECONDS" --keys 1000 --tasks 50 --release evalsha --script "$SCRIPT_LUA"
   done
   # Contended locks, each server with the best its clients have: Redis's
   # SET NX PX retried every 10 ms (node-redlock) and the EVALSHA release;

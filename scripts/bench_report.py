@@ -14,6 +14,7 @@ METRICS = {
     "rps": True,
     "cpu_us_per_req": False,
     "cycles_per_sec": True,
+    "cpu_us_per_cycle": False,
     "p99_us": False,
     "rss_per_key": False,
     "used_memory_per_key": False,

@@ -348,6 +348,8 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ("lock-delay", num(c.lock_delay)),
         ("max-waiters", num(c.max_waiters)),
         ("max-waiters-per-key", num(c.max_waiters_per_key)),
+        ("lua", yes_no(c.lua)),
+        ("busy-reply-threshold", num(c.busy_reply_threshold)),
         ("save", Some(b"\"\"".to_vec())),
         ("appendonly", yes_no(c.appendonly)),
         ("appendfsync", Some(word(&c.appendfsync))),

@@ -419,7 +419,6 @@ fn with_lua_off_only_catalogued_scripts_run() {
 }
 
 #[test]
-#[ignore = "compare-and-swap on a hash needs HSET/HGET (branch feat/types); un-ignore once merged"]
 fn compare_and_swap_on_a_hash_matches_redis() {
     let mut d = Differential::new();
     let cas = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then \

@@ -455,14 +455,15 @@ fn multi_key_scripts_are_all_or_nothing() {
     assert_eq!(c.cmd_str(&["EXISTS", "b1"]), ":1\r\n");
 }
 
+/// With `--lua no` (tests/lua.rs covers the interpreter).
 #[test]
 fn eval_hashes_the_text_and_refuses_unknown_scripts() {
-    let server = Server::start();
+    let server = Server::start_with(&["--lua", "no"]);
     let mut c = server.raw();
     let reply = c.cmd_str(&["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"]);
     assert!(
         reply.starts_with("-ERR unsupported script (sha1 ")
-            && reply.ends_with("): redlockd runs no Lua; use DELEX/DELIFEQ/SET IFEQ or LOCK.*\r\n"),
+            && reply.ends_with("): redlockd runs with --lua no; use DELEX/DELIFEQ/SET IFEQ or LOCK.*\r\n"),
         "{reply}"
     );
     assert!(

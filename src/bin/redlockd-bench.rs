@@ -188,6 +188,18 @@ fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The server's CPU time (user + system) in µs, from /proc/PID/stat.
+fn cpu_us(pid: Option<u32>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a constant.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks as f64 * 1e6 / per_sec)
+}
+
 fn rss_bytes(pid: Option<u32>) -> u64 {
     pid.map(|p| proc_status_kb(p, "VmRSS:") * 1024).unwrap_or(0)
 }
@@ -218,6 +230,7 @@ fn token(i: usize) -> Vec<u8> {
 
 async fn locks(
     addr: &str,
+    pid: Option<u32>,
     keys: usize,
     tasks: usize,
     seconds: f64,
@@ -287,6 +300,7 @@ async fn locks(
         })
         .collect();
     let started = Instant::now();
+    let cpu_before = cpu_us(pid);
     let mut all = Vec::new();
     let mut refused = 0;
     for h in handles {
@@ -295,8 +309,15 @@ async fn locks(
         refused += r;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // The server's CPU per lock cycle (acquire + release): the cost of a
+    // release script, compared between the two servers.
+    let cpu_per_cycle = match (cpu_before, cpu_us(pid)) {
+        (Some(a), Some(b)) if !all.is_empty() => (b - a) / all.len() as f64,
+        _ => 0.0,
+    };
     all.sort_unstable();
     serde_json::json!({
+        "cpu_us_per_cycle": cpu_per_cycle,
         "cycles_per_sec": all.len() as f64 / elapsed,
         "p50_us": percentile(&all, 0.50),
         "p99_us": percentile(&all, 0.99),
@@ -563,7 +584,7 @@ async fn main() {
             seconds,
             release,
             script,
-        } => locks(&cli.addr, keys, tasks, seconds, &release, script.as_deref()).await,
+        } => locks(&cli.addr, cli.pid, keys, tasks, seconds, &release, script.as_deref()).await,
         Mode::Contended {
             keys,
             tasks,

@@ -410,6 +410,7 @@ fn config_rewrite(ctx: &mut Ctx<'_>) -> CmdResult {
     current.max_waiters = ctx.shared.coord.max_waiters.load(Ordering::Relaxed);
     current.max_waiters_per_key = ctx.shared.coord.max_waiters_per_key.load(Ordering::Relaxed);
     current.latency_monitor_threshold = ctx.shared.latency.threshold_ms.load(Ordering::Relaxed);
+    current.busy_reply_threshold = ctx.shared.lua.threshold_ms.load(Ordering::Relaxed);
     // The file is read back as text: a password that is not UTF-8 could
     // not be loaded from it.
     current.requirepass = match s.requirepass.read().as_deref().map(|p| String::from_utf8(p.to_vec())) {
@@ -613,9 +614,13 @@ fn memory_section(out: &mut String, shared: &crate::instance::Shared) {
         ratio(used, peak) * 100.0,
         h(system),
     );
-    // No Lua VM and no functions: their memory and counts are all zero.
-    out.push_str(
-        "used_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\n",
+    // The Lua state of uncatalogued scripts; no functions.
+    let (scripts, lua) = shared.lua.usage();
+    let _ = write!(
+        out,
+        "used_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:{scripts}\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{lua}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\n",
+        h(lua),
+        h(lua),
     );
     let _ = write!(
         out,

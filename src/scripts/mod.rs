@@ -1,6 +1,7 @@
 //! Lua scripts recognised by their SHA1 and run as native operations.
 //!
-//! redlockd embeds no Lua interpreter. The lock scripts of popular client
+//! These run without Lua (scripts outside the catalogue go to the embedded
+//! interpreter, `commands::lua`). The lock scripts of popular client
 //! libraries (catalogued in `lock-scripts.json`, next to this file) are
 //! recognised by the SHA1 of their exact text and mapped to a handful of
 //! parameterised native operations ([`catalogue::Op`]), run by

@@ -31,7 +31,7 @@ mod resp;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
@@ -67,6 +67,11 @@ pub struct Engine {
     run: Arc<RunState>,
     /// `busy-reply-threshold` (alias `lua-time-limit`) in ms; 0: never BUSY.
     pub threshold_ms: AtomicU64,
+    /// Scripts cached and the Lua heap's size, as of the last script or
+    /// SCRIPT command (INFO reads these: a script may call INFO while it
+    /// holds the interpreter).
+    cached: AtomicU64,
+    memory: AtomicU64,
 }
 
 /// The running script, as other threads and the hook see it.
@@ -84,6 +89,8 @@ struct RunState {
     rand: AtomicU64,
     /// The protocol redis.call's replies are read in (redis.setresp).
     resp: AtomicU8,
+    /// It ran long enough for the hook to fire.
+    long: AtomicBool,
     /// Where the hook stopped it ("@user_script:3").
     killed_at: Mutex<Option<String>>,
 }
@@ -104,7 +111,20 @@ impl Engine {
                 ..RunState::default()
             }),
             threshold_ms: AtomicU64::new(threshold_ms),
+            cached: AtomicU64::new(0),
+            memory: AtomicU64::new(0),
         }
+    }
+
+    /// (scripts cached, bytes of Lua heap), for INFO memory.
+    pub fn usage(&self) -> (u64, u64) {
+        (self.cached.load(Ordering::Relaxed), self.memory.load(Ordering::Relaxed))
+    }
+
+    fn note_usage(&self, vm: Option<&Vm>) {
+        let (n, m) = vm.map_or((0, 0), |vm| (vm.scripts.len() as u64, vm.lua.used_memory() as u64));
+        self.cached.store(n, Ordering::Relaxed);
+        self.memory.store(m, Ordering::Relaxed);
     }
 
     /// `--lua yes`.
@@ -132,10 +152,17 @@ impl Engine {
                 return Ok(());
             }
             let threshold = self.threshold_ms.load(Ordering::Relaxed);
-            if threshold > 0 && monotonic_us().saturating_sub(started) >= threshold.saturating_mul(1000) {
+            let elapsed = monotonic_us().saturating_sub(started);
+            if threshold > 0 && elapsed >= threshold.saturating_mul(1000) {
                 return Err(BUSY);
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // Most scripts take microseconds: yield while it is young,
+            // sleep once it has run a millisecond.
+            if elapsed < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 
@@ -163,7 +190,9 @@ impl Engine {
     pub fn load(&self, body: &[u8], sha: &str) -> CmdResult {
         let mut guard = self.vm.lock();
         let vm = self.vm_in(&mut guard)?;
-        vm.compile(body, sha, true).map(|_| ())
+        let compiled = vm.compile(body, sha, true).map(|_| ());
+        self.note_usage(Some(vm));
+        compiled
     }
 
     /// SCRIPT EXISTS for one SHA.
@@ -175,11 +204,7 @@ impl Engine {
     /// SCRIPT FLUSH: forget every script, with the state that compiled them.
     pub fn flush(&self) {
         *self.vm.lock() = None;
-    }
-
-    /// Scripts in the cache (INFO's number_of_cached_scripts).
-    pub fn cached(&self) -> usize {
-        self.vm.lock().as_ref().map_or(0, |vm| vm.scripts.len())
+        self.note_usage(None);
     }
 
     fn vm_in<'g>(&self, guard: &'g mut Option<Vm>) -> Result<&'g mut Vm, CmdError> {
@@ -238,13 +263,11 @@ struct Vm {
     lua: Lua,
     /// sandbox.lua's `run(f)`.
     runner: Function,
-    /// The `redis` table behind its read-only proxy (call and pcall are
-    /// set in it for each script).
-    redis: Table,
-    /// The scripts' environment (read-only globals) and the real globals
-    /// behind it, where KEYS and ARGV are set.
+    /// The script running now, for redis.call and redis.pcall: its
+    /// `RefCell<Exec>`, null between scripts.
+    current: Arc<AtomicPtr<()>>,
+    /// The scripts' environment (read-only globals).
     env: Table,
-    globals: Table,
     scripts: HashMap<[u8; 40], Cached, ahash::RandomState>,
     /// SHAs cached by EVAL, oldest first.
     evals: VecDeque<[u8; 40]>,
@@ -260,8 +283,16 @@ struct Cached {
 
 /// The count hook: stop the script once it is to be killed, and from then
 /// on at every instruction, so that a pcall inside it cannot go on.
+///
+/// The first time it fires in a script (a long one), it also makes sure
+/// another worker thread takes over the runtime's I/O: this thread is busy
+/// until the script ends, and the clients that are to get BUSY or send
+/// SCRIPT KILL must still be read.
 fn install_hook(lua: &Lua, run: Arc<RunState>, every: u32) -> mlua::Result<()> {
     lua.set_hook(HookTriggers::new().every_nth_instruction(every), move |lua, debug| {
+        if !run.long.swap(true, Ordering::Relaxed) {
+            wake_another_worker();
+        }
         if run.kill.load(Ordering::Relaxed) || run.abort.load(Ordering::Relaxed) {
             if every != 1 {
                 // Where it was stopped, for the reply.
@@ -284,7 +315,6 @@ impl Vm {
         // handler (to find the failing line); it removes `debug` from the
         // globals before any script is compiled.
         let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
-        lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
         let natives = lua.create_table()?;
         natives.set("sha1hex", lua.create_function(sha1hex)?)?;
         natives.set("log", lua.create_function(log)?)?;
@@ -319,14 +349,38 @@ impl Vm {
         libs::register(&lua, &natives)?;
         let (runner, env, redis): (Function, Table, Table) =
             lua.load(include_str!("sandbox.lua")).set_name("=redis").call(natives)?;
+        let current: Arc<AtomicPtr<()>> = Arc::default();
+        for (name, raise) in [("call", true), ("pcall", false)] {
+            let current = current.clone();
+            let f = lua.create_function(move |lua, args: MultiValue| {
+                let p = current.load(Ordering::SeqCst);
+                if p.is_null() {
+                    return Err(redis_error(
+                        "redis.call/pcall can only be called inside a script invocation",
+                    ));
+                }
+                // SAFETY: `current` points at the RefCell<Exec> of the
+                // script this thread is running: set just before the runner
+                // is called and cleared just after it returns, all under the
+                // interpreter's mutex, and Lua calls back only from within
+                // that call. The lifetimes it is read with are not used past it.
+                let exec = unsafe { &*p.cast::<RefCell<Exec<'static, 'static, 'static, 'static>>>() };
+                let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
+                // The reply's values are the dataset's, not the script's
+                // own allocations: made without the limit (see `eval`).
+                lua.set_memory_limit(0)?;
+                let result = exec.call(lua, args, raise);
+                lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
+                result
+            })?;
+            redis.raw_set(name, f)?;
+        }
         install_hook(&lua, run.clone(), HOOK_EVERY)?;
-        let globals = lua.globals();
         Ok(Vm {
             lua,
             runner,
             env,
-            redis,
-            globals,
+            current,
             scripts: HashMap::default(),
             evals: VecDeque::new(),
             runs: 0,
@@ -374,12 +428,16 @@ impl Vm {
         Ok(f)
     }
 
-    fn set_args(&self, name: &str, items: &[&[u8]]) -> mlua::Result<()> {
-        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, item) in items.iter().enumerate() {
-            t.raw_set(i + 1, self.lua.create_string(item)?)?;
-        }
-        self.globals.raw_set(name, t)
+    /// The runner's arguments: the script, its keys and arguments as one
+    /// string, how many are keys, and each one's length.
+    fn run_args(&self, f: Function, numkeys: usize, items: &[&[u8]]) -> mlua::Result<MultiValue> {
+        let packed: Vec<u8> = items.concat();
+        let mut values = Vec::with_capacity(3 + items.len());
+        values.push(Value::Function(f));
+        values.push(Value::String(self.lua.create_string(&packed)?));
+        values.push(Value::Integer(numkeys as i64));
+        values.extend(items.iter().map(|a| Value::Integer(a.len() as i64)));
+        Ok(MultiValue::from_vec(values))
     }
 }
 
@@ -408,8 +466,7 @@ pub fn eval(
         }
     };
     let lua_error = |e: mlua::Error| CmdError::msg(format!("ERR Error running script {sha}, {e}"));
-    vm.set_args("KEYS", &args[3..3 + numkeys]).map_err(lua_error)?;
-    vm.set_args("ARGV", &args[3 + numkeys..]).map_err(lua_error)?;
+    let run_args = vm.run_args(f, numkeys, &args[3..]).map_err(lua_error)?;
 
     let run = &engine.run;
     run.kill.store(false, Ordering::SeqCst);
@@ -422,22 +479,25 @@ pub fn eval(
         read_only,
         past_maxmemory: crate::memory::over(Settings::get(&shared.settings.maxmemory)),
         run,
+        out: ReplyBuf::new(256),
     });
     run.started.store(monotonic_us().max(1), Ordering::SeqCst);
-    let outcome = off_the_runtime(|| {
-        vm.lua.scope(|scope| {
-            let call = |raise| {
-                let exec = &exec;
-                scope.create_function(move |lua, args: MultiValue| {
-                    let mut exec = exec.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-                    exec.call(lua, args, raise)
-                })
-            };
-            vm.redis.raw_set("call", call(true)?)?;
-            vm.redis.raw_set("pcall", call(false)?)?;
-            vm.runner.call::<(bool, Value)>(f)
-        })
-    });
+    run.long.store(false, Ordering::Relaxed);
+    vm.current.store(
+        (&exec as *const RefCell<Exec<'_, '_, '_, '_>>).cast_mut().cast(),
+        Ordering::SeqCst,
+    );
+    // The heap's limit applies while the script's code runs. Outside it
+    // (and in redis.call's conversions) mlua creates values without the
+    // protected call a limit needs on every allocation, several times
+    // cheaper; an allocation failure there is the process's, as for any
+    // Rust allocation.
+    let outcome = vm
+        .lua
+        .set_memory_limit(LUA_MEMORY_LIMIT)
+        .and_then(|_| vm.runner.call::<(bool, Value)>(run_args));
+    let _ = vm.lua.set_memory_limit(0);
+    vm.current.store(std::ptr::null_mut(), Ordering::SeqCst);
     run.started.store(0, Ordering::SeqCst);
     let killed = run.kill.swap(false, Ordering::SeqCst);
     let aborted = run.abort.load(Ordering::SeqCst);
@@ -450,6 +510,7 @@ pub fn eval(
         vm.runs = 0;
         let _ = vm.lua.gc_step();
     }
+    engine.note_usage(Some(vm));
     let resp = run.resp.load(Ordering::Relaxed) as i64;
     let Exec { ctx, effects, .. } = exec.into_inner();
     // Taken by this EVAL's own log_effects (a read-only script has none);
@@ -472,14 +533,19 @@ pub fn eval(
     }
 }
 
-/// Run a script with this worker's other tasks handed to another thread
-/// (tokio's block_in_place): a long script must not hold back the
-/// connections queued behind it, which are to get BUSY or send SCRIPT KILL.
-/// With `--threads 1` there is no other thread: they wait for the end.
-fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
+/// From a worker thread that will stay busy (a long script): wake a parked
+/// worker, which then polls the runtime's I/O driver in its place. Two
+/// empty tasks, because tokio's scheduler notifies a parked worker only
+/// when a spawn pushes an earlier task out of this worker's LIFO slot.
+/// (block_in_place around every script would do it too, at the cost of a
+/// thread hand-off per script.) With `--threads 1` there is no other
+/// worker: clients wait for the script's end.
+fn wake_another_worker() {
+    if let Ok(h) = tokio::runtime::Handle::try_current()
+        && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        h.spawn(async {});
+        h.spawn(async {});
     }
 }
 
@@ -660,6 +726,8 @@ struct Exec<'c, 'a, 'k, 'l> {
     /// Memory was past maxmemory when it started.
     past_maxmemory: bool,
     run: &'c RunState,
+    /// The reply of the command it runs now (reused).
+    out: ReplyBuf,
 }
 
 impl Exec<'_, '_, '_, '_> {
@@ -689,20 +757,20 @@ impl Exec<'_, '_, '_, '_> {
         let argv: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
         let resp3 = self.run.resp.load(Ordering::Relaxed) == 3;
         match self.command(&argv, resp3) {
-            Ok(reply) => match resp::top_error(&reply) {
+            Ok(()) => match resp::top_error(&self.out.buf) {
                 Some(text) if raise => Err(mlua::Error::external(ScriptError::Redis(
                     String::from_utf8_lossy(&text).into_owned(),
                 ))),
-                _ => resp::to_lua(lua, &reply),
+                _ => resp::to_lua(lua, &self.out.buf),
             },
             Err(text) => refuse(text.as_bytes()),
         }
     }
 
     /// Run one command from the script (Redis's scriptCall): its checks,
-    /// then its handler on the locked database; the reply's bytes, or the
-    /// refusal ("msg" or "-CODE msg").
-    fn command(&mut self, argv: &[&[u8]], resp3: bool) -> Result<Vec<u8>, String> {
+    /// then its handler on the locked database, replying into `self.out`;
+    /// or the refusal ("msg" or "-CODE msg").
+    fn command(&mut self, argv: &[&[u8]], resp3: bool) -> Result<(), String> {
         let Some((index, spec)) = table::lookup(argv[0]) else {
             return Err("Unknown Redis command called from script".into());
         };
@@ -736,7 +804,8 @@ impl Exec<'_, '_, '_, '_> {
             index
         };
         let start = shared.keyspace.clock.now_us();
-        let mut out = ReplyBuf::new(64);
+        let out = &mut self.out;
+        out.buf.clear();
         out.resp3 = resp3;
         let db = self.ctx.client.db;
         let positions = super::key_positions(&spec.keys, argv);
@@ -744,7 +813,7 @@ impl Exec<'_, '_, '_, '_> {
             let mut inner = Ctx {
                 shared,
                 client: &mut *self.ctx.client,
-                out: &mut out,
+                out: &mut *out,
             };
             match &positions {
                 Ok(_) if spec.flags & flags::GRANTS_LOCK != 0 => inner
@@ -772,7 +841,7 @@ impl Exec<'_, '_, '_, '_> {
             super::record_effects(&mut self.effects, shared, db, spec, self.keys, argv);
         }
         crate::stats::command_done(slot, failed, shared.keyspace.clock.now_us().saturating_sub(start));
-        Ok(out.buf.to_vec())
+        Ok(())
     }
 }
 

@@ -170,7 +170,9 @@ fn string_field(t: &Table, field: &str) -> Option<mlua::LuaString> {
 
 /// C's `(long long)` of a double, as x86-64 computes it.
 fn truncate(n: f64) -> i64 {
-    if n.is_nan() || n >= 9.223_372_036_854_775_807e18 || n < -9.223_372_036_854_775_808e18 {
+    // 2^63: the first double past i64's range either way.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !(-LIMIT..LIMIT).contains(&n) {
         i64::MIN
     } else {
         n as i64

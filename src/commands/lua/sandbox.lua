@@ -50,10 +50,9 @@ local function handler(err)
     return err
 end
 
--- redis.call and redis.pcall are set for each script by the Rust side (C
--- functions, as in Redis, so `return redis.call(...)` keeps the script's
--- frame for the error's line); redis.call raises a userdata whose text is
--- the Redis error.
+-- redis.call and redis.pcall are added by the Rust side (C functions, as
+-- in Redis, so `return redis.call(...)` keeps the script's frame for the
+-- error's line); redis.call raises a userdata whose text is the Redis error.
 local redis = {}
 redis.setresp = natives.setresp
 redis.sha1hex = natives.sha1hex
@@ -150,8 +149,22 @@ setmetatable(G, {
     __metatable = false,
 })
 
--- Run a compiled script: whether it succeeded, and its value or error table.
-local function run(f)
+-- Run a compiled script: whether it succeeded, and its value or error
+-- table. KEYS and ARGV come as one string and the lengths of its parts
+-- (one string to create from Rust instead of one per argument).
+local sub = string.sub
+local function run(f, packed, nkeys, ...)
+    local lens = { ... }
+    local keys, argv = {}, {}
+    local pos = 1
+    for i = 1, #lens do
+        local stop = pos + lens[i]
+        local s = sub(packed, pos, stop - 1)
+        pos = stop
+        if i <= nkeys then keys[i] = s else argv[i - nkeys] = s end
+    end
+    raw_rawset(G, 'KEYS', keys)
+    raw_rawset(G, 'ARGV', argv)
     return rawxpcall(f, handler)
 end
 
