@@ -75,6 +75,9 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
     if spec.name == "watch" {
         return Route::Refused("ERR WATCH is not supported in a replicated group");
     }
+    if let Some(why) = not_replicable(spec, args) {
+        return Route::Refused(why);
+    }
     if client.multi.is_some() {
         return if spec.flags & flags::RUNS_QUEUE != 0 {
             Route::Exec
@@ -90,6 +93,30 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
         Route::Read
     } else {
         Route::Local
+    }
+}
+
+/// Why a command cannot go through the log yet, if it cannot: every node
+/// applies an entry on its own, so a command must not depend on the node
+/// (SPOP's random pick) nor on the connection that sent it (a blocking
+/// wait, a lock bound to a connection, lock-delay, which live in one node's
+/// waiter queues).
+fn not_replicable(spec: &table::CommandSpec, args: &[&[u8]]) -> Option<&'static str> {
+    match spec.name {
+        "spop" => Some("ERR SPOP is not supported in a replicated group (its random pick would differ between nodes)"),
+        "lock.acquire" | "sem.acquire"
+            if args.iter().skip(5).any(|a| {
+                ["wait", "onclose", "delay"]
+                    .iter()
+                    .any(|o| a.eq_ignore_ascii_case(o.as_bytes()))
+            }) =>
+        {
+            Some("ERR WAIT, ONCLOSE and DELAY are not supported in a replicated group yet")
+        }
+        _ if spec.flags & flags::BLOCKING != 0 && spec.name.starts_with('b') => {
+            Some("ERR blocking commands are not supported in a replicated group yet")
+        }
+        _ => None,
     }
 }
 

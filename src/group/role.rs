@@ -322,9 +322,13 @@ fn state_digest(group: &Group) -> (usize, u64) {
                 h.update(&(i as u64).to_le_bytes());
                 h.update(&(key.len() as u64).to_le_bytes());
                 h.update(key);
-                h.update(&e.value);
+                h.update(e.value.type_name().as_bytes());
+                match &e.value {
+                    crate::store::Value::Str(v) => h.update(v),
+                    container => h.update(&crate::persist::aof::container_payload(container)),
+                }
                 h.update(&e.deadline().to_le_bytes());
-                h.update(&e.fence.to_le_bytes());
+                h.update(&e.fence().to_le_bytes());
                 digest = digest.wrapping_add(h.digest());
                 keys += 1;
             });
