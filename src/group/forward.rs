@@ -343,8 +343,8 @@ impl Group {
             resp3,
             op,
         };
-        match tokio::time::timeout(ATTEMPT, self.raft.client_write(request)).await {
-            Ok(Ok(resp)) => Ok(resp.data.0),
+        match tokio::time::timeout(ATTEMPT, self.proposals.propose(request)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
             // Refused before it was appended, or truncated: never applied.
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Outcome::NotLeader),
             Ok(Err(e)) => Err(Outcome::Fail(format!("ERR group: {e}"))),

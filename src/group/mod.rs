@@ -57,6 +57,7 @@
 // openraft's error types are large, and its traits fix them as our results'.
 #![allow(clippy::result_large_err)]
 
+pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod forward;
@@ -113,11 +114,15 @@ pub enum Op {
     Multi(Vec<Vec<Vec<u8>>>),
     /// Moves the group's time on (expiry); no command.
     Tick,
+    /// Requests proposed concurrently, in one entry ([`batch`]): applied in
+    /// order, each as if it were an entry of its own.
+    Batch(Vec<Request>),
 }
 
-/// The reply bytes of an applied entry (RESP, as the client gets them).
+/// The reply bytes of an applied entry (RESP, as the client gets them);
+/// for a [`Op::Batch`], each request's in the second field, in order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Reply(pub Vec<u8>);
+pub struct Reply(pub Vec<u8>, pub Vec<Vec<u8>>);
 
 /// A running group member.
 pub struct Group {
@@ -133,6 +138,8 @@ pub struct Group {
     /// The last session sequence number handed out (starts at the wall
     /// clock in µs, so a restarted node never reuses one).
     sessions: std::sync::atomic::AtomicU64,
+    /// Where proposals queue to be batched into log entries.
+    proposals: batch::Proposals,
 }
 
 /// Group mode needs neither the append-only file (the log is the
@@ -177,13 +184,14 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
     let metrics = raft.metrics();
     let group = Arc::new(Group {
         id: cfg.id,
-        raft,
+        raft: raft.clone(),
         shared: shared.clone(),
         time,
         links,
         metrics,
         client_addrs: Mutex::new(HashMap::new()),
         sessions: std::sync::atomic::AtomicU64::new(crate::store::clock::Clock::wall_us().max(0) as u64),
+        proposals: batch::Proposals::start(raft.clone()),
         config: cfg,
     });
     info!(id = group.id, port = group.config.raft_port, "group link listening");

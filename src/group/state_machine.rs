@@ -110,7 +110,7 @@ impl StateMachine {
     fn apply_request(&mut self, index: u64, req: &Request) -> Reply {
         let (now, wall) = self.time.advance(req.now_us, req.wall_us);
         if let Some(first) = req.session.and_then(|s| self.sessions.get(&s)) {
-            return Reply(first.clone());
+            return Reply(first.clone(), Vec::new());
         }
         let reply = self.run_request(index, req, now, wall);
         if let Some(session) = req.session {
@@ -152,8 +152,10 @@ impl StateMachine {
                 execute_replicated(&self.shared, &mut self.client, &mut self.out, &[b"EXEC"]);
             }
             Op::Tick => reclaim(keyspace, now),
+            // A batch is unpacked by `apply`; one nested in another is not made.
+            Op::Batch(_) => {}
         }
-        Reply(self.out.buf.to_vec())
+        Reply(self.out.buf.to_vec(), Vec::new())
     }
 
     /// The keyspace as snapshot records (see the module doc).
@@ -322,6 +324,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.applied = Some(entry.log_id);
             replies.push(match &entry.payload {
                 EntryPayload::Blank => Reply::default(),
+                EntryPayload::Normal(Request {
+                    op: Op::Batch(requests),
+                    ..
+                }) => {
+                    let replies = requests.iter().map(|r| self.apply_request(entry.log_id.index, r).0);
+                    Reply(Vec::new(), replies.collect())
+                }
                 EntryPayload::Normal(req) => self.apply_request(entry.log_id.index, req),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
