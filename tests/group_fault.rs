@@ -1,0 +1,814 @@
+//! Fault injection against a replicated group, in the spirit of Jepsen.
+//!
+//! Three nodes whose raft links all go through per-link proxies (node i
+//! reaches node j through proxy(i→j)), clients on every node doing lock
+//! acquire → fenced write → release and acknowledged INCRs, and a nemesis
+//! that kills -9 and restarts nodes, pauses the leader (SIGSTOP/SIGCONT) and
+//! cuts every link of one node. Each operation is recorded (invoke and
+//! completion time, ok / fail / unknown); afterwards the history is checked:
+//!
+//! - the counter is at least the acknowledged increments and at most those
+//!   plus the ones whose outcome is unknown (no acknowledged write lost);
+//! - holds on a lock, measured by their holders (from the grant's
+//!   acknowledgement to the release's invocation, or to invocation + TTL),
+//!   never overlap: no two clients held the same lock at once;
+//! - fences strictly increase in real-time grant order, and so do the fences
+//!   of accepted fenced writes; each data key ends with the value of the
+//!   highest-fenced write that may have been applied;
+//! - every node converges: the same applied index, the same key count in
+//!   its own keyspace (INFO keyspace is served locally), and the same values
+//!   read through each node while it is the leader.
+//!
+//! `GROUP_FAULT_SECS` sets the nemesis' run time (default 40); the summary
+//! line goes to stderr.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::proxy::{Cut, Proxy};
+use common::{Server, free_port};
+use redlockd::redlock::{CallError, Instance, Reply};
+
+/// The time allowed to one client call: the leader wait (2 s) plus a forward.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+const LOCK_TTL: Duration = Duration::from_millis(1000);
+
+// ---------------------------------------------------------------- launcher
+
+/// One node: its ports and data directory survive its restarts.
+struct Node {
+    id: usize,
+    port: u16,
+    raft_port: u16,
+    dir: PathBuf,
+    /// This node's peer list (its own entry, then proxies to the others).
+    peers: String,
+    server: Option<Server>,
+}
+
+impl Node {
+    fn command(&self) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .expect("node log");
+        let mut cmd = Server::command();
+        cmd.args(["--port", &self.port.to_string(), "--log-level", "warning", "--dir"])
+            .arg(&self.dir)
+            .args(["--raft-id", &self.id.to_string()])
+            .args(["--raft-port", &self.raft_port.to_string()])
+            .args(["--raft-peers", &self.peers])
+            .args(["--leader-wait-ms", "2000", "--raft-heartbeat-ms", "100"])
+            .args(["--raft-election-timeout-ms", "500"])
+            .stderr(Stdio::from(log));
+        cmd
+    }
+
+    fn start(&mut self) {
+        // The ports may still be held by the killed process for a moment.
+        for _ in 0..50 {
+            match Server::launch(self.command()) {
+                Ok(s) => {
+                    self.server = Some(s);
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        panic!("node {} did not start; see {}", self.id, self.dir.join("node.log").display());
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.kill9();
+        }
+    }
+
+    fn pid(&self) -> Option<i32> {
+        self.server.as_ref().map(|s| s.pid() as i32)
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// SIGSTOP a process, and SIGCONT it when dropped, even on a panic.
+struct Paused(i32);
+
+impl Paused {
+    fn pause(pid: i32) -> Paused {
+        // SAFETY: a signal to a child process this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// N nodes; with `proxied`, every raft link i→j goes through its own proxy.
+struct Cluster {
+    nodes: Vec<Node>,
+    /// links[i][j]: node i's link to node j (None on the diagonal or unproxied).
+    links: Vec<Vec<Option<Proxy>>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(n: usize, proxied: bool) -> Cluster {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let links: Vec<Vec<Option<Proxy>>> = (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| {
+                        (proxied && i != j).then(|| Proxy::start(([127, 0, 0, 1], raft_ports[j]).into()))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                let peers = (0..n)
+                    .map(|j| match &links[i][j] {
+                        Some(p) => format!("{}@{}", j + 1, p.addr()),
+                        None => format!("{}@127.0.0.1:{}", j + 1, raft_ports[j]),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let dir = tmp.path().join(format!("node{}", i + 1));
+                std::fs::create_dir_all(&dir).expect("node dir");
+                Node {
+                    id: i + 1,
+                    port: free_port(),
+                    raft_port: raft_ports[i],
+                    dir,
+                    peers,
+                    server: None,
+                }
+            })
+            .collect();
+        for node in &mut nodes {
+            node.start();
+        }
+        Cluster {
+            nodes,
+            links,
+            _tmp: tmp,
+        }
+    }
+
+    fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(Node::addr).collect()
+    }
+
+    /// Cut (or heal) every link from and to node `k`.
+    fn isolate(&self, k: usize, cut: Option<Cut>) {
+        for i in 0..self.nodes.len() {
+            for j in 0..self.nodes.len() {
+                if (i == k || j == k)
+                    && let Some(p) = &self.links[i][j]
+                {
+                    match cut {
+                        Some(how) => p.cut_with(how),
+                        None => p.heal(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- calls
+
+/// A blocking call with its own small runtime (for the nemesis and checks).
+fn call_sync(addr: &str, args: &[&str], timeout: Duration) -> Result<Reply, CallError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let inst = Instance::new(addr);
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    rt.block_on(inst.call(&args, timeout))
+}
+
+/// `key:value` lines of a bulk reply (RAFT.INFO, INFO sections).
+fn fields(reply: &Reply) -> HashMap<String, String> {
+    let Reply::Bulk(Some(b)) = reply else { return HashMap::new() };
+    String::from_utf8_lossy(b)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn raft_info(addr: &str) -> Option<HashMap<String, String>> {
+    call_sync(addr, &["RAFT.INFO"], Duration::from_millis(500))
+        .ok()
+        .map(|r| fields(&r))
+        .filter(|f| !f.is_empty())
+}
+
+/// The node (index) that says it is the leader, among the running ones.
+fn find_leader(cluster: &Cluster) -> Option<usize> {
+    cluster.nodes.iter().position(|n| {
+        n.server.is_some()
+            && raft_info(&n.addr())
+                .and_then(|f| f.get("state").cloned())
+                .is_some_and(|s| s == "Leader")
+    })
+}
+
+/// Wait (bounded) until one node leads and every running node applied the
+/// same index, twice in a row; the leader.
+fn wait_converged(cluster: &Cluster, within: Duration) -> Option<usize> {
+    let deadline = Instant::now() + within;
+    let mut last: Option<Vec<String>> = None;
+    while Instant::now() < deadline {
+        let applied: Option<Vec<String>> = cluster
+            .nodes
+            .iter()
+            .map(|n| raft_info(&n.addr()).and_then(|f| f.get("applied").cloned()))
+            .collect();
+        if let (Some(a), Some(leader)) = (&applied, find_leader(cluster))
+            && a.windows(2).all(|w| w[0] == w[1])
+        {
+            if last.as_ref() == Some(a) {
+                return Some(leader);
+            }
+            last = Some(a.clone());
+        } else {
+            last = None;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    None
+}
+
+/// Retry a command across nodes until the group answers it (bounded).
+fn group_call(cluster: &Cluster, args: &[&str], within: Duration) -> Reply {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    while Instant::now() < deadline {
+        for n in &cluster.nodes {
+            match call_sync(&n.addr(), args, CALL_TIMEOUT) {
+                Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN") || e.starts_with("UNCERTAIN") => {
+                    last = Some(Reply::Error(e))
+                }
+                Ok(r) => return r,
+                Err(e) => last = Some(Reply::Error(e.to_string())),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the group did not answer {args:?} within {within:?}: {last:?}");
+}
+
+// ---------------------------------------------------------------- history
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Res {
+    Ok,
+    /// Known not applied (refused, TRYAGAIN, connection refused).
+    Fail,
+    /// May or may not have been applied.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Acquire,
+    Write,
+    Release,
+    Incr,
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    client: usize,
+    kind: Kind,
+    lock: usize,
+    invoke: Instant,
+    complete: Instant,
+    res: Res,
+    fence: Option<u64>,
+}
+
+type History = Arc<Mutex<Vec<Op>>>;
+
+/// Classify a call: the reply, or why there is none.
+fn classify(r: &Result<Reply, CallError>) -> Res {
+    match r {
+        Ok(Reply::Error(e)) if e.starts_with("UNCERTAIN") => Res::Unknown,
+        Ok(Reply::Error(_)) | Ok(Reply::Bulk(None)) => Res::Fail,
+        Ok(_) => Res::Ok,
+        // Never connected: nothing was sent.
+        Err(CallError::Unreachable(why)) if why.contains("refused") => Res::Fail,
+        Err(_) => Res::Unknown,
+    }
+}
+
+async fn lock_client(client: usize, addr: String, locks: usize, stop: Arc<AtomicBool>, history: History) {
+    let inst = Instance::new(addr);
+    let ttl = LOCK_TTL.as_millis().to_string();
+    let mut seq = 0u64;
+    let record = |kind, lock, invoke, res, fence| {
+        history.lock().unwrap().push(Op {
+            client,
+            kind,
+            lock,
+            invoke,
+            complete: Instant::now(),
+            res,
+            fence,
+        })
+    };
+    while !stop.load(Ordering::Relaxed) {
+        seq += 1;
+        let lock = (client + seq as usize) % locks;
+        let key = format!("lock:{lock}");
+        let token = format!("c{client}-{seq}");
+        let t0 = Instant::now();
+        let r = inst
+            .call(&[b"LOCK.ACQUIRE", key.as_bytes(), token.as_bytes(), b"PX", ttl.as_bytes()], CALL_TIMEOUT)
+            .await;
+        let res = classify(&r);
+        let fence = match r {
+            Ok(Reply::Int(f)) => Some(f as u64),
+            _ => None,
+        };
+        record(Kind::Acquire, lock, t0, res, fence);
+        match (res, fence) {
+            (Res::Ok, Some(f)) => {
+                let data = format!("data:{lock}");
+                let value = format!("{f}:{client}:{seq}");
+                let t1 = Instant::now();
+                let w = inst
+                    .call(
+                        &[b"FENCE.SET", data.as_bytes(), value.as_bytes(), f.to_string().as_bytes()],
+                        CALL_TIMEOUT,
+                    )
+                    .await;
+                record(Kind::Write, lock, t1, classify(&w), Some(f));
+            }
+            (Res::Fail, _) => {
+                tokio::time::sleep(Duration::from_millis(rand::random_range(5..30))).await;
+                continue;
+            }
+            _ => {}
+        }
+        // Release what we hold, or may hold (an unknown acquire).
+        let t2 = Instant::now();
+        let r = inst
+            .call(&[b"LOCK.RELEASE", key.as_bytes(), token.as_bytes()], CALL_TIMEOUT)
+            .await;
+        record(Kind::Release, lock, t2, classify(&r), fence);
+    }
+}
+
+async fn incr_client(client: usize, addr: String, stop: Arc<AtomicBool>, history: History) {
+    let inst = Instance::new(addr);
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        let r = inst.call(&[b"INCR", b"counter"], CALL_TIMEOUT).await;
+        let res = classify(&r);
+        history.lock().unwrap().push(Op {
+            client,
+            kind: Kind::Incr,
+            lock: 0,
+            invoke: t0,
+            complete: Instant::now(),
+            res,
+            fence: None,
+        });
+        if res != Res::Ok {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- checks
+
+/// For ops sorted by nothing in particular: every `b` invoked after `a`
+/// completed has a fence strictly greater than `a`'s. Violations, described.
+fn check_real_time_increasing(ops: &[&Op], what: &str) -> Vec<String> {
+    let mut by_complete: Vec<&Op> = ops.to_vec();
+    by_complete.sort_by_key(|o| o.complete);
+    let mut by_invoke: Vec<&Op> = ops.to_vec();
+    by_invoke.sort_by_key(|o| o.invoke);
+    let mut violations = Vec::new();
+    let mut done = 0;
+    let mut max_before: Option<&Op> = None;
+    for b in by_invoke {
+        while done < by_complete.len() && by_complete[done].complete < b.invoke {
+            let a = by_complete[done];
+            if max_before.is_none_or(|m| a.fence > m.fence) {
+                max_before = Some(a);
+            }
+            done += 1;
+        }
+        if let Some(a) = max_before
+            && b.fence <= a.fence
+        {
+            violations.push(format!(
+                "{what}: fence {:?} (client {}) invoked after fence {:?} (client {}) completed",
+                b.fence, b.client, a.fence, a.client
+            ));
+        }
+    }
+    violations
+}
+
+/// Holds measured by their holders: [grant acknowledged, release invoked
+/// or grant invoked + TTL]. Overlaps on one lock are violations.
+fn check_holds(history: &[Op], locks: usize) -> Vec<String> {
+    let mut violations = Vec::new();
+    for lock in 0..locks {
+        let mut holds: Vec<(Instant, Instant, usize, u64)> = Vec::new();
+        let grants = history
+            .iter()
+            .filter(|o| o.kind == Kind::Acquire && o.res == Res::Ok && o.lock == lock);
+        for g in grants {
+            let release = history
+                .iter()
+                .find(|o| o.kind == Kind::Release && o.client == g.client && o.fence == g.fence && o.lock == lock)
+                .map(|o| o.invoke);
+            let expiry = g.invoke + LOCK_TTL;
+            let end = release.map_or(expiry, |r| r.min(expiry));
+            holds.push((g.complete, end, g.client, g.fence.unwrap_or(0)));
+        }
+        holds.sort_by_key(|h| h.0);
+        let mut open: Option<(Instant, usize, u64)> = None;
+        for (start, end, client, fence) in holds {
+            if let Some((until, c, f)) = open
+                && start < until
+            {
+                violations.push(format!(
+                    "lock:{lock}: client {client} (fence {fence}) granted while client {c} (fence {f}) held it"
+                ));
+            }
+            if open.is_none_or(|(until, _, _)| end > until) {
+                open = Some((end, client, fence));
+            }
+        }
+    }
+    violations
+}
+
+/// The values of the keys the clients write, read through `addr`.
+fn read_state(addr: &str, locks: usize) -> Option<Vec<(String, Option<Vec<u8>>)>> {
+    let mut keys: Vec<String> = vec!["counter".into()];
+    keys.extend((0..locks).flat_map(|l| [format!("lock:{l}"), format!("data:{l}")]));
+    keys.into_iter()
+        .map(|k| match call_sync(addr, &["GET", &k], CALL_TIMEOUT) {
+            Ok(Reply::Bulk(v)) => Some((k, v)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Read the state through each node while it leads: pause the leader until
+/// another node takes over, a bounded number of times. The states seen,
+/// by node index.
+fn states_by_leader(cluster: &Cluster, locks: usize) -> HashMap<usize, Vec<(String, Option<Vec<u8>>)>> {
+    let mut seen = HashMap::new();
+    for _ in 0..6 {
+        let Some(leader) = wait_converged(cluster, Duration::from_secs(15)) else { break };
+        if let Some(state) = read_state(&cluster.nodes[leader].addr(), locks) {
+            seen.insert(leader, state);
+        }
+        if seen.len() == cluster.nodes.len() {
+            break;
+        }
+        let Some(pid) = cluster.nodes[leader].pid() else { break };
+        let _paused = Paused::pause(pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            let new = cluster.nodes.iter().enumerate().find(|(i, n)| {
+                *i != leader
+                    && raft_info(&n.addr())
+                        .and_then(|f| f.get("state").cloned())
+                        .is_some_and(|s| s == "Leader")
+            });
+            if new.is_some() {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+// ---------------------------------------------------------------- the test
+
+#[derive(Default, Debug)]
+struct Faults {
+    kills: usize,
+    pauses: usize,
+    partitions: usize,
+}
+
+fn nemesis(cluster: &mut Cluster, run_for: Duration, faults: &mut Faults) {
+    let deadline = Instant::now() + run_for;
+    let n = cluster.nodes.len();
+    let mut round = 0usize;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(rand::random_range(800..1500)));
+        let leader = find_leader(cluster);
+        // Alternate targets between the leader and a random node.
+        let target = match leader {
+            Some(l) if round % 2 == 0 => l,
+            _ => rand::random_range(0..n),
+        };
+        match round % 3 {
+            0 => {
+                cluster.nodes[target].kill9();
+                faults.kills += 1;
+                std::thread::sleep(Duration::from_millis(rand::random_range(500..2000)));
+                cluster.nodes[target].start();
+            }
+            1 => {
+                let Some(l) = leader else { continue };
+                let Some(pid) = cluster.nodes[l].pid() else { continue };
+                let paused = Paused::pause(pid);
+                faults.pauses += 1;
+                std::thread::sleep(Duration::from_millis(rand::random_range(1000..2500)));
+                drop(paused);
+            }
+            _ => {
+                let how = if rand::random_bool(0.5) { Cut::Refuse } else { Cut::Blackhole };
+                cluster.isolate(target, Some(how));
+                faults.partitions += 1;
+                std::thread::sleep(Duration::from_millis(rand::random_range(1000..3000)));
+                cluster.isolate(target, None);
+            }
+        }
+        round += 1;
+    }
+}
+
+#[test]
+fn jepsen_style_faults_keep_locks_and_counter_linearizable() {
+    let run_for = Duration::from_secs(
+        std::env::var("GROUP_FAULT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(40),
+    );
+    let started = Instant::now();
+    let mut cluster = Cluster::start(3, true);
+    wait_converged(&cluster, Duration::from_secs(20)).expect("a leader at start");
+    let locks = 2;
+    let stop = Arc::new(AtomicBool::new(false));
+    let history: History = Arc::new(Mutex::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addrs = cluster.addrs();
+    let mut tasks = Vec::new();
+    for c in 0..6 {
+        let addr = addrs[c % addrs.len()].clone();
+        tasks.push(rt.spawn(lock_client(c, addr, locks, stop.clone(), history.clone())));
+    }
+    for c in 6..9 {
+        let addr = addrs[c % addrs.len()].clone();
+        tasks.push(rt.spawn(incr_client(c, addr, stop.clone(), history.clone())));
+    }
+
+    let mut faults = Faults::default();
+    nemesis(&mut cluster, run_for, &mut faults);
+    // Heal: every link open, every node running; the clients go on a little.
+    for k in 0..cluster.nodes.len() {
+        cluster.isolate(k, None);
+        if cluster.nodes[k].server.is_none() {
+            cluster.nodes[k].start();
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        rt.block_on(t).expect("client task");
+    }
+    drop(rt);
+    let history = std::mem::take(&mut *history.lock().unwrap());
+
+    // Let every lock expire and the group settle.
+    std::thread::sleep(LOCK_TTL + Duration::from_millis(500));
+    let leader = wait_converged(&cluster, Duration::from_secs(20));
+    let mut violations = Vec::new();
+    if leader.is_none() {
+        violations.push("the nodes did not converge to one applied index".to_string());
+    }
+
+    // The counter.
+    let count = |kind: Kind, res: Res| history.iter().filter(|o| o.kind == kind && o.res == res).count();
+    let (acked, unknown) = (count(Kind::Incr, Res::Ok), count(Kind::Incr, Res::Unknown));
+    let counter = match group_call(&cluster, &["GET", "counter"], Duration::from_secs(20)) {
+        Reply::Bulk(Some(v)) => String::from_utf8_lossy(&v).parse::<usize>().unwrap_or(usize::MAX),
+        Reply::Bulk(None) => 0,
+        other => panic!("GET counter: {other:?}"),
+    };
+    if counter < acked || counter > acked + unknown {
+        violations.push(format!(
+            "counter {counter} outside [acked {acked}, acked + unknown {}]",
+            acked + unknown
+        ));
+    }
+
+    // Locks and fences.
+    violations.extend(check_holds(&history, locks));
+    let grants: Vec<&Op> = history
+        .iter()
+        .filter(|o| o.kind == Kind::Acquire && o.res == Res::Ok)
+        .collect();
+    let mut fences: Vec<u64> = grants.iter().filter_map(|o| o.fence).collect();
+    fences.sort_unstable();
+    if fences.windows(2).any(|w| w[0] == w[1]) {
+        violations.push("two grants got the same fence".into());
+    }
+    violations.extend(check_real_time_increasing(&grants, "grant"));
+    for lock in 0..locks {
+        let writes: Vec<&Op> = history
+            .iter()
+            .filter(|o| o.kind == Kind::Write && o.res == Res::Ok && o.lock == lock)
+            .collect();
+        violations.extend(check_real_time_increasing(&writes, &format!("data:{lock} write")));
+        // The key keeps the highest-fenced write that may have been applied.
+        let highest_acked = writes.iter().filter_map(|o| o.fence).max();
+        let final_value = match group_call(&cluster, &["GET", &format!("data:{lock}")], Duration::from_secs(20)) {
+            Reply::Bulk(v) => v,
+            other => panic!("GET data:{lock}: {other:?}"),
+        };
+        let final_fence = final_value
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.split(':').next())
+            .and_then(|f| f.parse::<u64>().ok());
+        let possible = history.iter().any(|o| {
+            o.kind == Kind::Write && o.lock == lock && o.res != Res::Fail && o.fence == final_fence && final_fence.is_some()
+        });
+        if final_fence < highest_acked || (final_value.is_some() && !possible) {
+            violations.push(format!(
+                "data:{lock} ends as {final_value:?}, but the highest acknowledged fence is {highest_acked:?}"
+            ));
+        }
+    }
+
+    // Convergence: the same key count in every node's own keyspace, and
+    // the same values read through each node while it leads.
+    let keyspaces: Vec<Option<String>> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            call_sync(&n.addr(), &["INFO", "keyspace"], CALL_TIMEOUT)
+                .ok()
+                .map(|r| fields(&r).get("db0").cloned().unwrap_or_default())
+        })
+        .collect();
+    if keyspaces.iter().any(|k| k.is_none()) || keyspaces.windows(2).any(|w| w[0] != w[1]) {
+        violations.push(format!("the nodes' keyspaces differ: {keyspaces:?}"));
+    }
+    let states = states_by_leader(&cluster, locks);
+    let mut distinct: Vec<&Vec<(String, Option<Vec<u8>>)>> = states.values().collect();
+    distinct.dedup();
+    if distinct.len() > 1 {
+        violations.push(format!("the nodes' states differ: {states:?}"));
+    }
+
+    let res_count = |res: Res| history.iter().filter(|o| o.res == res).count();
+    eprintln!(
+        "group_fault: ops={} ok={} fail={} unknown={} grants={} fenced_writes={} incr_acked={acked} incr_unknown={unknown} counter={counter} faults={} (kill9={} pause={} partition={}) states_compared={}/{} violations={} elapsed={:.0}s",
+        history.len(),
+        res_count(Res::Ok),
+        res_count(Res::Fail),
+        res_count(Res::Unknown),
+        grants.len(),
+        count(Kind::Write, Res::Ok),
+        faults.kills + faults.pauses + faults.partitions,
+        faults.kills,
+        faults.pauses,
+        faults.partitions,
+        states.len(),
+        cluster.nodes.len(),
+        violations.len(),
+        started.elapsed().as_secs_f64(),
+    );
+    assert!(violations.is_empty(), "violations:\n{}", violations.join("\n"));
+    assert!(grants.len() > 10 && acked > 10, "too little progress to check anything");
+}
+
+// ---------------------------------------------------------------- smaller tests
+
+#[test]
+fn proxy_cuts_and_heals_a_link() {
+    let server = Server::start();
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port).into());
+    let via = proxy.addr();
+    assert_eq!(call_sync(&via, &["PING"], CALL_TIMEOUT), Ok(Reply::Status("PONG".into())));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let live = Instance::new(via.clone());
+    assert!(rt.block_on(live.call(&[b"PING"], CALL_TIMEOUT)).is_ok());
+    proxy.cut();
+    // The live connection is gone, and new ones are refused.
+    assert!(rt.block_on(live.call(&[b"PING"], CALL_TIMEOUT)).is_err());
+    assert!(call_sync(&via, &["PING"], CALL_TIMEOUT).is_err());
+    proxy.cut_with(Cut::Blackhole);
+    assert_eq!(call_sync(&via, &["PING"], Duration::from_millis(300)), Err(CallError::TimedOut));
+    proxy.heal();
+    assert_eq!(call_sync(&via, &["PING"], CALL_TIMEOUT), Ok(Reply::Status("PONG".into())));
+}
+
+fn counter_line(out: &std::process::Output) -> HashMap<String, i64> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default().to_string();
+    assert!(
+        out.status.success() && line.starts_with("counter final="),
+        "counter failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+/// The Redlock helper's group mode: the counter ends exact while the
+/// leader is killed mid-run, and `run` gets a fence from the group.
+#[test]
+fn counter_over_a_group_survives_a_leader_kill() {
+    let mut cluster = Cluster::start(3, false);
+    let leader = wait_converged(&cluster, Duration::from_secs(20)).expect("a leader");
+    let group = cluster.addrs().join(",");
+    let counter = Command::new(env!("CARGO_BIN_EXE_redlockd"))
+        .args(["counter", "--group", &group, "--workers", "4", "--increments", "60"])
+        .args(["--fenced", "--ttl", "5s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("counter");
+    let progressed = common::eventually(Duration::from_secs(20), || {
+        matches!(call_sync(&cluster.nodes[leader].addr(), &["GET", "counter"], CALL_TIMEOUT),
+            Ok(Reply::Bulk(Some(v))) if String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0) >= 40)
+    });
+    assert!(progressed, "the counter made no progress");
+    cluster.nodes[leader].kill9();
+    let out = counter.wait_with_output().expect("counter ran");
+    let fields = counter_line(&out);
+    assert_eq!(fields["final"], 240, "{fields:?}");
+    assert_eq!(fields["lost"], 0, "{fields:?}");
+
+    let run = Command::new(env!("CARGO_BIN_EXE_redlockd"))
+        .args(["run", "--group", &group, "--lock", "nightly", "--ttl", "5s"])
+        .args(["--", "sh", "-c", "echo \"fence=$REDLOCKD_FENCE\""])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout} {}", String::from_utf8_lossy(&run.stderr));
+    let fence: u64 = stdout.trim().trim_start_matches("fence=").parse().expect("a fence");
+    assert!(fence > 0);
+}
+
+/// Five nodes lose two (the leader among them): writes go on, none lost.
+#[test]
+fn five_nodes_survive_two_kills() {
+    let mut cluster = Cluster::start(5, false);
+    let leader = wait_converged(&cluster, Duration::from_secs(20)).expect("a leader");
+    let mut acked = 0;
+    let mut incr = |cluster: &Cluster, n: usize| {
+        for _ in 0..n {
+            match group_call(cluster, &["INCR", "c"], Duration::from_secs(20)) {
+                Reply::Int(_) => acked += 1,
+                other => panic!("INCR: {other:?}"),
+            }
+        }
+    };
+    incr(&cluster, 20);
+    cluster.nodes[leader].kill9();
+    let other = (leader + 1) % 5;
+    cluster.nodes[other].kill9();
+    incr(&cluster, 20);
+    assert_eq!(
+        group_call(&cluster, &["GET", "c"], Duration::from_secs(20)),
+        Reply::Bulk(Some(acked.to_string().into_bytes()))
+    );
+    // A third loss leaves no majority: a write is refused, never wrong.
+    let third = (leader + 2) % 5;
+    cluster.nodes[third].kill9();
+    let alive = cluster.nodes.iter().find(|n| n.server.is_some()).unwrap().addr();
+    let r = call_sync(&alive, &["INCR", "c"], Duration::from_secs(10));
+    assert!(
+        matches!(&r, Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN") || e.starts_with("UNCERTAIN")),
+        "{r:?}"
+    );
+}
