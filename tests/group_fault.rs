@@ -464,8 +464,11 @@ fn check_holds(history: &[Op], locks: usize) -> Vec<String> {
     violations
 }
 
+/// Key → value (None: absent).
+type State = Vec<(String, Option<Vec<u8>>)>;
+
 /// The values of the keys the clients write, read through `addr`.
-fn read_state(addr: &str, locks: usize) -> Option<Vec<(String, Option<Vec<u8>>)>> {
+fn read_state(addr: &str, locks: usize) -> Option<State> {
     let mut keys: Vec<String> = vec!["counter".into()];
     keys.extend((0..locks).flat_map(|l| [format!("lock:{l}"), format!("data:{l}")]));
     keys.into_iter()
@@ -479,7 +482,7 @@ fn read_state(addr: &str, locks: usize) -> Option<Vec<(String, Option<Vec<u8>>)>
 /// Read the state through each node while it leads: pause the leader until
 /// another node takes over, a bounded number of times. The states seen,
 /// by node index.
-fn states_by_leader(cluster: &Cluster, locks: usize) -> HashMap<usize, Vec<(String, Option<Vec<u8>>)>> {
+fn states_by_leader(cluster: &Cluster, locks: usize) -> HashMap<usize, State> {
     let mut seen = HashMap::new();
     for _ in 0..6 {
         let Some(leader) = wait_converged(cluster, Duration::from_secs(15)) else { break };
@@ -526,7 +529,7 @@ fn nemesis(cluster: &mut Cluster, run_for: Duration, faults: &mut Faults) {
         let leader = find_leader(cluster);
         // Alternate targets between the leader and a random node.
         let target = match leader {
-            Some(l) if round % 2 == 0 => l,
+            Some(l) if round.is_multiple_of(2) => l,
             _ => rand::random_range(0..n),
         };
         match round % 3 {
@@ -680,7 +683,7 @@ fn jepsen_style_faults_keep_locks_and_counter_linearizable() {
         violations.push(format!("the nodes' keyspaces differ: {keyspaces:?}"));
     }
     let states = states_by_leader(&cluster, locks);
-    let mut distinct: Vec<&Vec<(String, Option<Vec<u8>>)>> = states.values().collect();
+    let mut distinct: Vec<&State> = states.values().collect();
     distinct.dedup();
     if distinct.len() > 1 {
         violations.push(format!("the nodes' states differ: {states:?}"));
