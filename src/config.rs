@@ -113,6 +113,33 @@ pub struct ServerConfig {
     /// With a CA file: require client certificates (mutual TLS).
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub tls_auth_clients: bool,
+    /// Replicated group: this node's id (see `--raft-peers`).
+    #[arg(long, default_value_t = 0)]
+    pub raft_id: u64,
+    /// Replicated group: the port of the group link (openraft RPCs and
+    /// forwarded commands), on `--bind`'s address.
+    #[arg(long, default_value_t = 0)]
+    pub raft_port: u16,
+    /// Replicated group: every member as `id@host:raftport`, comma
+    /// separated; empty = a single server. The addresses are how THIS node
+    /// reaches each peer.
+    #[arg(long, default_value = "")]
+    pub raft_peers: String,
+    /// Replicated group: the master name the SENTINEL commands answer to.
+    #[arg(long, default_value = "redlockd")]
+    pub raft_name: String,
+    /// Replicated group: how long a command waits for a leader before
+    /// `-TRYAGAIN no leader elected`.
+    #[arg(long, default_value_t = 2000)]
+    pub leader_wait_ms: u64,
+    #[arg(long, default_value_t = 100)]
+    pub raft_heartbeat_ms: u64,
+    /// Election timeout: openraft draws one between this and twice this.
+    #[arg(long, default_value_t = 500)]
+    pub raft_election_timeout_ms: u64,
+    /// Log entries since the last snapshot that trigger a new one (tests lower it).
+    #[arg(long, default_value_t = 50_000, hide = true)]
+    pub raft_snapshot_entries: u64,
     /// The config file the server was started with (`redlockd FILE`), as
     /// an absolute path: CONFIG REWRITE writes to it.
     #[arg(skip)]
@@ -190,6 +217,14 @@ impl Default for ServerConfig {
             tls_key_file: None,
             tls_ca_cert_file: None,
             tls_auth_clients: true,
+            raft_id: 0,
+            raft_port: 0,
+            raft_peers: String::new(),
+            raft_name: "redlockd".into(),
+            leader_wait_ms: 2000,
+            raft_heartbeat_ms: 100,
+            raft_election_timeout_ms: 500,
+            raft_snapshot_entries: 50_000,
             config_file: None,
         }
     }

@@ -45,6 +45,8 @@ pub struct Shared {
     pub local_addr: Mutex<Option<SocketAddr>>,
     /// Fired once to stop the server (SIGINT/SIGTERM or SHUTDOWN).
     pub shutdown: broadcast::Sender<()>,
+    /// The replicated group this node is a member of (`--raft-peers`).
+    pub group: std::sync::OnceLock<Arc<crate::group::Group>>,
 }
 
 /// Redlock's delayed restart: an instance that lost its memory must not grant
@@ -126,6 +128,7 @@ impl Shared {
             run_id,
             local_addr: Mutex::new(None),
             shutdown,
+            group: std::sync::OnceLock::new(),
             config,
         }))
     }

@@ -18,6 +18,7 @@ pub mod conffile;
 pub mod config;
 pub mod fdlimit;
 pub mod glob;
+pub mod group;
 pub mod instance;
 pub mod lockstats;
 pub mod memory;

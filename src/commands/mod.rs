@@ -116,6 +116,20 @@ impl Ctx<'_> {
 
 /// Execute one request, writing its reply to `out`.
 pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]]) {
+    execute_with(shared, client, out, args, true);
+}
+
+/// Execute one command of a replicated group's log (`crate::group`): as
+/// [`execute`], without the refusals that depend on the node rather than on
+/// the log (authentication, maxmemory, the append-only file's health): the
+/// node that took the command from its client made them before proposing
+/// it, and every node must apply the entry alike.
+pub fn execute_replicated(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]]) {
+    execute_with(shared, client, out, args, false);
+}
+
+#[inline(always)]
+fn execute_with(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, args: &[&[u8]], gates: bool) {
     let Some((index, spec)) = client.last_command.lookup(args[0]) else {
         client.handle.last_cmd.store(usize::MAX, Ordering::Relaxed);
         reply_error(out, &error::unknown_command(args));
@@ -133,18 +147,19 @@ pub fn execute(shared: &Shared, client: &mut ClientState, out: &mut ReplyBuf, ar
         stats::command_rejected(Some(slot));
         return;
     }
-    if !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+    if gates && !client.authenticated && spec.flags & flags::NO_AUTH == 0 {
         reply_error(out, "NOAUTH Authentication required.");
         flag_transaction(client);
         stats::command_rejected(Some(slot));
         return;
     }
     // Refusals before the command runs, in Redis's processCommand order.
-    if denied_past_maxmemory(spec, client) && memory::over(Settings::get(&shared.settings.maxmemory)) {
+    if gates && denied_past_maxmemory(spec, client) && memory::over(Settings::get(&shared.settings.maxmemory)) {
         refuse(shared, client, out, spec, slot, args, error::OOM);
         return;
     }
-    if let Some(errno) = shared.aof.as_ref().and_then(|aof| aof.write_error())
+    if gates
+        && let Some(errno) = shared.aof.as_ref().and_then(|aof| aof.write_error())
         && denied_on_disk_error(spec, client)
     {
         refuse(shared, client, out, spec, slot, args, &error::misconf_aof(errno));

@@ -659,6 +659,10 @@ fn stats_section(
 }
 
 fn replication_section(out: &mut String, shared: &crate::instance::Shared) {
+    if let Some(group) = shared.group.get() {
+        out.push_str(&group.replication_info());
+        return;
+    }
     // A master without replicas and without a backlog.
     let _ = write!(
         out,

@@ -672,7 +672,7 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
 const MAX_RECORD_ARGS: u64 = 6;
 
 /// What [`parse_record`] found at the start of a slice.
-enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     /// A whole record: its arguments and its length in bytes.
     Record {
         args: SmallVec<[&'a [u8]; MAX_RECORD_ARGS as usize]>,
@@ -690,7 +690,7 @@ enum Parsed<'a> {
 /// times `$len\r\n<bytes>\r\n`, lengths in plain decimal. (The client
 /// decoder is lenient where Redis is, and takes inline commands; a log has
 /// no such excuse.)
-fn parse_record(data: &[u8]) -> Parsed<'_> {
+pub(crate) fn parse_record(data: &[u8]) -> Parsed<'_> {
     let (n, mut pos) = match header(data, 0, b'*') {
         Ok(h) => h,
         Err(p) => return p,

@@ -197,8 +197,14 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
             consumed,
             more,
             failure,
+            group_call,
         } = execute_buffered(shared, &mut client, &mut out, &mut decoder, &rbuf, max_bulk_len);
         rbuf.advance(consumed);
+        if let Some(call) = group_call
+            && let Some(group) = shared.group.get()
+        {
+            crate::group::forward::run(group, &mut client, &mut out, call).await;
+        }
         // No reply leaves before its writes are in the log: written (so a
         // process crash loses nothing acknowledged) and, with appendfsync
         // always, fsynced (so an OS crash loses nothing either).
@@ -247,6 +253,9 @@ struct Drained {
     more: bool,
     /// A protocol violation: reply with it and close.
     failure: Option<ProtocolError>,
+    /// In a replicated group: the last command consumed, to be served by
+    /// the group (`crate::group::forward`) before anything after it.
+    group_call: Option<crate::group::forward::Call>,
 }
 
 /// Execute every whole request at the start of `input`, replies into `out`:
@@ -267,6 +276,7 @@ fn execute_buffered(
         consumed: 0,
         more: false,
         failure: None,
+        group_call: None,
     };
     let mut batch = Batch::new();
     'batches: loop {
@@ -279,6 +289,19 @@ fn execute_buffered(
         batch.prefetch(&shared.keyspace.dbs[client.db]);
         for request in batch.requests() {
             let args = request.args();
+            if shared.group.get().is_some() && !args.is_empty() {
+                let route = crate::group::forward::route(client, &args);
+                if route != crate::group::forward::Route::Local {
+                    drained.consumed += request.size();
+                    drained.group_call = Some(crate::group::forward::Call {
+                        route,
+                        args: args.iter().map(|a| a.to_vec()).collect(),
+                    });
+                    drained.more = true;
+                    decoder.reset();
+                    return drained;
+                }
+            }
             if !args.is_empty() {
                 commands::execute(shared, client, out, &args);
             }

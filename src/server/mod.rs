@@ -97,14 +97,23 @@ pub async fn shutdown_signal() {
 /// they are writing, flush the append-only file, and return.
 pub async fn serve(listener: TcpListener, mut config: ServerConfig, signal: &Stop) -> std::io::Result<()> {
     config.maxclients = crate::fdlimit::adjust_open_files_limit(config.maxclients).map_err(std::io::Error::other)?;
+    crate::group::adjust_config(&mut config);
     let shared = Shared::new(config)?;
     if let Some(aof) = &shared.aof {
         let _ = signal.aof.set(aof.clone());
     }
     let addr = listener.local_addr()?;
     *shared.local_addr.lock() = Some(addr);
+    if let Some(group) = crate::group::start(&shared).await? {
+        let _ = shared.group.set(group);
+    }
     info!(%addr, "redlockd {} ready to accept connections", crate::VERSION);
-    let _expirer = Expirer::start(shared.keyspace.clone());
+    // In a group, expiry follows the log (crate::group::clock).
+    let _expirer = shared
+        .group
+        .get()
+        .is_none()
+        .then(|| Expirer::start(shared.keyspace.clone()));
     if shared.config.metrics_port != 0 {
         let l = bind_addr(&shared.config.bind, shared.config.metrics_port, 128)?;
         crate::metrics::http::spawn(l, shared.clone())?;

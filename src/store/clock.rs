@@ -20,8 +20,46 @@
 //!
 //! Absolute times that clients send (EXAT, PXAT, EXPIREAT) or ask for
 //! (EXPIRETIME) and relative TTLs in ms are converted here and nowhere else.
+//!
+//! In a replicated group (`crate::group`) a command runs with the time its
+//! log entry was stamped with, not this node's clocks: [`pin`] sets both
+//! readings for the current thread while the entry applies, so every node
+//! computes the same deadlines from the same entry.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// In a replicated group, the time of the last applied entry: the store's
+/// "now" outside an apply (0 = not in a group), so that nothing on a node
+/// expires keys by the node's own clock.
+static GROUP_NOW: AtomicU64 = AtomicU64::new(0);
+
+/// Make unpinned [`Clock::now_us`] readings follow the group's applied time.
+pub fn follow_group_time(now_us: u64) {
+    GROUP_NOW.store(now_us.max(1), Ordering::Release);
+}
+
+thread_local! {
+    /// (store µs, wall µs) pinned by [`pin`]; store µs 0 = not pinned.
+    static PINNED: Cell<(u64, i64)> = const { Cell::new((0, 0)) };
+}
+
+/// While the returned guard lives, this thread's [`Clock::now_us`] reads
+/// `now_us` (never 0) and [`Clock::wall_us`] reads `wall_us`.
+pub fn pin(now_us: u64, wall_us: i64) -> Pinned {
+    PINNED.with(|p| p.set((now_us.max(1), wall_us)));
+    Pinned(())
+}
+
+/// Unpins the thread's clock when dropped (see [`pin`]).
+pub struct Pinned(());
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        PINNED.with(|p| p.set((0, 0)));
+    }
+}
 
 /// A deadline, near or far (see the module doc); [`NO_DEADLINE`] means persistent.
 pub type Deadline = u64;
@@ -66,6 +104,14 @@ impl Clock {
     /// Monotonic microseconds since start, never 0.
     #[inline]
     pub fn now_us(&self) -> u64 {
+        let pinned = PINNED.with(|p| p.get().0);
+        if pinned != 0 {
+            return pinned;
+        }
+        let group = GROUP_NOW.load(Ordering::Relaxed);
+        if group != 0 {
+            return group;
+        }
         monotonic_us() - self.epoch_us + 1
     }
 
@@ -76,6 +122,10 @@ impl Clock {
 
     /// Wall-clock microseconds since the Unix epoch.
     pub fn wall_us() -> i64 {
+        let (pinned, wall) = PINNED.with(|p| p.get());
+        if pinned != 0 {
+            return wall;
+        }
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)

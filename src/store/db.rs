@@ -222,6 +222,15 @@ impl Db {
         }
     }
 
+    /// A lower bound of the earliest deadline of any key (u64::MAX if none).
+    pub fn earliest_deadline(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.earliest.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// Reclaim expired keys of one shard, at most `budget` of them; returns
     /// (removed, budget exhausted). Shrinks the shard's table and entries
     /// when they have become mostly empty, so that memory really goes back.

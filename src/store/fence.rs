@@ -43,6 +43,12 @@ impl FenceCounter {
         self.last.fetch_max(floor, Ordering::SeqCst);
     }
 
+    /// Set the counter outright: in a replicated group it is part of the
+    /// replicated state, so it starts from 0 or from a snapshot.
+    pub fn set(&self, value: u64) {
+        self.last.store(value, Ordering::SeqCst);
+    }
+
     pub fn current(&self) -> u64 {
         self.last.load(Ordering::SeqCst)
     }

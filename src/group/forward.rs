@@ -1,0 +1,296 @@
+//! Routing a client's command in a group: run it here, propose it, read
+//! on the leader, or forward it to the leader and return its reply bytes.
+//!
+//! The connection loop (`server::connection`) asks [`route`] about each
+//! command; everything but [`Route::Local`] leaves the synchronous batch
+//! and is run by [`run`]. Connection commands (PING, SELECT, HELLO,
+//! CLIENT, MULTI, ...) and the queueing inside MULTI stay on the node the
+//! client talks to; writes and EXEC become log entries; reads run on the
+//! leader after a linearizability check. A follower sends the command,
+//! with the client's database and protocol, to the leader over the group
+//! link and returns the reply unchanged: one extra round trip.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use tracing::debug;
+
+use super::network::{CallError, Rpc, RpcReply};
+use super::{Group, Op, Request};
+use crate::commands::table::{self, flags};
+use crate::commands::{self, ClientState};
+use crate::protocol::ReplyBuf;
+use crate::store::clock::pin;
+
+/// A write not known committed in this long gets `-UNCERTAIN`.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+const NO_LEADER: &str = "TRYAGAIN no leader elected";
+const UNCERTAIN: &str =
+    "UNCERTAIN the group lost its leader or quorum with this write in flight: it may or may not have been applied";
+
+/// How a command is served in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// On this node, as a single server would (connection state, MULTI queueing, errors).
+    Local,
+    /// Refused in a group, with this error.
+    Refused(&'static str),
+    /// A log entry.
+    Write,
+    /// A linearizable read on the leader.
+    Read,
+    /// EXEC: the queued commands as one log entry.
+    Exec,
+    /// ROLE, SENTINEL, RAFT.*: answered from the group's state.
+    Group,
+}
+
+/// Commands served from the group's state rather than the command table.
+const GROUP_COMMANDS: &[&str] = &["role", "sentinel", "raft.add", "raft.remove", "raft.info"];
+
+/// How to serve `args` for `client` (see [`Route`]).
+pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
+    if !client.authenticated {
+        return Route::Local;
+    }
+    if client.multi.is_none()
+        && GROUP_COMMANDS
+            .iter()
+            .any(|name| args[0].eq_ignore_ascii_case(name.as_bytes()))
+    {
+        return Route::Group;
+    }
+    let Some((_, spec)) = table::lookup(args[0]) else {
+        return Route::Local;
+    };
+    if !table::arity_ok(spec, args.len()) {
+        return Route::Local;
+    }
+    if spec.name == "watch" {
+        return Route::Refused("ERR WATCH is not supported in a replicated group");
+    }
+    if client.multi.is_some() {
+        return if spec.flags & flags::RUNS_QUEUE != 0 {
+            Route::Exec
+        } else {
+            Route::Local
+        };
+    }
+    if spec.flags & flags::RUNS_QUEUE != 0 {
+        Route::Local // EXEC without MULTI: its error
+    } else if spec.flags & flags::WRITE != 0 {
+        Route::Write
+    } else if spec.flags & flags::READONLY != 0 {
+        Route::Read
+    } else {
+        Route::Local
+    }
+}
+
+/// A command the connection loop hands over: its route and owned argv.
+pub struct Call {
+    pub route: Route,
+    pub args: Vec<Vec<u8>>,
+}
+
+/// What a follower sends the leader.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Forward {
+    pub db: u32,
+    pub resp3: bool,
+    pub read: bool,
+    pub op: Op,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Forwarded {
+    /// The reply bytes for the client.
+    Reply(Vec<u8>),
+    /// The receiver is not the leader (nothing was proposed): try again.
+    NotLeader,
+}
+
+/// Why serving on this node did not give a reply.
+enum Outcome {
+    /// Not the leader; nothing was proposed.
+    NotLeader,
+    /// An error reply for the client.
+    Fail(String),
+}
+
+fn error_bytes(text: &str) -> Vec<u8> {
+    let mut out = ReplyBuf::new(0);
+    out.error(text);
+    out.buf.to_vec()
+}
+
+/// Serve a command the connection loop handed over, appending its reply to `out`.
+pub async fn run(group: &Arc<Group>, client: &mut ClientState, out: &mut ReplyBuf, call: Call) {
+    let db = client.db as u32;
+    match call.route {
+        Route::Local => {
+            let argv: SmallVec<[&[u8]; 8]> = call.args.iter().map(|a| &a[..]).collect();
+            commands::execute(&group.shared, client, out, &argv);
+        }
+        Route::Refused(text) => out.error(text),
+        Route::Write => {
+            let bytes = submit(group, db, out.resp3, false, Op::Command(call.args)).await;
+            out.buf.extend_from_slice(&bytes);
+        }
+        Route::Read => {
+            let bytes = submit(group, db, out.resp3, true, Op::Command(call.args)).await;
+            out.buf.extend_from_slice(&bytes);
+        }
+        Route::Exec => {
+            if client.multi_error {
+                // EXECABORT, as a single server answers.
+                commands::execute(&group.shared, client, out, &[b"EXEC"]);
+                return;
+            }
+            let queue = client.multi.take().unwrap_or_default();
+            client.handle.multi.store(-1, Ordering::Relaxed);
+            let commands = queue
+                .into_iter()
+                .map(|q| q.args.into_iter().map(|a| a.into_vec()).collect())
+                .collect();
+            let bytes = submit(group, db, out.resp3, false, Op::Multi(commands)).await;
+            out.buf.extend_from_slice(&bytes);
+        }
+        Route::Group => super::role::run(group, client, out, &call.args).await,
+    }
+}
+
+/// Serve `op` wherever the leader is, waiting up to `--leader-wait-ms` for
+/// one; the reply bytes for the client.
+pub async fn submit(group: &Arc<Group>, db: u32, resp3: bool, read: bool, op: Op) -> Vec<u8> {
+    let deadline = Instant::now() + group.config.leader_wait;
+    loop {
+        let (leader, term) = group.leader();
+        match leader {
+            Some(id) if id == group.id => match serve_here(group, term, db, resp3, read, op.clone()).await {
+                Ok(bytes) => return bytes,
+                Err(Outcome::Fail(text)) => return error_bytes(&text),
+                Err(Outcome::NotLeader) => {}
+            },
+            Some(id) => {
+                let forward = Rpc::Forward(Forward {
+                    db,
+                    resp3,
+                    read,
+                    op: op.clone(),
+                });
+                match forward_to(group, id, &forward).await {
+                    Ok(Forwarded::Reply(bytes)) => return bytes,
+                    Ok(Forwarded::NotLeader) => {}
+                    Err(CallError::NotSent(e)) => debug!("forward to {id}: {e}"),
+                    // A read can be asked again; a write may have happened.
+                    Err(CallError::Lost(_)) if read => {}
+                    Err(CallError::Lost(_)) => return error_bytes(UNCERTAIN),
+                }
+            }
+            None => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return error_bytes(NO_LEADER);
+        }
+        // A new leader shows in the metrics; a stale one needs a moment.
+        group.metrics_changed(left.min(Duration::from_millis(20))).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn forward_to(group: &Group, id: u64, forward: &Rpc) -> Result<Forwarded, CallError> {
+    let Some(addr) = group.raft_addr(id) else {
+        return Err(CallError::NotSent(std::io::Error::other("no address for the leader")));
+    };
+    let link = group.links.get(id, &addr);
+    match link.call(forward, WRITE_TIMEOUT + Duration::from_secs(1)).await? {
+        RpcReply::Forward(f) => Ok(f),
+        _ => Err(CallError::Lost(std::io::Error::other("unexpected reply kind"))),
+    }
+}
+
+/// The leader's side of a forwarded command.
+pub async fn serve_forwarded(group: &Arc<Group>, f: Forward) -> Forwarded {
+    let Some(term) = group.leading_term() else {
+        return Forwarded::NotLeader;
+    };
+    match serve_here(group, term, f.db, f.resp3, f.read, f.op).await {
+        Ok(bytes) => Forwarded::Reply(bytes),
+        Err(Outcome::NotLeader) => Forwarded::NotLeader,
+        Err(Outcome::Fail(text)) => Forwarded::Reply(error_bytes(&text)),
+    }
+}
+
+/// Serve on this node as the leader of `term`.
+async fn serve_here(group: &Group, term: u64, db: u32, resp3: bool, read: bool, op: Op) -> Result<Vec<u8>, Outcome> {
+    if !read {
+        return group.propose(term, db, resp3, op).await;
+    }
+    // Reads run at the applied time, which must not lag the leader's: if it
+    // does, a tick entry moves it on (and proves leadership, as
+    // ensure_linearizable would).
+    let (applied, _) = group.time.applied();
+    if group.time.peek(term) > applied + 1000 {
+        group.propose(term, 0, false, Op::Tick).await?;
+    } else {
+        match group.raft.ensure_linearizable().await {
+            Ok(_) => {}
+            Err(RaftError::APIError(_)) => return Err(Outcome::NotLeader),
+            Err(e) => return Err(Outcome::Fail(format!("ERR group: {e}"))),
+        }
+    }
+    let Op::Command(args) = op else {
+        return Err(Outcome::Fail("ERR only single commands are read".into()));
+    };
+    let (now, wall) = group.time.applied();
+    let _pinned = pin(now, wall);
+    let mut client = reader_client(db);
+    let mut out = ReplyBuf::new(0);
+    out.resp3 = resp3;
+    let argv: SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
+    commands::execute(&group.shared, &mut client, &mut out, &argv);
+    Ok(out.buf.to_vec())
+}
+
+fn reader_client(db: u32) -> ClientState {
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut client = ClientState::new(Arc::new(crate::instance::ClientHandle::new(0, addr, addr)), true);
+    client.db = db as usize;
+    client
+}
+
+impl Group {
+    /// Propose `op` as the leader of `term`, stamped now; the reply bytes of
+    /// its apply once committed.
+    async fn propose(&self, term: u64, db: u32, resp3: bool, op: Op) -> Result<Vec<u8>, Outcome> {
+        let (now_us, wall_us) = self.time.stamp(term);
+        let request = Request {
+            now_us,
+            wall_us,
+            db,
+            resp3,
+            op,
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(request)).await {
+            Ok(Ok(resp)) => Ok(resp.data.0),
+            // Refused before it was appended, or truncated: never applied.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Outcome::NotLeader),
+            Ok(Err(e)) => Err(Outcome::Fail(format!("ERR group: {e}"))),
+            Err(_) => Err(Outcome::Fail(UNCERTAIN.into())),
+        }
+    }
+}
+
+/// Used by the expirer: propose a tick as the leader of `term`.
+impl Group {
+    pub(super) async fn propose_tick(&self, term: u64) -> bool {
+        self.propose(term, 0, false, Op::Tick).await.is_ok()
+    }
+}

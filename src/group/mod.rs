@@ -1,0 +1,260 @@
+//! A replicated lock group: N redlockd nodes that act as one linearizable
+//! server, on openraft (`--raft-peers`; without it none of this runs).
+//!
+//! ```text
+//! client ─▶ any node ─(follower: forward over the group link)─▶ leader
+//! leader: command ─▶ client_write(entry) ─▶ fsync on a majority ─▶ apply on every node ─▶ reply from its own apply
+//! ```
+//!
+//! **What the log carries: the command.** An entry is the argv of one
+//! command (or of a whole MULTI/EXEC), the client's database and protocol,
+//! and the leader's stamp: the group's logical time in µs and its wall
+//! clock. Every node applies it through the same dispatch as a single
+//! server ([`crate::commands::execute_replicated`], on a synthetic client)
+//! with its clock pinned to the stamp ([`crate::store::clock::pin`]), so
+//! the apply reads no clock and no randomness of its own and every node
+//! reaches the same state; the leader's reply is the reply bytes of its own
+//! apply, so the client gets exactly what a single server would send.
+//! (Recording effects instead would need a second, effect-producing path
+//! through every handler; the command is one path for both.)
+//!
+//! **Writes** are acknowledged only from a committed entry: fsynced on a
+//! majority, then applied here. **Reads** on the leader go through
+//! `ensure_linearizable` (or a tick entry, below) and then read locally;
+//! a follower forwards every command that touches data to the leader and
+//! returns its reply bytes unchanged. With no leader a command waits up to
+//! `--leader-wait-ms`, then gets `-TRYAGAIN no leader elected`. A write
+//! whose fate became unknown (the leader lost its link or its quorum with
+//! the entry in flight) gets `-UNCERTAIN ...`: it may or may not apply, and
+//! the client must not assume either (nor blindly retry a non-idempotent
+//! one).
+//!
+//! **Time and expiry** ([`clock`]): deadlines are in the group's logical
+//! time. The leader stamps entries with it; it advances with the leader's
+//! monotonic clock, and a new leader restarts it from the highest stamp it
+//! has applied, so the leaderless gap does not count. Followers never
+//! expire anything by their own clocks: the store's "now" is the time of
+//! the last applied entry, and when a deadline has passed by the leader's
+//! time the leader proposes a tick entry that moves the group's time on
+//! (the expired keys then disappear on every node at the same entry).
+//! Guarantee: a key set with a TTL lives at least that TTL of real time
+//! counted from when the leader **stamped** the entry (which precedes the
+//! acknowledgement by one commit round trip), across any failover; after
+//! a failover an orphaned lock is free at most TTL + the election time
+//! later (plus the tick period, 10 ms).
+//!
+//! **Fences** ([`state_machine`]): before applying entry `i` the fence
+//! counter is raised to `i << 10`, so a grant's fence is strictly greater
+//! than every fence granted before by any leader.
+//!
+//! Parts: [`config`] (flags), [`network`] (the group link: openraft RPCs
+//! and forwarded commands on one persistent connection per peer),
+//! [`log_store`] (the log segment file and the vote), [`state_machine`]
+//! (apply and snapshots), [`forward`] (routing a client's command),
+//! [`clock`] (logical time and the leader's expirer), [`role`] (ROLE, INFO
+//! replication, SENTINEL, RAFT.*).
+
+pub mod clock;
+pub mod config;
+pub mod forward;
+pub mod log_store;
+pub mod network;
+pub mod role;
+pub mod state_machine;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::instance::Shared;
+
+openraft::declare_raft_types!(
+    /// The group's openraft types: entries carry a [`Request`], applies
+    /// answer a [`Reply`].
+    pub TypeConfig:
+        D = Request,
+        R = Reply,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type Metrics = openraft::RaftMetrics<u64, BasicNode>;
+
+/// One log entry's command, stamped by the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// The group's logical time (µs) when the leader stamped it.
+    pub now_us: u64,
+    /// The leader's wall clock then (µs since the Unix epoch).
+    pub wall_us: i64,
+    pub db: u32,
+    pub resp3: bool,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    /// One command's argv.
+    Command(Vec<Vec<u8>>),
+    /// The commands of a MULTI ... EXEC, applied as one.
+    Multi(Vec<Vec<Vec<u8>>>),
+    /// Moves the group's time on (expiry); no command.
+    Tick,
+}
+
+/// The reply bytes of an applied entry (RESP, as the client gets them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reply(pub Vec<u8>);
+
+/// A running group member.
+pub struct Group {
+    pub id: u64,
+    pub raft: Raft,
+    pub config: config::GroupConfig,
+    pub shared: Arc<Shared>,
+    pub time: Arc<clock::GroupTime>,
+    pub links: Arc<network::Links>,
+    metrics: watch::Receiver<Metrics>,
+    /// Members' client (RESP) addresses, learned over the group link.
+    client_addrs: Mutex<HashMap<u64, String>>,
+}
+
+/// Group mode needs neither the append-only file (the log is the
+/// durability) nor the restart delay (a restarted node replays the log).
+pub fn adjust_config(config: &mut crate::config::ServerConfig) {
+    if !config.raft_peers.is_empty() {
+        config.appendonly = false;
+        config.restart_delay = 0;
+    }
+}
+
+/// Start this node's group member, or None without `--raft-peers`.
+pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> {
+    let Some(cfg) = config::GroupConfig::from_server(&shared.config).map_err(std::io::Error::other)? else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(&cfg.dir)?;
+    // The fence counter is replicated state: it starts from the log.
+    shared.keyspace.fences.set(0);
+    let time = Arc::new(clock::GroupTime::default());
+    crate::store::clock::follow_group_time(1);
+    let log = log_store::LogStore::open(&cfg.dir)?;
+    let sm = state_machine::StateMachine::open(shared.clone(), time.clone(), &cfg.dir)?;
+    let fresh = log.is_empty() && !sm.has_snapshot();
+    let links = Arc::new(network::Links::new(cfg.peers.clone()));
+    let raft_config = openraft::Config {
+        cluster_name: cfg.name.clone(),
+        heartbeat_interval: cfg.heartbeat_ms,
+        election_timeout_min: cfg.election_ms,
+        election_timeout_max: cfg.election_ms * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_entries),
+        max_in_snapshot_log_to_keep: cfg.snapshot_entries.min(1000),
+        ..Default::default()
+    }
+    .validate()
+    .map_err(std::io::Error::other)?;
+    let network = network::Network { links: links.clone() };
+    let raft = Raft::new(cfg.id, Arc::new(raft_config), network, log, sm)
+        .await
+        .map_err(std::io::Error::other)?;
+    let listener = crate::server::bind_addr(&cfg.bind, cfg.raft_port, 128)?;
+    let metrics = raft.metrics();
+    let group = Arc::new(Group {
+        id: cfg.id,
+        raft,
+        shared: shared.clone(),
+        time,
+        links,
+        metrics,
+        client_addrs: Mutex::new(HashMap::new()),
+        config: cfg,
+    });
+    info!(id = group.id, port = group.config.raft_port, "group link listening");
+    tokio::spawn(network::serve(listener, group.clone()));
+    if fresh && group.config.founding() {
+        // Every founding member proposes the same membership; openraft
+        // accepts identical ones. Addresses stay empty: each node reaches a
+        // founding member through its own --raft-peers.
+        let members: BTreeMap<u64, BasicNode> = group.config.peers.keys().map(|&id| (id, BasicNode::new(""))).collect();
+        if let Err(e) = group.raft.initialize(members).await {
+            warn!("group initialize: {e}");
+        }
+    }
+    tokio::spawn(clock::run_expirer(group.clone()));
+    tokio::spawn(network::exchange_hellos(group.clone()));
+    Ok(Some(group))
+}
+
+impl Group {
+    /// (leader, term) as this node knows them now.
+    pub fn leader(&self) -> (Option<u64>, u64) {
+        let m = self.metrics.borrow();
+        (m.current_leader, m.current_term)
+    }
+
+    /// The term in which this node leads, if it does.
+    pub fn leading_term(&self) -> Option<u64> {
+        let m = self.metrics.borrow();
+        (m.current_leader == Some(self.id) && m.state.is_leader()).then_some(m.current_term)
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.borrow().clone()
+    }
+
+    /// Wait until the metrics change, or `limit` passes.
+    pub async fn metrics_changed(&self, limit: Duration) {
+        let mut rx = self.metrics.clone();
+        let _ = tokio::time::timeout(limit, rx.changed()).await;
+    }
+
+    /// This node's client address, as the others should report it.
+    pub fn my_client_addr(&self) -> String {
+        let port = self
+            .shared
+            .local_addr
+            .lock()
+            .map_or(self.shared.config.port, |a| a.port());
+        let host = match self.config.bind.as_str() {
+            "0.0.0.0" | "::" | "*" => self
+                .config
+                .peers
+                .get(&self.id)
+                .and_then(|a| a.rsplit_once(':'))
+                .map_or("127.0.0.1".to_string(), |(h, _)| h.to_string()),
+            h => h.to_string(),
+        };
+        format!("{host}:{port}")
+    }
+
+    /// A member's client address, if known.
+    pub fn client_addr(&self, id: u64) -> Option<String> {
+        if id == self.id {
+            return Some(self.my_client_addr());
+        }
+        self.client_addrs.lock().get(&id).cloned()
+    }
+
+    pub fn learn_client_addr(&self, id: u64, addr: String) {
+        self.client_addrs.lock().insert(id, addr);
+    }
+
+    /// Where this node reaches member `id` on the group link.
+    pub fn raft_addr(&self, id: u64) -> Option<String> {
+        if let Some(a) = self.config.peers.get(&id) {
+            return Some(a.clone());
+        }
+        let m = self.metrics.borrow();
+        m.membership_config
+            .nodes()
+            .find(|(n, _)| **n == id)
+            .map(|(_, node)| node.addr.clone())
+            .filter(|a| !a.is_empty())
+    }
+}

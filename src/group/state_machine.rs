@@ -1,0 +1,317 @@
+//! Applying the log to the keyspace, and snapshots of it.
+//!
+//! The state machine is this node's keyspace (`Shared::keyspace`): an
+//! entry's command runs through the ordinary dispatch on a synthetic
+//! client, with the store's clock pinned to the entry's time (see the
+//! [module doc](super)). Before entry `i` the fence counter is raised to
+//! `i << 10`, so fences follow the log order across leaders.
+//!
+//! A snapshot is the keyspace in the append-only file's record format
+//! (`*N` arrays, [`crate::protocol::encode_command`]), one shard at a time:
+//! first `RL.GROUP <time µs> <wall µs> <fence counter>`, then one
+//! `RL.KEY <db> <key> <value> <deadline> <fence>` per live key, deadlines in
+//! the group's logical µs so that every node restores them exactly. It is
+//! serialised when openraft asks for a builder (between two applies, so it
+//! matches the last applied entry) and written to `<dir>/raft/snapshot`
+//! with its openraft metadata and a checksum; a restarted node loads it
+//! and replays the log after it.
+
+use std::io::{self, Cursor};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::{BasicNode, Entry, EntryPayload, LogId, SnapshotMeta, StorageError, StorageIOError, StoredMembership};
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use tracing::info;
+
+use super::clock::{GroupTime, reclaim};
+use super::log_store::{checked, with_checksum, write_durably};
+use super::{Op, Reply, Request, TypeConfig};
+use crate::commands::{ClientState, execute_replicated};
+use crate::instance::{ClientHandle, Shared};
+use crate::persist::aof::{Parsed, parse_record};
+use crate::protocol::{ReplyBuf, encode_command};
+use crate::store::clock::pin;
+
+#[derive(Clone)]
+struct Stored {
+    meta: SnapshotMeta<u64, BasicNode>,
+    data: Arc<Vec<u8>>,
+}
+
+pub struct StateMachine {
+    shared: Arc<Shared>,
+    time: Arc<GroupTime>,
+    client: ClientState,
+    out: ReplyBuf,
+    applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+    current: Arc<Mutex<Option<Stored>>>,
+    dir: PathBuf,
+}
+
+fn synthetic_client() -> ClientState {
+    let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+    ClientState::new(Arc::new(ClientHandle::new(0, addr, addr)), true)
+}
+
+fn read_error(e: impl ToString) -> StorageError<u64> {
+    StorageIOError::read_snapshot(None, &io::Error::other(e.to_string())).into()
+}
+
+impl StateMachine {
+    /// The state machine, loaded from `<dir>/snapshot` if there is one.
+    pub fn open(shared: Arc<Shared>, time: Arc<GroupTime>, dir: &Path) -> io::Result<StateMachine> {
+        let mut sm = StateMachine {
+            shared,
+            time,
+            client: synthetic_client(),
+            out: ReplyBuf::new(0),
+            applied: None,
+            membership: StoredMembership::default(),
+            current: Arc::new(Mutex::new(None)),
+            dir: dir.to_path_buf(),
+        };
+        match std::fs::read(dir.join("snapshot")) {
+            Ok(file) => {
+                let body = checked(&file).ok_or_else(|| io::Error::other("the raft snapshot file is corrupt"))?;
+                let (meta, data): (SnapshotMeta<u64, BasicNode>, Vec<u8>) =
+                    bincode::deserialize(body).map_err(io::Error::other)?;
+                sm.load(&meta, data)?;
+                info!(last = ?meta.last_log_id, "raft snapshot loaded");
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(sm)
+    }
+
+    pub fn has_snapshot(&self) -> bool {
+        self.current.lock().is_some()
+    }
+
+    fn apply_request(&mut self, index: u64, req: &Request) -> Reply {
+        let (now, wall) = self.time.advance(req.now_us, req.wall_us);
+        let keyspace = &self.shared.keyspace;
+        keyspace.fences.raise_to(index << 10);
+        let _pinned = pin(now, wall);
+        self.client.db = (req.db as usize).min(keyspace.dbs.len() - 1);
+        self.out.buf.clear();
+        self.out.resp3 = req.resp3;
+        match &req.op {
+            Op::Command(args) if !args.is_empty() => {
+                let argv: SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
+                execute_replicated(&self.shared, &mut self.client, &mut self.out, &argv);
+            }
+            Op::Command(_) => {}
+            Op::Multi(commands) => {
+                execute_replicated(&self.shared, &mut self.client, &mut self.out, &[b"MULTI"]);
+                for args in commands.iter().filter(|a| !a.is_empty()) {
+                    let argv: SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
+                    execute_replicated(&self.shared, &mut self.client, &mut self.out, &argv);
+                }
+                self.out.buf.clear();
+                execute_replicated(&self.shared, &mut self.client, &mut self.out, &[b"EXEC"]);
+            }
+            Op::Tick => reclaim(keyspace, now),
+        }
+        Reply(self.out.buf.to_vec())
+    }
+
+    /// The keyspace as snapshot records (see the module doc).
+    fn serialise(&self) -> Vec<u8> {
+        let keyspace = &self.shared.keyspace;
+        let (now, wall) = self.time.applied();
+        let mut buf = Vec::new();
+        let header = [now.to_string(), wall.to_string(), keyspace.fences.current().to_string()];
+        encode_command(
+            &mut buf,
+            &[
+                b"RL.GROUP",
+                header[0].as_bytes(),
+                header[1].as_bytes(),
+                header[2].as_bytes(),
+            ],
+        );
+        for (i, db) in keyspace.dbs.iter().enumerate() {
+            let db_no = i.to_string();
+            for shard in 0..db.shard_count() {
+                db.for_each_in_shard(shard, now, |key, e| {
+                    let (deadline, fence) = (e.deadline().to_string(), e.fence.to_string());
+                    encode_command(
+                        &mut buf,
+                        &[
+                            b"RL.KEY",
+                            db_no.as_bytes(),
+                            key,
+                            &e.value,
+                            deadline.as_bytes(),
+                            fence.as_bytes(),
+                        ],
+                    );
+                });
+            }
+        }
+        buf
+    }
+
+    /// Replace the keyspace with a snapshot's.
+    fn load(&mut self, meta: &SnapshotMeta<u64, BasicNode>, data: Vec<u8>) -> io::Result<()> {
+        let keyspace = &self.shared.keyspace;
+        let bad = |why: &str| io::Error::other(format!("bad raft snapshot: {why}"));
+        let num = |a: &[u8]| std::str::from_utf8(a).ok().and_then(|s| s.parse::<i64>().ok());
+        let (now, _) = self.time.applied();
+        for db in &keyspace.dbs {
+            db.lock_all(now).clear();
+        }
+        let mut pos = 0;
+        let mut now = now;
+        while pos < data.len() {
+            let Parsed::Record { args, len } = parse_record(&data[pos..]) else {
+                return Err(bad("unreadable record"));
+            };
+            match args.first().copied() {
+                Some(b"RL.GROUP") if args.len() == 4 => {
+                    let (t, w, f) = (num(args[1]), num(args[2]), num(args[3]));
+                    let (Some(t), Some(w), Some(f)) = (t, w, f) else {
+                        return Err(bad("bad header"));
+                    };
+                    now = t as u64;
+                    self.time.reset(now, w);
+                    keyspace.fences.set(f as u64);
+                }
+                Some(b"RL.KEY") if args.len() == 6 => {
+                    let (Some(db), Some(deadline), Some(fence)) = (num(args[1]), num(args[4]), num(args[5])) else {
+                        return Err(bad("bad key record"));
+                    };
+                    let db = keyspace.dbs.get(db as usize).ok_or_else(|| bad("bad database"))?;
+                    let mut locked = db.lock_keys(std::iter::once(args[2]), now);
+                    let _ = locked.set(args[2], args[3], deadline as u64);
+                    if let Ok(Some(e)) = locked.get_mut(args[2]) {
+                        e.fence = fence as u64;
+                    }
+                }
+                _ => return Err(bad("unknown record")),
+            }
+            pos += len;
+        }
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        *self.current.lock() = Some(Stored {
+            meta: meta.clone(),
+            data: Arc::new(data),
+        });
+        Ok(())
+    }
+}
+
+fn save(dir: &Path, stored: &Stored) -> io::Result<()> {
+    let body = bincode::serialize(&(&stored.meta, &*stored.data)).map_err(io::Error::other)?;
+    write_durably(dir, "snapshot", &with_checksum(body))
+}
+
+/// Builds a snapshot already serialised between two applies.
+pub struct Builder {
+    meta: SnapshotMeta<u64, BasicNode>,
+    data: Vec<u8>,
+    current: Arc<Mutex<Option<Stored>>>,
+    dir: PathBuf,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
+        let stored = Stored {
+            meta: self.meta.clone(),
+            data: Arc::new(std::mem::take(&mut self.data)),
+        };
+        let (dir, to_save) = (self.dir.clone(), stored.clone());
+        tokio::task::spawn_blocking(move || save(&dir, &to_save))
+            .await
+            .map_err(|e| read_error(e))?
+            .map_err(|e| StorageError::from(StorageIOError::write_snapshot(Some(stored.meta.signature()), &e)))?;
+        info!(last = ?stored.meta.last_log_id, size = stored.data.len(), "raft snapshot written");
+        *self.current.lock() = Some(stored.clone());
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data.to_vec())),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Builder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), StorageError<u64>> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut replies = Vec::new();
+        for entry in entries {
+            self.applied = Some(entry.log_id);
+            replies.push(match &entry.payload {
+                EntryPayload::Blank => Reply::default(),
+                EntryPayload::Normal(req) => self.apply_request(entry.log_id.index, req),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    Reply::default()
+                }
+            });
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Builder {
+        let last = self.applied;
+        Builder {
+            meta: SnapshotMeta {
+                last_log_id: last,
+                last_membership: self.membership.clone(),
+                snapshot_id: format!(
+                    "{}-{}",
+                    last.map_or(0, |l| l.leader_id.term),
+                    last.map_or(0, |l| l.index)
+                ),
+            },
+            data: self.serialise(),
+            current: self.current.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        self.load(meta, snapshot.into_inner()).map_err(read_error)?;
+        let stored = self.current.lock().clone().expect("just loaded");
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || save(&dir, &stored))
+            .await
+            .map_err(read_error)?
+            .map_err(read_error)?;
+        info!(last = ?meta.last_log_id, "raft snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+        Ok(self.current.lock().clone().map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data.to_vec())),
+        }))
+    }
+}
