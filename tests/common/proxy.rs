@@ -164,7 +164,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match shared.mode.load(Ordering::SeqCst) {
             REFUSE => drop(client),
             BLACKHOLE => {
-                let Some(id) = shared.register(&client, None) else { continue };
+                let Some(id) = shared.register(&client, None) else {
+                    continue;
+                };
                 let s = shared.clone();
                 std::thread::spawn(move || {
                     let mut sink = [0u8; 4096];
@@ -178,7 +180,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     continue;
                 };
                 let _ = upstream.set_nodelay(true);
-                let Some(id) = shared.register(&client, Some(&upstream)) else { continue };
+                let Some(id) = shared.register(&client, Some(&upstream)) else {
+                    continue;
+                };
                 let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
                     shared.unregister(id);
                     continue;
