@@ -236,14 +236,20 @@ async fn serve_here(group: &Group, term: u64, db: u32, resp3: bool, read: bool, 
     // Reads run at the applied time, which must not lag the leader's: if it
     // does, a tick entry moves it on (and proves leadership, as
     // ensure_linearizable would).
+    // A read that cannot be served in time is simply asked again (of
+    // whoever leads then), until `--leader-wait-ms` runs out.
     let (applied, _) = group.time.applied();
     if group.time.peek(term) > applied + 1000 {
-        group.propose(term, 0, false, Op::Tick).await?;
-    } else {
-        match group.raft.ensure_linearizable().await {
+        match group.propose(term, 0, false, Op::Tick).await {
             Ok(_) => {}
-            Err(RaftError::APIError(_)) => return Err(Outcome::NotLeader),
-            Err(e) => return Err(Outcome::Fail(format!("ERR group: {e}"))),
+            Err(Outcome::Fail(text)) if text != UNCERTAIN => return Err(Outcome::Fail(text)),
+            Err(_) => return Err(Outcome::NotLeader),
+        }
+    } else {
+        match tokio::time::timeout(group.config.leader_wait, group.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(RaftError::APIError(_))) | Err(_) => return Err(Outcome::NotLeader),
+            Ok(Err(e)) => return Err(Outcome::Fail(format!("ERR group: {e}"))),
         }
     }
     let Op::Command(args) = op else {

@@ -211,6 +211,7 @@ impl Group {
     /// Wait until the metrics change, or `limit` passes.
     pub async fn metrics_changed(&self, limit: Duration) {
         let mut rx = self.metrics.clone();
+        rx.borrow_and_update();
         let _ = tokio::time::timeout(limit, rx.changed()).await;
     }
 

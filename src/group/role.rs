@@ -303,9 +303,39 @@ async fn sentinel(group: &Group, m: &Metrics, out: &mut ReplyBuf, args: &[Vec<u8
     }
 }
 
+/// (live keys, digest) of this node's keyspace: the digest is a sum of
+/// one hash per key (database, key, value, deadline, fence) and the fence
+/// counter, so it does not depend on where keys sit in memory, and two
+/// nodes that applied the same log give the same one.
+fn state_digest(group: &Group) -> (usize, u64) {
+    let keyspace = &group.shared.keyspace;
+    let (now, _) = group.time.applied();
+    let (mut keys, mut digest) = (
+        0usize,
+        xxhash_rust::xxh3::xxh3_64(&keyspace.fences.current().to_le_bytes()),
+    );
+    for (i, db) in keyspace.dbs.iter().enumerate() {
+        for shard in 0..db.shard_count() {
+            db.for_each_in_shard(shard, now, |key, e| {
+                let mut h = xxhash_rust::xxh3::Xxh3::new();
+                h.update(&(i as u64).to_le_bytes());
+                h.update(&(key.len() as u64).to_le_bytes());
+                h.update(key);
+                h.update(&e.value);
+                h.update(&e.deadline().to_le_bytes());
+                h.update(&e.fence.to_le_bytes());
+                digest = digest.wrapping_add(h.digest());
+                keys += 1;
+            });
+        }
+    }
+    (keys, digest)
+}
+
 fn raft_info(group: &Group, m: &Metrics, out: &mut ReplyBuf) {
+    let (keys, digest) = state_digest(group);
     let text = format!(
-        "id:{}\r\nstate:{:?}\r\nleader:{}\r\nterm:{}\r\ncommit:{}\r\napplied:{}\r\nlast_log:{}\r\nmembers:{}\r\nlearners:{}\r\nlast_snapshot:{}\r\npurged:{}\r\n",
+        "id:{}\r\nstate:{:?}\r\nleader:{}\r\nterm:{}\r\ncommit:{}\r\napplied:{}\r\nlast_log:{}\r\nmembers:{}\r\nlearners:{}\r\nlast_snapshot:{}\r\npurged:{}\r\nkeys:{}\r\ndigest:{:016x}\r\n",
         group.id,
         m.state,
         m.current_leader.map_or(-1, |l| l as i64),
@@ -322,6 +352,8 @@ fn raft_info(group: &Group, m: &Metrics, out: &mut ReplyBuf) {
             .join(","),
         m.snapshot.map_or(-1, |s| s.index as i64),
         m.purged.map_or(-1, |s| s.index as i64),
+        keys,
+        digest,
     );
     out.bulk(text.as_bytes());
 }

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod group;
+
 /// How long any single reply may take before a test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
