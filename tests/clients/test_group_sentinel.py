@@ -49,7 +49,14 @@ def write(master, key, value):
         return False
 
 
-@pytest.mark.parametrize("protocol", [2, 3])
+# redis-py 8 speaks RESP3 by default. Real Sentinel answers SENTINEL MASTERS /
+# MASTER / REPLICAS / SENTINELS with one map per instance in RESP3; the group
+# still sends flat arrays there, which redis-py cannot parse. Strict: drop the
+# mark once the group sends maps.
+RESP3_SENTINEL = pytest.mark.xfail(strict=True, reason="SENTINEL replies are flat arrays in RESP3")
+
+
+@pytest.mark.parametrize("protocol", [2, pytest.param(3, marks=RESP3_SENTINEL)])
 def test_sentinel_finds_the_leader_and_follows_a_failover(group, protocol):
     sentinel = Sentinel(
         [(n.host, n.port) for n in group],
