@@ -54,6 +54,9 @@
 //! [`clock`] (logical time and the leader's expirer), [`role`] (ROLE, INFO
 //! replication, SENTINEL, RAFT.*).
 
+// openraft's error types are large, and its traits fix them as our results'.
+#![allow(clippy::result_large_err)]
+
 pub mod clock;
 pub mod config;
 pub mod forward;

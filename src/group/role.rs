@@ -124,8 +124,9 @@ impl Group {
     }
 }
 
+/// A sentinel state: a map in RESP3, a flat array in RESP2, as Sentinel sends it.
 fn flat(out: &mut ReplyBuf, fields: &[(&str, String)]) {
-    out.array(fields.len() * 2);
+    out.map(fields.len());
     for (k, v) in fields {
         out.bulk_str(k);
         out.bulk_str(v);

@@ -230,7 +230,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         let (dir, to_save) = (self.dir.clone(), stored.clone());
         tokio::task::spawn_blocking(move || save(&dir, &to_save))
             .await
-            .map_err(|e| read_error(e))?
+            .map_err(read_error)?
             .map_err(|e| StorageError::from(StorageIOError::write_snapshot(Some(stored.meta.signature()), &e)))?;
         info!(last = ?stored.meta.last_log_id, size = stored.data.len(), "raft snapshot written");
         *self.current.lock() = Some(stored.clone());
