@@ -102,7 +102,7 @@ for _ in $(seq 1 "$FAILOVERS"); do
   pids="${NODE_PID[1]},${NODE_PID[2]},${NODE_PID[3]}"
   f=$("$BENCH" failover --nodes "$nodes" --pids "$pids")
   echo "failover: $f" >&2
-  failovers+=("$(field "$f" failover_ms)")
+  failovers+=("$(printf '%.0f' "$(field "$f" failover_ms)")")
   killed=$(( $(field "$f" killed_node) + 1 ))
   start_node "$killed"
 done
@@ -120,8 +120,8 @@ single_json=$("$BENCH" --addr 127.0.0.1:7399 native --tasks "$TASKS" --seconds "
 echo "single: $single_json" >&2
 
 row() { # name json
-  printf '| %s | %.0f | %.2f | %.2f |\n' "$1" "$(field "$2" cycles_per_sec)" \
-    "$(echo "$(field "$2" p50_us) / 1000" | bc -l)" "$(echo "$(field "$2" p99_us) / 1000" | bc -l)"
+  python3 -c 'import json,sys; r = json.loads(sys.argv[2])
+print("| %s | %.0f | %.2f | %.2f |" % (sys.argv[1], r["cycles_per_sec"], r["p50_us"] / 1000, r["p99_us"] / 1000))' "$1" "$2"
 }
 mkdir -p "$(dirname "$OUT")"
 {

@@ -402,8 +402,8 @@ async fn failover(nodes: &[String], pids: &[i32]) -> serde_json::Value {
                 buf: BytesMut::new(),
             };
             let tok = token(attempts as usize);
-            let acquire = c.cmd(&[b"LOCK.ACQUIRE", b"failover", &tok, b"PX", b"1000"]);
-            if let Ok(R::Int(_)) = tokio::time::timeout(Duration::from_secs(5), acquire).await {
+            let args: [&[u8]; 5] = [b"LOCK.ACQUIRE", b"failover", &tok, b"PX", b"1000"];
+            if let Ok(R::Int(_)) = tokio::time::timeout(Duration::from_secs(5), c.cmd(&args)).await {
                 break 'outer;
             }
         }
