@@ -176,3 +176,32 @@ fn members_are_added_and_removed() {
             .starts_with("-ERR no such member")
     );
 }
+
+#[test]
+fn a_paused_leader_never_acknowledges_stale_state() {
+    let g = Group::start(3, FLAGS);
+    let leader = g.wait_leader(Duration::from_secs(10));
+    let follower = [1, 2, 3].into_iter().find(|&i| i != leader).unwrap();
+    assert_eq!(g.node(follower).raw().cmd_str(&["INCR", "n"]), ":1\r\n");
+    let mut on_old = g.node(leader).raw();
+    g.pause(leader, true);
+    on_old.send(&common::encode(&[b"INCR", b"n"]));
+    // The others elect a new leader and go on without it.
+    let (reply, _) = until_ok(&g, follower, &["INCR", "n"]);
+    assert_eq!(reply, ":2\r\n");
+    g.pause(leader, false);
+    // The old leader's client gets a later count or an honest error, never a stale ":2".
+    let old = String::from_utf8_lossy(&on_old.read_frame()).into_owned();
+    let applied = match old.as_str() {
+        ":3\r\n" => true,
+        r if r.starts_with("-TRYAGAIN") => false,
+        r if r.starts_with("-UNCERTAIN") => {
+            let n = g.node(follower).raw().cmd_str(&["GET", "n"]);
+            n == "$1\r\n3\r\n"
+        }
+        r => panic!("the paused leader answered {r:?}"),
+    };
+    let expected = if applied { "$1\r\n3\r\n" } else { "$1\r\n2\r\n" };
+    assert_eq!(g.node(leader).raw().cmd_str(&["GET", "n"]), expected);
+    g.wait_converged(Duration::from_secs(10));
+}

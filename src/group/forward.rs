@@ -26,12 +26,13 @@ use crate::commands::{self, ClientState};
 use crate::protocol::ReplyBuf;
 use crate::store::clock::pin;
 
-/// A write not known committed in this long gets `-UNCERTAIN`.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// One attempt at a command on the leader (proposal to commit and apply,
+/// or the round trip of a forward); past it the command is tried again,
+/// with the same session id (see [`Request::session`]).
+const ATTEMPT: Duration = Duration::from_secs(1);
 
 const NO_LEADER: &str = "TRYAGAIN no leader elected";
-const UNCERTAIN: &str =
-    "UNCERTAIN the group lost its leader or quorum with this write in flight: it may or may not have been applied";
+const UNCERTAIN: &str = "UNCERTAIN no leader confirmed this write within the wait: it may or may not have been applied";
 
 /// How a command is served in a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,7 @@ pub struct Call {
 /// What a follower sends the leader.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Forward {
+    pub session: Option<(u64, u64)>,
     pub db: u32,
     pub resp3: bool,
     pub read: bool,
@@ -119,6 +121,8 @@ pub enum Forwarded {
 enum Outcome {
     /// Not the leader; nothing was proposed.
     NotLeader,
+    /// Proposed, but not known committed in time: it may still apply.
+    TimedOut,
     /// An error reply for the client.
     Fail(String),
 }
@@ -167,18 +171,28 @@ pub async fn run(group: &Arc<Group>, client: &mut ClientState, out: &mut ReplyBu
 
 /// Serve `op` wherever the leader is, waiting up to `--leader-wait-ms` for
 /// one; the reply bytes for the client.
+///
+/// A write carries a session id, so that trying it again after an attempt
+/// whose fate is unknown (a timeout, a lost link, a leader that stopped
+/// answering) is safe: the log applies one id once and answers a repeat
+/// with the first reply. Only when the wait runs out with such an attempt
+/// behind it does the client get `-UNCERTAIN` instead of `-TRYAGAIN`.
 pub async fn submit(group: &Arc<Group>, db: u32, resp3: bool, read: bool, op: Op) -> Vec<u8> {
     let deadline = Instant::now() + group.config.leader_wait;
+    let session = (!read).then(|| group.next_session());
+    let mut maybe_applied = false;
     loop {
         let (leader, term) = group.leader();
         match leader {
-            Some(id) if id == group.id => match serve_here(group, term, db, resp3, read, op.clone()).await {
+            Some(id) if id == group.id => match serve_here(group, term, session, db, resp3, read, op.clone()).await {
                 Ok(bytes) => return bytes,
                 Err(Outcome::Fail(text)) => return error_bytes(&text),
+                Err(Outcome::TimedOut) => maybe_applied = true,
                 Err(Outcome::NotLeader) => {}
             },
             Some(id) => {
                 let forward = Rpc::Forward(Forward {
+                    session,
                     db,
                     resp3,
                     read,
@@ -188,16 +202,17 @@ pub async fn submit(group: &Arc<Group>, db: u32, resp3: bool, read: bool, op: Op
                     Ok(Forwarded::Reply(bytes)) => return bytes,
                     Ok(Forwarded::NotLeader) => {}
                     Err(CallError::NotSent(e)) => debug!("forward to {id}: {e}"),
-                    // A read can be asked again; a write may have happened.
-                    Err(CallError::Lost(_)) if read => {}
-                    Err(CallError::Lost(_)) => return error_bytes(UNCERTAIN),
+                    Err(CallError::Lost(e)) => {
+                        debug!("forward to {id}: {e}");
+                        maybe_applied |= !read;
+                    }
                 }
             }
             None => {}
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return error_bytes(NO_LEADER);
+            return error_bytes(if maybe_applied { UNCERTAIN } else { NO_LEADER });
         }
         // A new leader shows in the metrics; a stale one needs a moment.
         group.metrics_changed(left.min(Duration::from_millis(20))).await;
@@ -210,7 +225,7 @@ async fn forward_to(group: &Group, id: u64, forward: &Rpc) -> Result<Forwarded, 
         return Err(CallError::NotSent(std::io::Error::other("no address for the leader")));
     };
     let link = group.links.get(id, &addr);
-    match link.call(forward, WRITE_TIMEOUT + Duration::from_secs(1)).await? {
+    match link.call(forward, ATTEMPT + Duration::from_millis(200)).await? {
         RpcReply::Forward(f) => Ok(f),
         _ => Err(CallError::Lost(std::io::Error::other("unexpected reply kind"))),
     }
@@ -221,17 +236,26 @@ pub async fn serve_forwarded(group: &Arc<Group>, f: Forward) -> Forwarded {
     let Some(term) = group.leading_term() else {
         return Forwarded::NotLeader;
     };
-    match serve_here(group, term, f.db, f.resp3, f.read, f.op).await {
+    match serve_here(group, term, f.session, f.db, f.resp3, f.read, f.op).await {
         Ok(bytes) => Forwarded::Reply(bytes),
-        Err(Outcome::NotLeader) => Forwarded::NotLeader,
+        // The sender tries again (with the same session id if it is a write).
+        Err(Outcome::NotLeader | Outcome::TimedOut) => Forwarded::NotLeader,
         Err(Outcome::Fail(text)) => Forwarded::Reply(error_bytes(&text)),
     }
 }
 
 /// Serve on this node as the leader of `term`.
-async fn serve_here(group: &Group, term: u64, db: u32, resp3: bool, read: bool, op: Op) -> Result<Vec<u8>, Outcome> {
+async fn serve_here(
+    group: &Group,
+    term: u64,
+    session: Option<(u64, u64)>,
+    db: u32,
+    resp3: bool,
+    read: bool,
+    op: Op,
+) -> Result<Vec<u8>, Outcome> {
     if !read {
-        return group.propose(term, db, resp3, op).await;
+        return group.propose(term, session, db, resp3, op).await;
     }
     // Reads run at the applied time, which must not lag the leader's: if it
     // does, a tick entry moves it on (and proves leadership, as
@@ -240,9 +264,9 @@ async fn serve_here(group: &Group, term: u64, db: u32, resp3: bool, read: bool, 
     // whoever leads then), until `--leader-wait-ms` runs out.
     let (applied, _) = group.time.applied();
     if group.time.peek(term) > applied + 1000 {
-        match group.propose(term, 0, false, Op::Tick).await {
+        match group.propose(term, None, 0, false, Op::Tick).await {
             Ok(_) => {}
-            Err(Outcome::Fail(text)) if text != UNCERTAIN => return Err(Outcome::Fail(text)),
+            Err(Outcome::Fail(text)) => return Err(Outcome::Fail(text)),
             Err(_) => return Err(Outcome::NotLeader),
         }
     } else {
@@ -275,28 +299,34 @@ fn reader_client(db: u32) -> ClientState {
 impl Group {
     /// Propose `op` as the leader of `term`, stamped now; the reply bytes of
     /// its apply once committed.
-    async fn propose(&self, term: u64, db: u32, resp3: bool, op: Op) -> Result<Vec<u8>, Outcome> {
+    async fn propose(
+        &self,
+        term: u64,
+        session: Option<(u64, u64)>,
+        db: u32,
+        resp3: bool,
+        op: Op,
+    ) -> Result<Vec<u8>, Outcome> {
         let (now_us, wall_us) = self.time.stamp(term);
         let request = Request {
             now_us,
             wall_us,
+            session,
             db,
             resp3,
             op,
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(request)).await {
+        match tokio::time::timeout(ATTEMPT, self.raft.client_write(request)).await {
             Ok(Ok(resp)) => Ok(resp.data.0),
             // Refused before it was appended, or truncated: never applied.
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Outcome::NotLeader),
             Ok(Err(e)) => Err(Outcome::Fail(format!("ERR group: {e}"))),
-            Err(_) => Err(Outcome::Fail(UNCERTAIN.into())),
+            Err(_) => Err(Outcome::TimedOut),
         }
     }
-}
 
-/// Used by the expirer: propose a tick as the leader of `term`.
-impl Group {
+    /// Used by the expirer: propose a tick as the leader of `term`.
     pub(super) async fn propose_tick(&self, term: u64) -> bool {
-        self.propose(term, 0, false, Op::Tick).await.is_ok()
+        self.propose(term, None, 0, false, Op::Tick).await.is_ok()
     }
 }

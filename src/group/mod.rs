@@ -25,9 +25,9 @@
 //! returns its reply bytes unchanged. With no leader a command waits up to
 //! `--leader-wait-ms`, then gets `-TRYAGAIN no leader elected`. A write
 //! whose fate became unknown (the leader lost its link or its quorum with
-//! the entry in flight) gets `-UNCERTAIN ...`: it may or may not apply, and
-//! the client must not assume either (nor blindly retry a non-idempotent
-//! one).
+//! the entry in flight) is tried again with the same session id, which the
+//! state machine applies once; only if no leader confirms it within the
+//! wait does the client get `-UNCERTAIN ...`: it may or may not apply.
 //!
 //! **Time and expiry** ([`clock`]): deadlines are in the group's logical
 //! time. The leader stamps entries with it; it advances with the leader's
@@ -96,6 +96,10 @@ pub struct Request {
     pub now_us: u64,
     /// The leader's wall clock then (µs since the Unix epoch).
     pub wall_us: i64,
+    /// (node that took the command, sequence number): a write tried again
+    /// after an attempt whose fate is unknown carries the same id, and the
+    /// state machine applies an id once (later copies get the first reply).
+    pub session: Option<(u64, u64)>,
     pub db: u32,
     pub resp3: bool,
     pub op: Op,
@@ -126,6 +130,9 @@ pub struct Group {
     metrics: watch::Receiver<Metrics>,
     /// Members' client (RESP) addresses, learned over the group link.
     client_addrs: Mutex<HashMap<u64, String>>,
+    /// The last session sequence number handed out (starts at the wall
+    /// clock in µs, so a restarted node never reuses one).
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 /// Group mode needs neither the append-only file (the log is the
@@ -176,6 +183,7 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
         links,
         metrics,
         client_addrs: Mutex::new(HashMap::new()),
+        sessions: std::sync::atomic::AtomicU64::new(crate::store::clock::Clock::wall_us().max(0) as u64),
         config: cfg,
     });
     info!(id = group.id, port = group.config.raft_port, "group link listening");
@@ -195,16 +203,26 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
 }
 
 impl Group {
-    /// (leader, term) as this node knows them now.
+    /// (leader, term) as this node knows them now. A leader that has not
+    /// heard from a quorum for two election timeouts (partitioned from the
+    /// majority, which has surely elected another by then) does not count
+    /// itself as one: its new commands wait for a leader, and get
+    /// `-TRYAGAIN` rather than a write that could never commit.
     pub fn leader(&self) -> (Option<u64>, u64) {
         let m = self.metrics.borrow();
-        (m.current_leader, m.current_term)
+        let leader = m.current_leader.filter(|&l| l != self.id || self.quorum_heard(&m));
+        (leader, m.current_term)
     }
 
-    /// The term in which this node leads, if it does.
+    /// The term in which this node leads, if it does (see [`Group::leader`]).
     pub fn leading_term(&self) -> Option<u64> {
         let m = self.metrics.borrow();
-        (m.current_leader == Some(self.id) && m.state.is_leader()).then_some(m.current_term)
+        (m.current_leader == Some(self.id) && m.state.is_leader() && self.quorum_heard(&m)).then_some(m.current_term)
+    }
+
+    fn quorum_heard(&self, m: &Metrics) -> bool {
+        m.millis_since_quorum_ack
+            .is_none_or(|ms| ms <= 2 * self.config.election_ms)
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -216,6 +234,14 @@ impl Group {
         let mut rx = self.metrics.clone();
         rx.borrow_and_update();
         let _ = tokio::time::timeout(limit, rx.changed()).await;
+    }
+
+    /// A new session id for a write taken by this node.
+    pub fn next_session(&self) -> (u64, u64) {
+        (
+            self.id,
+            self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+        )
     }
 
     /// This node's client address, as the others should report it.

@@ -10,12 +10,15 @@
 //! (`*N` arrays, [`crate::protocol::encode_command`]), one shard at a time:
 //! first `RL.GROUP <time µs> <wall µs> <fence counter>`, then one
 //! `RL.KEY <db> <key> <value> <deadline> <fence>` per live key, deadlines in
-//! the group's logical µs so that every node restores them exactly. It is
+//! the group's logical µs so that every node restores them exactly, then
+//! `RL.SESSION <node> <seq> <reply>` for each remembered write (the
+//! session replies are replicated state too). It is
 //! serialised when openraft asks for a builder (between two applies, so it
 //! matches the last applied entry) and written to `<dir>/raft/snapshot`
 //! with its openraft metadata and a checksum; a restarted node loads it
 //! and replays the log after it.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Cursor};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,7 +54,15 @@ pub struct StateMachine {
     membership: StoredMembership<u64, BasicNode>,
     current: Arc<Mutex<Option<Stored>>>,
     dir: PathBuf,
+    /// The replies of the last [`SESSIONS`] writes that carried a session
+    /// id, oldest first: a copy of one applies as its first reply.
+    sessions: HashMap<(u64, u64), Vec<u8>>,
+    session_order: VecDeque<(u64, u64)>,
 }
+
+/// How many session replies the state machine keeps (a retry comes within
+/// seconds; this is many seconds of writes).
+const SESSIONS: usize = 100_000;
 
 fn synthetic_client() -> ClientState {
     let addr = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -74,6 +85,8 @@ impl StateMachine {
             membership: StoredMembership::default(),
             current: Arc::new(Mutex::new(None)),
             dir: dir.to_path_buf(),
+            sessions: HashMap::new(),
+            session_order: VecDeque::new(),
         };
         match std::fs::read(dir.join("snapshot")) {
             Ok(file) => {
@@ -95,6 +108,27 @@ impl StateMachine {
 
     fn apply_request(&mut self, index: u64, req: &Request) -> Reply {
         let (now, wall) = self.time.advance(req.now_us, req.wall_us);
+        if let Some(first) = req.session.and_then(|s| self.sessions.get(&s)) {
+            return Reply(first.clone());
+        }
+        let reply = self.run_request(index, req, now, wall);
+        if let Some(session) = req.session {
+            self.remember(session, reply.0.clone());
+        }
+        reply
+    }
+
+    fn remember(&mut self, session: (u64, u64), reply: Vec<u8>) {
+        self.sessions.insert(session, reply);
+        self.session_order.push_back(session);
+        while self.session_order.len() > SESSIONS {
+            if let Some(old) = self.session_order.pop_front() {
+                self.sessions.remove(&old);
+            }
+        }
+    }
+
+    fn run_request(&mut self, index: u64, req: &Request, now: u64, wall: i64) -> Reply {
         let keyspace = &self.shared.keyspace;
         keyspace.fences.raise_to(index << 10);
         let _pinned = pin(now, wall);
@@ -155,18 +189,26 @@ impl StateMachine {
                 });
             }
         }
+        for session in &self.session_order {
+            let (node, seq) = (session.0.to_string(), session.1.to_string());
+            let reply = self.sessions.get(session).map_or(&[][..], |r| &r[..]);
+            encode_command(&mut buf, &[b"RL.SESSION", node.as_bytes(), seq.as_bytes(), reply]);
+        }
         buf
     }
 
     /// Replace the keyspace with a snapshot's.
     fn load(&mut self, meta: &SnapshotMeta<u64, BasicNode>, data: Vec<u8>) -> io::Result<()> {
-        let keyspace = &self.shared.keyspace;
+        let shared = self.shared.clone();
+        let keyspace = &shared.keyspace;
         let bad = |why: &str| io::Error::other(format!("bad raft snapshot: {why}"));
         let num = |a: &[u8]| std::str::from_utf8(a).ok().and_then(|s| s.parse::<i64>().ok());
         let (now, _) = self.time.applied();
         for db in &keyspace.dbs {
             db.lock_all(now).clear();
         }
+        self.sessions.clear();
+        self.session_order.clear();
         let mut pos = 0;
         let mut now = now;
         while pos < data.len() {
@@ -193,6 +235,12 @@ impl StateMachine {
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
                         e.fence = fence as u64;
                     }
+                }
+                Some(b"RL.SESSION") if args.len() == 4 => {
+                    let (Some(node), Some(seq)) = (num(args[1]), num(args[2])) else {
+                        return Err(bad("bad session record"));
+                    };
+                    self.remember((node as u64, seq as u64), args[3].to_vec());
                 }
                 _ => return Err(bad("unknown record")),
             }
