@@ -5,8 +5,10 @@
 //! Any node serves any command (followers forward to the leader), so the
 //! client talks to one node and moves to the next only when that node
 //! cannot answer: a connection error, a timeout (a killed or paused node),
-//! or `-TRYAGAIN` (no leader elected within the node's wait). Each operation
-//! retries until a deadline it is given, so the retries stay bounded.
+//! `-TRYAGAIN` (no leader elected within the node's wait; nothing was
+//! applied) or `-UNCERTAIN` (the write may or may not have been applied).
+//! Each operation retries until a deadline it is given, so the retries stay
+//! bounded.
 //!
 //! Retrying a command whose first attempt got no answer may apply it twice.
 //! The lock commands are idempotent for their holder (a second LOCK.ACQUIRE
@@ -35,9 +37,16 @@ pub struct Group {
     call_timeout: Duration,
 }
 
-/// Whether a reply means "this node cannot answer now, ask another".
-fn is_retryable(error: &str) -> bool {
-    error.starts_with("TRYAGAIN")
+/// Whether an error reply means "this node cannot answer now, ask
+/// another", and whether the command may nevertheless have been applied.
+fn retryable(error: &str) -> Option<bool> {
+    if error.starts_with("TRYAGAIN") {
+        Some(false)
+    } else if error.starts_with("UNCERTAIN") {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 impl Group {
@@ -58,15 +67,17 @@ impl Group {
     }
 
     /// Send `args` to the preferred node, moving on to the next node on a
-    /// connection error, a timeout or `-TRYAGAIN`, until `deadline`. Any
-    /// other reply (including other errors) is the group's answer.
+    /// connection error, a timeout, `-TRYAGAIN` or `-UNCERTAIN`, until
+    /// `deadline`. Any other reply (including other errors) is the group's
+    /// answer.
     pub async fn call_until(&self, args: &[&[u8]], deadline: Instant) -> Result<Reply, CallError> {
         self.call_until_counting(args, deadline).await.0
     }
 
     /// [`Group::call_until`], also saying how many attempts went unanswered
-    /// (timed out or lost their connection): each of them may have been
-    /// applied, so a caller can tell a clean answer from one after retries.
+    /// (timed out, lost their connection or got `-UNCERTAIN`): each of them
+    /// may have been applied, so a caller can tell a clean answer from one
+    /// after retries.
     pub async fn call_until_counting(&self, args: &[&[u8]], deadline: Instant) -> (Result<Reply, CallError>, usize) {
         if self.nodes.is_empty() {
             return (Err(CallError::Unreachable("no group nodes given".into())), 0);
@@ -82,7 +93,10 @@ impl Group {
             let i = self.preferred.load(Ordering::Relaxed) % self.nodes.len();
             let node = &self.nodes[i];
             match node.call(args, self.call_timeout.min(left)).await {
-                Ok(Reply::Error(e)) if is_retryable(&e) => last = CallError::Unreachable(format!("{}: {e}", node.addr)),
+                Ok(Reply::Error(e)) if let Some(maybe_applied) = retryable(&e) => {
+                    unanswered += usize::from(maybe_applied);
+                    last = CallError::Unreachable(format!("{}: {e}", node.addr));
+                }
                 Ok(reply) => return (Ok(reply), unanswered),
                 Err(e) => {
                     unanswered += 1;
@@ -216,10 +230,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_tryagain_moves_on() {
-        assert!(is_retryable("TRYAGAIN no leader elected"));
-        assert!(!is_retryable("FENCED stale token"));
-        assert!(!is_retryable("ERR unknown command"));
+    fn only_tryagain_and_uncertain_move_on() {
+        assert_eq!(retryable("TRYAGAIN no leader elected"), Some(false));
+        assert_eq!(retryable("UNCERTAIN the group lost its leader"), Some(true));
+        assert_eq!(retryable("FENCED stale token"), None);
+        assert_eq!(retryable("ERR unknown command"), None);
     }
 
     #[tokio::test]
