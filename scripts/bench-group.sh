@@ -19,6 +19,7 @@ OUT=${OUT:-bench/group-results.md}
 [ -x "$ETCD" ] || { echo "etcd not found at $ETCD (Debian: apt-get install etcd-server)" >&2; exit 1; }
 
 cargo build --release --quiet --features bench --bins
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 BIN=$PWD/target/release/redlockd
 BENCH=$PWD/target/release/redlockd-bench
 # On the real disk (not a tmpfs), so fsync costs what it costs.
@@ -127,7 +128,7 @@ mkdir -p "$(dirname "$OUT")"
 {
   echo "# A replicated redlockd group against etcd"
   echo
-  echo "\`scripts/bench-group.sh\` (SECONDS_PER_RUN=$SECONDS_PER_RUN TASKS=$TASKS FAILOVERS=$FAILOVERS), $(date -u +%Y-%m-%d),"
+  echo "\`SECONDS_PER_RUN=$SECONDS_PER_RUN TASKS=$TASKS FAILOVERS=$FAILOVERS scripts/bench-group.sh\`, $(date -u +%Y-%m-%d), load average $LOAD_BEFORE before the run,"
   echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), every process on loopback on this"
   echo "machine, data on the same disk. $etcd_version. A lock cycle is acquire → release at $TASKS concurrent"
   echo "clients over 1000 keys, through the leader: etcd = a transaction that puts the key with the"
