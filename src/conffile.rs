@@ -352,6 +352,14 @@ fn directives(c: &ServerConfig) -> Vec<(&'static str, Option<Vec<u8>>)> {
         ("tls-key-file", path(&c.tls_key_file)),
         ("tls-ca-cert-file", path(&c.tls_ca_cert_file)),
         ("tls-auth-clients", yes_no(c.tls_auth_clients)),
+        ("raft-id", num(c.raft_id)),
+        ("raft-port", num(c.raft_port.into())),
+        ("raft-peers", Some(repr(c.raft_peers.as_bytes()))),
+        ("raft-name", Some(repr(c.raft_name.as_bytes()))),
+        ("leader-wait-ms", num(c.leader_wait_ms)),
+        ("raft-heartbeat-ms", num(c.raft_heartbeat_ms)),
+        ("raft-election-timeout-ms", num(c.raft_election_timeout_ms)),
+        ("raft-snapshot-entries", num(c.raft_snapshot_entries)),
     ]
 }
 

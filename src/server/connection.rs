@@ -203,7 +203,8 @@ pub async fn serve<S: ClientIo>(mut stream: S, shared: &Shared, handle: Arc<Clie
         if let Some(call) = group_call
             && let Some(group) = shared.group.get()
         {
-            crate::group::forward::run(group, &mut client, &mut out, call).await;
+            // Boxed: the group's path must not grow every idle connection's future.
+            Box::pin(crate::group::forward::run(group, &mut client, &mut out, call)).await;
         }
         // No reply leaves before its writes are in the log: written (so a
         // process crash loses nothing acknowledged) and, with appendfsync
