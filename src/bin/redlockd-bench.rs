@@ -1,9 +1,11 @@
 //! Load generator for `scripts/bench.sh`: lock cycles, contended locks
 //! (blocking LOCK.ACQUIRE ... WAIT against SET NX with a retry sleep), key
 //! loading, expiry reclaim, idle connections, and a large MSET in small
-//! chunks. Every mode
-//! prints one JSON object on stdout. It talks RESP over its own lean
-//! connections (one per task, no pipelining unless stated).
+//! chunks; and for `scripts/bench-group.sh`: LOCK.ACQUIRE → LOCK.RELEASE
+//! cycles, the same cycle on etcd (over its JSON gateway), and a group's
+//! failover time. Every mode prints one JSON object on stdout. It talks
+//! RESP over its own lean connections (one per task, no pipelining unless
+//! stated).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -89,6 +91,37 @@ enum Mode {
         conns: usize,
         #[arg(long, default_value_t = 2000)]
         pings: usize,
+    },
+    /// LOCK.ACQUIRE (PX 30000) → LOCK.RELEASE from many tasks (a group: give its leader).
+    Native {
+        #[arg(long, default_value_t = 1000)]
+        keys: usize,
+        #[arg(long, default_value_t = 50)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// The same cycle on etcd, on its leader: a transaction that puts the key
+    /// with the task's lease if absent (create_revision == 0), then a delete.
+    Etcd {
+        /// Client URLs of the members, comma-separated (http://host:port).
+        #[arg(long, value_delimiter = ',')]
+        endpoints: Vec<String>,
+        #[arg(long, default_value_t = 1000)]
+        keys: usize,
+        #[arg(long, default_value_t = 50)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// kill -9 a group's leader (found by INFO replication among --nodes,
+    /// whose pids are --pids in the same order) and time the first
+    /// successful LOCK.ACQUIRE through the other nodes.
+    Failover {
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        pids: Vec<i32>,
     },
     /// One MSET with this many arguments sent in chunks; report parse time.
     Mset {
@@ -444,6 +477,111 @@ async fn contended(
     })
 }
 
+/// Cycles per second and latency percentiles of per-task latency lists.
+fn cycle_stats(per_task: Vec<Vec<u64>>, elapsed: f64, refused: u64) -> serde_json::Value {
+    let mut all: Vec<u64> = per_task.into_iter().flatten().collect();
+    all.sort_unstable();
+    serde_json::json!({
+        "cycles_per_sec": all.len() as f64 / elapsed,
+        "p50_us": percentile(&all, 0.50),
+        "p99_us": percentile(&all, 0.99),
+        "refused_attempts": refused,
+        "cycles": all.len(),
+    })
+}
+
+async fn native(addr: &str, keys: usize, tasks: usize, seconds: f64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let addr = addr.to_string();
+            tokio::spawn(async move {
+                let mut c = Conn::connect(&addr).await;
+                let (mut latencies, mut refused, mut i) = (Vec::new(), 0u64, t);
+                while Instant::now() < deadline {
+                    let key = format!("lock:{}", (i * 7919) % keys).into_bytes();
+                    let tok = token(t * 1_000_000_000 + i);
+                    i += tasks;
+                    let start = Instant::now();
+                    loop {
+                        match c.cmd(&[b"LOCK.ACQUIRE", &key, &tok, b"PX", b"30000"]).await {
+                            R::Int(_) => break,
+                            R::Nil => {
+                                refused += 1;
+                                tokio::task::yield_now().await;
+                            }
+                            other => panic!("LOCK.ACQUIRE: {other:?}"),
+                        }
+                    }
+                    assert_eq!(c.cmd(&[b"LOCK.RELEASE", &key, &tok]).await, R::Int(1), "release");
+                    latencies.push(start.elapsed().as_micros() as u64);
+                }
+                (latencies, refused)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut per_task, mut refused) = (Vec::new(), 0);
+    for h in handles {
+        let (l, r) = h.await.expect("task");
+        per_task.push(l);
+        refused += r;
+    }
+    cycle_stats(per_task, started.elapsed().as_secs_f64(), refused)
+}
+
+/// Kill the leader, then LOCK.ACQUIRE through the others until one grants.
+async fn failover(nodes: &[String], pids: &[i32]) -> serde_json::Value {
+    assert_eq!(nodes.len(), pids.len(), "one pid per node");
+    let mut leader = None;
+    for (i, addr) in nodes.iter().enumerate() {
+        let mut c = Conn::connect(addr).await;
+        if let R::Bulk(text) = c.cmd(&[b"INFO", b"replication"]).await
+            && String::from_utf8_lossy(&text)
+                .lines()
+                .any(|l| l.trim() == "role:master")
+        {
+            leader = Some(i);
+        }
+    }
+    let leader = leader.expect("a leader among the nodes");
+    // SAFETY: a signal to a process the bench script started.
+    unsafe { libc::kill(pids[leader], libc::SIGKILL) };
+    let killed = Instant::now();
+    let mut attempts = 0u64;
+    'outer: loop {
+        for (i, addr) in nodes.iter().enumerate() {
+            if i == leader {
+                continue;
+            }
+            attempts += 1;
+            let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+            else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let mut c = Conn {
+                stream,
+                buf: BytesMut::new(),
+            };
+            let tok = token(attempts as usize);
+            let args: [&[u8]; 5] = [b"LOCK.ACQUIRE", b"failover", &tok, b"PX", b"1000"];
+            if let Ok(R::Int(_)) = tokio::time::timeout(Duration::from_secs(5), c.cmd(&args)).await {
+                break 'outer;
+            }
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no grant 30 s after the kill"
+        );
+    }
+    serde_json::json!({
+        "failover_ms": killed.elapsed().as_secs_f64() * 1000.0,
+        "killed_node": leader,
+        "attempts": attempts,
+    })
+}
+
 fn load_cmds(keys: usize, px: u64, prefix: &'static str) -> impl Iterator<Item = Vec<Vec<u8>>> {
     (0..keys).map(move |i| {
         vec![
@@ -597,7 +735,155 @@ async fn main() {
         Mode::Expire { keys, px } => expire(&cli.addr, cli.pid, keys, px).await,
         Mode::Idle { conns, pings } => idle(&cli.addr, cli.pid, conns, pings).await,
         Mode::Mset { args, chunk } => mset(&cli.addr, args, chunk).await,
+        Mode::Native { keys, tasks, seconds } => native(&cli.addr, keys, tasks, seconds).await,
+        Mode::Etcd {
+            endpoints,
+            keys,
+            tasks,
+            seconds,
+        } => etcd::locks(&endpoints, keys, tasks, seconds).await,
+        Mode::Failover { nodes, pids } => failover(&nodes, &pids).await,
     };
     use std::io::Write;
     let _ = writeln!(std::io::stdout(), "{out}");
+}
+
+/// etcd's side of the comparison, over the JSON gateway that etcd 3.4
+/// serves on its client port (its gRPC API transcoded to HTTP/1.1 with
+/// keep-alive), so the bench needs no protobuf compiler. Bytes fields are
+/// base64 in that API.
+mod etcd {
+    use std::time::{Duration, Instant};
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::client::conn::http1::SendRequest;
+    use hyper_util::rt::TokioIo;
+    use serde_json::{Value, json};
+    use tokio::net::TcpStream;
+
+    use super::{cycle_stats, token};
+
+    struct Client {
+        authority: String,
+        sender: SendRequest<Full<Bytes>>,
+    }
+
+    impl Client {
+        async fn connect(url: &str) -> Client {
+            let authority = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+            let stream = TcpStream::connect(&authority).await.expect("connect to etcd");
+            stream.set_nodelay(true).expect("nodelay");
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("http handshake");
+            tokio::spawn(conn);
+            Client { authority, sender }
+        }
+
+        async fn post(&mut self, path: &str, body: Value) -> Value {
+            let req = hyper::Request::post(path)
+                .header("host", &self.authority)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .expect("request");
+            self.sender.ready().await.expect("connection ready");
+            let resp = self.sender.send_request(req).await.expect("etcd request");
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.expect("etcd body").to_bytes();
+            assert!(
+                status.is_success(),
+                "etcd {path}: {status} {}",
+                String::from_utf8_lossy(&bytes)
+            );
+            serde_json::from_slice(&bytes).expect("etcd JSON")
+        }
+    }
+
+    fn b64(data: &[u8]) -> String {
+        const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+        for chunk in data.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    /// The member that leads (its status names itself as leader).
+    async fn leader(endpoints: &[String]) -> String {
+        for e in endpoints {
+            let status = Client::connect(e).await.post("/v3/maintenance/status", json!({})).await;
+            if status["leader"] == status["header"]["member_id"] {
+                return e.clone();
+            }
+        }
+        panic!("no etcd leader among {endpoints:?}");
+    }
+
+    /// Each task grants itself one lease (as etcd's concurrency.Mutex keeps
+    /// one session lease), then cycles: put-if-absent with the lease → delete.
+    pub async fn locks(endpoints: &[String], keys: usize, tasks: usize, seconds: f64) -> Value {
+        let leader = leader(endpoints).await;
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let leader = leader.clone();
+                tokio::spawn(async move {
+                    let mut c = Client::connect(&leader).await;
+                    let lease = c.post("/v3/lease/grant", json!({"TTL": 60})).await["ID"].clone();
+                    let (mut latencies, mut refused, mut i) = (Vec::new(), 0u64, t);
+                    while Instant::now() < deadline {
+                        let key = b64(format!("lock:{}", (i * 7919) % keys).as_bytes());
+                        let value = b64(&token(t * 1_000_000_000 + i));
+                        i += tasks;
+                        let start = Instant::now();
+                        let txn = json!({
+                            "compare": [{"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+                            "success": [{"request_put": {"key": key, "value": value, "lease": lease}}],
+                        });
+                        while c.post("/v3/kv/txn", txn.clone()).await["succeeded"] != json!(true) {
+                            refused += 1;
+                            tokio::task::yield_now().await;
+                        }
+                        let deleted = c.post("/v3/kv/deleterange", json!({"key": key})).await;
+                        assert_eq!(deleted["deleted"], json!("1"), "delete");
+                        latencies.push(start.elapsed().as_micros() as u64);
+                    }
+                    (latencies, refused)
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        let (mut per_task, mut refused) = (Vec::new(), 0);
+        for h in handles {
+            let (l, r) = h.await.expect("task");
+            per_task.push(l);
+            refused += r;
+        }
+        let mut stats = cycle_stats(per_task, started.elapsed().as_secs_f64(), refused);
+        stats["leader"] = json!(leader);
+        stats
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn base64_as_rfc4648() {
+            assert_eq!(super::b64(b""), "");
+            assert_eq!(super::b64(b"f"), "Zg==");
+            assert_eq!(super::b64(b"fo"), "Zm8=");
+            assert_eq!(super::b64(b"foo"), "Zm9v");
+            assert_eq!(super::b64(b"foobar"), "Zm9vYmFy");
+        }
+    }
 }

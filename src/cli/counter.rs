@@ -2,7 +2,11 @@
 //! Redlock, and the run reports whether any update was lost.
 //!
 //! The lock key and the counter key are separate; the counter lives on the
-//! `--store` instance. Each increment: acquire the lock, GET the counter,
+//! `--store` instance. With `--group` (the nodes of one replicated group,
+//! used as one lock server) the counter lives in the group too, unless
+//! `--store` is given; a fenced write that gets no answer (its node died) is
+//! retried on another node while the lock is still valid: rewriting the same
+//! value under the same fence is harmless. Each increment: acquire the lock, GET the counter,
 //! SET it to +1 (with `--fenced`: `FENCE.SET` with the lock's fence), release.
 //! `--pause-ms` makes worker 0 pause inside its critical section on every
 //! tenth increment, like a GC pause: with a short `--ttl` its lock expires
@@ -20,16 +24,25 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::{parse_duration, say};
-use crate::redlock::{Instance, Redlock, RedlockConfig, Reply};
+use crate::redlock::{CallError, Group, Instance, Redlock, RedlockConfig, Reply};
 
 #[derive(Args, Debug, Clone)]
 pub struct CounterArgs {
     /// Lock instances, comma-separated host:port.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "group",
+        conflicts_with = "group"
+    )]
     pub instances: Vec<String>,
-    /// The instance that stores the counter.
-    #[arg(long)]
-    pub store: String,
+    /// The nodes of one replicated group (comma-separated host:port), used
+    /// as ONE lock server and, without --store, as the counter's store.
+    #[arg(long, value_delimiter = ',')]
+    pub group: Vec<String>,
+    /// The instance that stores the counter (default with --group: the group).
+    #[arg(long, required_unless_present = "group")]
+    pub store: Option<String>,
     #[arg(long, default_value_t = 4)]
     pub workers: u64,
     /// Increments per worker.
@@ -44,7 +57,8 @@ pub struct CounterArgs {
     /// Lock TTL.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub ttl: Duration,
-    /// Per-instance timeout (default: min(50ms, ttl/100)).
+    /// Per-instance timeout (default: min(50ms, ttl/100); with --group,
+    /// the time allowed to one node before trying the next, default 1s).
     #[arg(long, value_parser = parse_duration)]
     pub instance_timeout: Option<Duration>,
     /// A worker that cannot acquire for this long gives up (the run fails).
@@ -68,6 +82,47 @@ struct Tally {
 
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where the counter lives.
+enum Store {
+    Instance(Instance),
+    /// The group: every call goes to one node, the next one on failure.
+    Group(Group),
+}
+
+impl Store {
+    fn new(args: &CounterArgs) -> Store {
+        match &args.store {
+            Some(addr) => Store::Instance(Instance::new(addr.clone())),
+            None => Store::Group(Group::new(args.group.clone(), args.instance_timeout)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Store::Instance(i) => i.addr.clone(),
+            Store::Group(g) => g.describe(),
+        }
+    }
+
+    /// One command, within `within` (across nodes, for a group).
+    async fn call(&self, args: &[&[u8]], within: Duration) -> Result<Reply, CallError> {
+        self.call_counting(args, within).await.0
+    }
+
+    /// [`Store::call`], with how many attempts went unanswered (timed out
+    /// or lost the connection, so they may have been applied).
+    async fn call_counting(&self, args: &[&[u8]], within: Duration) -> (Result<Reply, CallError>, usize) {
+        match self {
+            Store::Instance(i) => {
+                let r = i.call(args, within).await;
+                let unanswered = usize::from(r.is_err());
+                (r, unanswered)
+            }
+            Store::Group(g) => g.call_until_counting(args, Instant::now() + within).await,
+        }
+    }
+}
+
 fn int_reply(r: &Reply) -> Option<i64> {
     match r {
         Reply::Int(n) => Some(*n),
@@ -83,8 +138,12 @@ async fn worker(id: u64, args: Arc<CounterArgs>, tally: Arc<Tally>) -> Result<()
         retry_count: 0,
         ..RedlockConfig::default()
     };
-    let redlock = Redlock::new(args.instances.clone(), config);
-    let store = Instance::new(args.store.clone());
+    let redlock = if args.group.is_empty() {
+        Redlock::new(args.instances.clone(), config)
+    } else {
+        Redlock::group(args.group.clone(), config)
+    };
+    let store = Store::new(&args);
     for n in 0..args.increments {
         let mut failing_since: Option<Instant> = None;
         loop {
@@ -102,8 +161,14 @@ async fn worker(id: u64, args: Arc<CounterArgs>, tally: Arc<Tally>) -> Result<()
                 }
             };
             failing_since = None;
+            // A group retries only while the lock is valid; one instance is
+            // asked once.
+            let within = |lock: &crate::redlock::Lock| match store {
+                Store::Group(_) => lock.remaining(),
+                Store::Instance(_) => STORE_TIMEOUT,
+            };
             let current = store
-                .call(&[b"GET", args.key.as_bytes()], STORE_TIMEOUT)
+                .call(&[b"GET", args.key.as_bytes()], within(&lock))
                 .await
                 .map_err(|e| format!("store: {e}"))
                 .and_then(|r| int_reply(&r).ok_or_else(|| format!("store GET: {r:?}")));
@@ -118,28 +183,33 @@ async fn worker(id: u64, args: Arc<CounterArgs>, tally: Arc<Tally>) -> Result<()
                 tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
             }
             let next = (current + 1).to_string();
-            let written = if args.fenced {
+            let within = within(&lock);
+            let (written, unanswered) = if args.fenced {
                 let Some(fence) = lock.fence else {
                     return Err("--fenced needs instances that hand out fences (redlockd)".into());
                 };
                 let fence = fence.to_string();
                 store
-                    .call(
+                    .call_counting(
                         &[b"FENCE.SET", args.key.as_bytes(), next.as_bytes(), fence.as_bytes()],
-                        STORE_TIMEOUT,
+                        within,
                     )
                     .await
             } else {
                 store
-                    .call(&[b"SET", args.key.as_bytes(), next.as_bytes()], STORE_TIMEOUT)
+                    .call_counting(&[b"SET", args.key.as_bytes(), next.as_bytes()], within)
                     .await
             };
             redlock.release(&lock).await;
             match written {
                 Ok(Reply::Status(_)) => break,
-                Ok(Reply::Error(e)) if e.starts_with("FENCED") => {
+                // Stale, and no earlier attempt of this write can have landed.
+                Ok(Reply::Error(e)) if e.starts_with("FENCED") && unanswered == 0 => {
                     tally.rejected_stale.fetch_add(1, Ordering::Relaxed);
                 }
+                // Every attempt was refused (-TRYAGAIN) or none was made
+                // (the lock's validity ran out): nothing was written.
+                Err(_) if unanswered == 0 => {}
                 // The store did not confirm: the increment may or may not have
                 // landed; retrying could double count, so report it.
                 other => return Err(format!("store write failed: {other:?}")),
@@ -152,9 +222,9 @@ async fn worker(id: u64, args: Arc<CounterArgs>, tally: Arc<Tally>) -> Result<()
 
 pub async fn main(args: CounterArgs) -> u8 {
     let args = Arc::new(args);
-    let store = Instance::new(args.store.clone());
+    let store = Store::new(&args);
     if let Err(e) = store.call(&[b"DEL", args.key.as_bytes()], STORE_TIMEOUT).await {
-        say(format!("redlockd counter: store {}: {e}", args.store));
+        say(format!("redlockd counter: store {}: {e}", store.describe()));
         return 1;
     }
     let expected = args.workers * args.increments;

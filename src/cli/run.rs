@@ -1,4 +1,6 @@
 //! `redlockd run --instances H:P,... --lock NAME [--ttl 30s] [--wait 10s] -- COMMAND ARGS...`
+//! (or `--group H:P,...`: the nodes of one replicated group, used as one
+//! lock server)
 //!
 //! flock(1) for a fleet: acquire the Redlock, run the command while a
 //! watchdog keeps the lock alive, release it when the command exits and exit
@@ -22,8 +24,17 @@ pub const EXIT_LOCK_LOST: u8 = 70;
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Lock instances, comma-separated host:port (use an odd number, e.g. 5).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "group",
+        conflicts_with = "group"
+    )]
     pub instances: Vec<String>,
+    /// The nodes of one replicated group (comma-separated host:port), used
+    /// as ONE lock server: no quorum of independent instances.
+    #[arg(long, value_delimiter = ',')]
+    pub group: Vec<String>,
     /// The lock's name (its key on every instance).
     #[arg(long)]
     pub lock: String,
@@ -33,7 +44,8 @@ pub struct RunArgs {
     /// How long to keep trying to acquire before giving up.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub wait: Duration,
-    /// Per-instance timeout (default: min(50ms, ttl/100)).
+    /// Per-instance timeout (default: min(50ms, ttl/100); with --group,
+    /// the time allowed to one node before trying the next, default 1s).
     #[arg(long, value_parser = parse_duration)]
     pub instance_timeout: Option<Duration>,
     /// The command to run under the lock.
@@ -46,7 +58,11 @@ pub async fn main(args: RunArgs) -> u8 {
         instance_timeout: args.instance_timeout,
         ..RedlockConfig::default()
     };
-    let redlock = Arc::new(Redlock::new(args.instances.clone(), config));
+    let redlock = Arc::new(if args.group.is_empty() {
+        Redlock::new(args.instances.clone(), config)
+    } else {
+        Redlock::group(args.group.clone(), config)
+    });
     let lock = match redlock
         .acquire_until(args.lock.as_bytes(), args.ttl, Instant::now() + args.wait)
         .await

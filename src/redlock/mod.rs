@@ -1,5 +1,7 @@
 //! A Redlock client: a lock held only when a majority of N independent
-//! instances granted it, with quorum-agreed fencing tokens.
+//! instances granted it, with quorum-agreed fencing tokens; or, with
+//! [`Redlock::group`], one replicated redlockd group used as a single lock
+//! server (its grants are already committed by a majority).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,9 +16,11 @@
 
 pub mod arith;
 pub mod client;
+pub mod group;
 pub mod quorum;
 pub mod watchdog;
 
 pub use client::{CallError, Instance, Reply};
+pub use group::Group;
 pub use quorum::{Lock, Outcome, Redlock, RedlockConfig, RedlockError};
 pub use watchdog::Watchdog;

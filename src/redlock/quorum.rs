@@ -31,6 +31,7 @@ use futures::future::join_all;
 
 use super::arith::{default_instance_timeout, drift, quorum, validity};
 use super::client::{CallError, Instance, Reply};
+use super::group::{Group, group_release};
 
 /// Tunables; the defaults are antirez's.
 #[derive(Debug, Clone)]
@@ -122,6 +123,13 @@ pub enum RedlockError {
         elapsed: Duration,
     },
     TooManyExtensions(u32),
+    /// In group mode: the group refused, answered an error, or no node
+    /// answered before the deadline.
+    Group {
+        operation: &'static str,
+        nodes: String,
+        outcome: Outcome,
+    },
 }
 
 impl std::fmt::Display for RedlockError {
@@ -149,6 +157,11 @@ impl std::fmt::Display for RedlockError {
                     "{operation}: a majority agreed but took {elapsed:?}, leaving no validity"
                 )
             }
+            RedlockError::Group {
+                operation,
+                nodes,
+                outcome,
+            } => write!(f, "{operation}: group {nodes}: {outcome}"),
             RedlockError::TooManyExtensions(n) => write!(f, "extend: the lock was already extended {n} times"),
         }
     }
@@ -211,13 +224,16 @@ impl Member {
     }
 }
 
-/// A Redlock client over N independent instances.
+/// A Redlock client over N independent instances, or over one replicated
+/// group used as a single lock server ([`Redlock::group`]).
 pub struct Redlock {
     members: Vec<Member>,
+    /// Set in group mode (then `members` is empty).
+    group: Option<Group>,
     pub config: RedlockConfig,
 }
 
-fn ms(d: Duration) -> Vec<u8> {
+pub(super) fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
 }
 
@@ -230,7 +246,23 @@ impl Redlock {
                 dialect: std::sync::Mutex::new(Dialect::Native),
             })
             .collect();
-        Redlock { members, config }
+        Redlock {
+            members,
+            group: None,
+            config,
+        }
+    }
+
+    /// Use the nodes of one replicated group as ONE lock server: each
+    /// operation goes to one node (the next on failure), and a grant is
+    /// final once the group acknowledged it. `config.instance_timeout` is
+    /// the time allowed to one node before trying the next (default 1 s).
+    pub fn group<S: Into<String>>(nodes: impl IntoIterator<Item = S>, config: RedlockConfig) -> Redlock {
+        Redlock {
+            members: Vec::new(),
+            group: Some(Group::new(nodes, config.instance_timeout)),
+            config,
+        }
     }
 
     fn timeout(&self, ttl: Duration) -> Duration {
@@ -239,7 +271,7 @@ impl Redlock {
             .unwrap_or_else(|| default_instance_timeout(ttl))
     }
 
-    fn drift(&self, ttl: Duration) -> Duration {
+    pub(super) fn drift(&self, ttl: Duration) -> Duration {
         drift(ttl, self.config.drift_factor, self.config.drift_constant)
     }
 
@@ -279,6 +311,9 @@ impl Redlock {
         let token: [u8; 20] = rand::random();
         let token = token.to_vec();
         let start = Instant::now();
+        if let Some(group) = &self.group {
+            return self.group_acquire(group, resource, token, ttl, start).await;
+        }
         let timeout = self.timeout(ttl);
         let needed = quorum(self.members.len());
         let replies = join_all(self.members.iter().map(|m| {
@@ -381,6 +416,9 @@ impl Redlock {
             return Err(RedlockError::TooManyExtensions(lock.extensions));
         }
         let start = Instant::now();
+        if let Some(group) = &self.group {
+            return self.group_extend(group, lock, ttl, start).await;
+        }
         let timeout = self.timeout(ttl);
         let (resource, token) = (&lock.resource, &lock.token);
         let replies = join_all(self.members.iter().map(|m| {
@@ -454,6 +492,9 @@ impl Redlock {
 
     /// Release on every instance (owner-checked); how many deleted it.
     pub async fn release(&self, lock: &Lock) -> usize {
+        if let Some(group) = &self.group {
+            return group_release(group, &lock.resource, &lock.token, lock.ttl).await;
+        }
         self.release_token(&lock.resource, &lock.token, self.timeout(lock.ttl))
             .await
     }

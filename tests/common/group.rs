@@ -49,6 +49,10 @@ pub struct Node {
 impl Node {
     fn start(&mut self) {
         let mut args: Vec<String> = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--log-level".into(),
+            "warning".into(),
             "--dir".into(),
             self.dir.display().to_string(),
             "--raft-id".into(),
@@ -59,8 +63,29 @@ impl Node {
             self.peers.clone(),
         ];
         args.extend(self.extra.iter().cloned());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.server = Some(Server::start_on_port_with(self.port, &args));
+        // Logs go to the node's directory (under faults openraft logs a
+        // lot); a restart right after a kill may find a port not yet free.
+        for _ in 0..50 {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join("node.log"))
+                .expect("node log");
+            let mut cmd = Server::command();
+            cmd.args(&args).stderr(log);
+            match Server::launch(cmd) {
+                Ok(server) => {
+                    self.server = Some(server);
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        panic!(
+            "node {} did not start: see {}",
+            self.id,
+            self.dir.join("node.log").display()
+        );
     }
 
     pub fn is_up(&self) -> bool {
