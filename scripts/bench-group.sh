@@ -142,7 +142,7 @@ mkdir -p "$(dirname "$OUT")"
   row "redlockd group, 3 nodes (via a follower)" "$follower_json"
   row "redlockd, 1 node, appendfsync always" "$single_json"
   echo
-  echo "Failover (redlockd group, --raft-heartbeat-ms 100 --raft-election-timeout-ms 500): kill -9 of the"
+  echo "Failover (redlockd group, --raft-heartbeat-ms 80 --raft-election-timeout-ms 400, the defaults): kill -9 of the"
   echo "leader → first successful LOCK.ACQUIRE through another node, median of $FAILOVERS:"
   echo "**${failover_median} ms** (runs: ${failovers[*]} ms)."
 } >"$OUT"

@@ -156,10 +156,10 @@ pub struct ServerConfig {
     /// `-TRYAGAIN no leader elected`.
     #[arg(long, default_value_t = 2000)]
     pub leader_wait_ms: u64,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 80)]
     pub raft_heartbeat_ms: u64,
-    /// Election timeout: openraft draws one between this and twice this.
-    #[arg(long, default_value_t = 500)]
+    /// Election timeout: openraft draws one between this and 1.5 times this.
+    #[arg(long, default_value_t = 400)]
     pub raft_election_timeout_ms: u64,
     /// Log entries since the last snapshot that trigger a new one (tests lower it).
     #[arg(long, default_value_t = 50_000, hide = true)]
@@ -261,8 +261,8 @@ impl Default for ServerConfig {
             raft_peers: String::new(),
             raft_name: "redlockd".into(),
             leader_wait_ms: 2000,
-            raft_heartbeat_ms: 100,
-            raft_election_timeout_ms: 500,
+            raft_heartbeat_ms: 80,
+            raft_election_timeout_ms: 400,
             raft_snapshot_entries: 50_000,
             lua: true,
             busy_reply_threshold: 5000,

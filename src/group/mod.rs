@@ -169,7 +169,7 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
         cluster_name: cfg.name.clone(),
         heartbeat_interval: cfg.heartbeat_ms,
         election_timeout_min: cfg.election_ms,
-        election_timeout_max: cfg.election_ms * 2,
+        election_timeout_max: cfg.election_ms * 3 / 2,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_entries),
         max_in_snapshot_log_to_keep: cfg.snapshot_entries.min(1000),
         ..Default::default()
