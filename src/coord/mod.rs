@@ -28,6 +28,7 @@
 //! shard lock(s) → `state` → the semaphores' lock → the append-only
 //! file's buffer. Nothing here is held across an `.await`.
 
+pub mod lists;
 pub mod sem;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -48,12 +49,22 @@ use crate::store::{Clock, Entry, Keyspace, Locked};
 pub type DbKey = (usize, Box<[u8]>);
 
 /// What a granted waiter receives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Granted {
     pub fence: u64,
     /// End offset of the grant's append-only record (0 without a log):
     /// the reply waits until it is durable, like any write's.
     pub aof_mark: u64,
+    /// A list waiter's reply ([`lists`]); None for a lock or a semaphore.
+    pub served: Option<Box<lists::Served>>,
+}
+
+/// What a blocked connection waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketKind {
+    Lock,
+    Sem,
+    List,
 }
 
 /// What a blocking LOCK.ACQUIRE asks for once it reaches the head.
@@ -78,7 +89,7 @@ struct Waiter {
 /// grant it can no longer use.
 #[derive(Debug)]
 pub struct Ticket {
-    pub sem: bool,
+    pub kind: TicketKind,
     pub db: usize,
     pub key: Box<[u8]>,
     pub token: Box<[u8]>,
@@ -126,6 +137,8 @@ pub struct Coord {
     aof: Option<Arc<Aof>>,
     stats: Arc<LockStats>,
     state: Mutex<State>,
+    /// Clients blocked on lists ([`lists`]).
+    lists: Mutex<lists::ListState>,
     /// Entries in `state`: dispatch skips [`Coord::after_command`] with one
     /// load while it is 0.
     active: AtomicUsize,
@@ -174,6 +187,7 @@ impl Coord {
             aof,
             stats,
             state: Mutex::new(State::default()),
+            lists: Mutex::new(lists::ListState::default()),
             active: AtomicUsize::new(0),
             lock_waiters: AtomicUsize::new(0),
             next_ticket: AtomicU64::new(1),
@@ -278,7 +292,7 @@ impl Coord {
         let (tx, rx) = oneshot::channel();
         let id = self.ticket();
         let ticket = Ticket {
-            sem: false,
+            kind: TicketKind::Lock,
             db,
             key: dk.1.clone(),
             token: req.token.clone(),
@@ -302,8 +316,10 @@ impl Coord {
     /// unblocked or closed): true if it was still there, false if it was
     /// granted meanwhile (the grant is then in its channel).
     pub fn cancel(&self, ticket: &Ticket) -> bool {
-        if ticket.sem {
-            return self.sem_cancel(ticket);
+        match ticket.kind {
+            TicketKind::Sem => return self.sem_cancel(ticket),
+            TicketKind::List => return self.list_cancel(ticket),
+            TicketKind::Lock => {}
         }
         let mut st = self.state.lock();
         let dk = (ticket.db, ticket.key.clone());
@@ -326,9 +342,15 @@ impl Coord {
     /// Give back a grant whose connection closed before it could be
     /// told: the lock (or semaphore slot) goes to the next waiter.
     pub fn give_back(&self, ticket: &Ticket, granted: Granted) {
-        if ticket.sem {
-            self.sem_release_token(ticket.db, &ticket.key, &ticket.token);
-            return;
+        match ticket.kind {
+            TicketKind::Sem => {
+                self.sem_release_token(ticket.db, &ticket.key, &ticket.token);
+                return;
+            }
+            // An element served to a client that closed is gone, as in
+            // Redis when it closes before reading its reply.
+            TicketKind::List => return,
+            TicketKind::Lock => {}
         }
         let db = &self.keyspace.dbs[ticket.db];
         let now = self.keyspace.clock.now_us();
@@ -378,7 +400,14 @@ impl Coord {
                 .as_ref()
                 .map_or(0, |aof| aof.append(|buf| key_record(buf, db, key, Some(&entry), now)));
             let Waiter { client, req, tx, .. } = w;
-            if tx.send(Granted { fence, aof_mark }).is_err() {
+            if tx
+                .send(Granted {
+                    fence,
+                    aof_mark,
+                    served: None,
+                })
+                .is_err()
+            {
                 if let Some(aof) = &self.aof {
                     aof.append(|buf| key_record(buf, db, key, None, now));
                 }
