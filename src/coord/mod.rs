@@ -18,7 +18,8 @@
 //!   or a lock-delay ends ([`Coord::due`]).
 //!
 //! A grant takes a fence, stores the lock, logs the key's new state to the
-//! append-only file and sends the fence to the blocked connection through
+//! append-only file, publishes `acquired TOKEN FENCE` on `__lock__:KEY`
+//! and sends the fence to the blocked connection through
 //! its oneshot channel ([`hand_over`](Coord::hand_over), the one place a
 //! waiter is granted). A waiter whose connection went away is skipped; one
 //! that goes away as it is granted gives the lock back
@@ -43,6 +44,7 @@ use crate::commands::CmdError;
 use crate::lockstats::{LockStats, Release};
 use crate::persist::Aof;
 use crate::persist::aof::key_record;
+use crate::pubsub::{LockEvent, PubSub};
 use crate::store::{Clock, Entry, Keyspace, Locked};
 
 /// A key of one database.
@@ -136,6 +138,9 @@ pub struct Coord {
     keyspace: Arc<Keyspace>,
     aof: Option<Arc<Aof>>,
     stats: Arc<LockStats>,
+    /// The `__lock__:KEY` events of grants and releases made here (an
+    /// expiry's is the store's expire hook's, [`crate::instance`]).
+    pubsub: Arc<PubSub>,
     state: Mutex<State>,
     /// Clients blocked on lists ([`lists`]).
     lists: Mutex<lists::ListState>,
@@ -180,12 +185,14 @@ impl Coord {
         keyspace: Arc<Keyspace>,
         aof: Option<Arc<Aof>>,
         stats: Arc<LockStats>,
+        pubsub: Arc<PubSub>,
         cfg: &crate::config::ServerConfig,
     ) -> Arc<Coord> {
         let coord = Arc::new(Coord {
             keyspace,
             aof,
             stats,
+            pubsub,
             state: Mutex::new(State::default()),
             lists: Mutex::new(lists::ListState::default()),
             active: AtomicUsize::new(0),
@@ -371,6 +378,7 @@ impl Coord {
         }
         let held = place.remove().is_some_and(|e| e.is_lock());
         self.stats.released(db, key, token, Release::Released, held, now);
+        self.pubsub.lock_event(key, LockEvent::Released { token });
         if let Some(aof) = &self.aof {
             aof.append(|buf| key_record(buf, db, key, None, now));
         }
@@ -414,6 +422,13 @@ impl Coord {
                 continue;
             }
             self.stats.acquired(db, key, &req.token, now);
+            self.pubsub.lock_event(
+                key,
+                LockEvent::Acquired {
+                    token: &req.token,
+                    fence,
+                },
+            );
             self.note_holder(db, key, fence, client);
             granted = Some((entry, client, req));
             break;
