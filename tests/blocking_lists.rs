@@ -2,7 +2,8 @@
 //! in RESP2 and RESP3: which blocked client gets which element (longest
 //! waiting first, a client blocked on several keys served once), pushes
 //! inside MULTI waking waiters after the EXEC, BLMOVE chains, timeouts with
-//! decimals, the errors, CLIENT UNBLOCK and a waiter that disconnects.
+//! decimals, the errors, CLIENT UNBLOCK and a waiter that disconnects; and
+//! (redlockd alone) served waiters' pops surviving a restart.
 
 mod common;
 use std::time::{Duration, Instant};
@@ -298,4 +299,41 @@ fn client_unblock_and_a_waiter_that_disconnects() {
         w[1].reply("the waiter behind the one that disconnected");
         ctl.check(&["LRANGE", "gone", "0", "-1"]);
     });
+}
+
+/// What a served waiter popped or moved is in the append-only file: after
+/// a restart the lists are as the clients saw them.
+#[test]
+fn served_waiters_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", &path];
+    let ours = common::Server::start_with(&args);
+    let mut ctl = ours.raw();
+    let mut mover = ours.raw();
+    let mut popper = ours.raw();
+    let wait_for = |ctl: &mut Raw, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while blocked_on(ctl) != n {
+            assert!(Instant::now() < deadline, "never {n} blocked clients");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    mover.send(&common::encode(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"RIGHT", b"0"]));
+    wait_for(&mut ctl, 1);
+    popper.send(&common::encode(&[b"BRPOP", b"q", b"0"]));
+    wait_for(&mut ctl, 2);
+    assert_eq!(ctl.cmd_str(&["RPUSH", "src", "a", "b"]), ":2\r\n");
+    assert_eq!(String::from_utf8(mover.read_frame()).unwrap(), "$1\r\na\r\n");
+    assert_eq!(ctl.cmd_str(&["RPUSH", "q", "x", "y"]), ":2\r\n");
+    assert_eq!(
+        String::from_utf8(popper.read_frame()).unwrap(),
+        "*2\r\n$1\r\nq\r\n$1\r\ny\r\n"
+    );
+    drop(ours);
+    let again = common::Server::start_with(&args);
+    let mut c = again.raw();
+    assert_eq!(c.cmd_str(&["LRANGE", "src", "0", "-1"]), "*1\r\n$1\r\nb\r\n");
+    assert_eq!(c.cmd_str(&["LRANGE", "dst", "0", "-1"]), "*1\r\n$1\r\na\r\n");
+    assert_eq!(c.cmd_str(&["LRANGE", "q", "0", "-1"]), "*1\r\n$1\r\nx\r\n");
 }
