@@ -128,6 +128,12 @@ fn a_client_blocked_on_several_keys_is_served_once() {
         ctl.check(&["RPUSH", "k1", "z"]);
         w[2].reply("third waiter, on k1");
         ctl.check(&["EXISTS", "k1", "k2"]);
+        // A list renamed onto the key serves its waiters too.
+        block(&mut ctl, &mut w[0], &["BLPOP", "k3", "0"], 0);
+        ctl.check(&["RPUSH", "tmp", "r1", "r2"]);
+        ctl.check(&["RENAME", "tmp", "k3"]);
+        w[0].reply("waiter served by RENAME");
+        ctl.check(&["LRANGE", "k3", "0", "-1"]);
     });
 }
 

@@ -3,8 +3,8 @@
 //!
 //! # Ready keys, then serving
 //! A push ([`crate::commands::lists::push`], the one way elements enter a
-//! list) signals its key as ready ([`signal_ready`]) while anyone is blocked
-//! on a list at all. The ready keys are served once the top-level command
+//! list) or a RENAME onto the key signals it as ready ([`signal_ready`])
+//! while anyone is blocked on a list at all. The ready keys are served once the top-level command
 //! that pushed has run (so a push inside MULTI/EXEC or a script wakes
 //! waiters after the EXEC or the script, as Redis's `handleClientsBlockedOnKeys`),
 //! in the order they became ready, still under the pushing command's shard
