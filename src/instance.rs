@@ -134,7 +134,7 @@ impl Shared {
                 }
             }));
         }
-        let coord = crate::coord::Coord::new(keyspace.clone(), aof.clone(), locks.clone(), &config);
+        let coord = crate::coord::Coord::new(keyspace.clone(), aof.clone(), locks.clone(), pubsub.clone(), &config);
         Ok(Arc::new(Shared {
             coord,
             settings: Settings::new(&config),

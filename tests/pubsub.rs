@@ -581,6 +581,68 @@ fn lock_events() {
     }
 }
 
+/// Grants and releases made by the waiter queues publish their events too,
+/// once each: a client-bound lock released as its connection closes, the
+/// hand-over to the next waiter, and the hand-over when a lock expires.
+#[test]
+fn lock_events_from_waiter_queues_and_onclose() {
+    let ours = Server::start();
+    let mut watcher = ours.raw();
+    watcher.cmd(&["SUBSCRIBE", "__lock__:q"]);
+    let message = |w: &mut Raw| {
+        let frame = String::from_utf8(w.read_frame()).unwrap();
+        frame.rsplit("\r\n").nth(1).unwrap().to_string()
+    };
+    let fence_of = |reply: String| -> i64 { reply[1..].trim().parse().unwrap() };
+    let mut ctl = ours.raw();
+    let waiting = |ctl: &mut Raw, n: usize| {
+        let want = format!("blocked_clients:{n}\r\n");
+        assert!(
+            eventually(Duration::from_secs(5), || ctl
+                .cmd_str(&["INFO", "clients"])
+                .contains(&want)),
+            "never {n} blocked"
+        );
+    };
+    let mut alice = ours.raw();
+    let f1 = fence_of(alice.cmd_str(&["LOCK.ACQUIRE", "q", "alice", "PX", "10000", "ONCLOSE"]));
+    assert_eq!(message(&mut watcher), format!("acquired alice {f1}"));
+    let mut bob = ours.raw();
+    bob.send(&common::encode(&[
+        b"LOCK.ACQUIRE",
+        b"q",
+        b"bob",
+        b"PX",
+        b"300",
+        b"WAIT",
+        b"0",
+    ]));
+    waiting(&mut ctl, 1);
+    drop(alice);
+    assert_eq!(message(&mut watcher), "released alice");
+    let f2 = fence_of(String::from_utf8(bob.read_frame()).unwrap());
+    assert_eq!(message(&mut watcher), format!("acquired bob {f2}"));
+    let mut carol = ours.raw();
+    carol.send(&common::encode(&[
+        b"LOCK.ACQUIRE",
+        b"q",
+        b"carol",
+        b"PX",
+        b"10000",
+        b"WAIT",
+        b"5000",
+    ]));
+    waiting(&mut ctl, 1);
+    // Bob's lease runs out: expired, then handed to carol.
+    assert_eq!(message(&mut watcher), "expired bob");
+    let f3 = fence_of(String::from_utf8(carol.read_frame()).unwrap());
+    assert_eq!(message(&mut watcher), format!("acquired carol {f3}"));
+    assert!(f1 < f2 && f2 < f3);
+    assert_eq!(carol.cmd_str(&["LOCK.RELEASE", "q", "carol"]), ":1\r\n");
+    // Nothing was published twice: the release is the next message.
+    assert_eq!(message(&mut watcher), "released carol");
+}
+
 /// The resident set size of a process, in bytes.
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

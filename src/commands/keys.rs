@@ -166,6 +166,8 @@ fn rename_inner(keys: &mut Locked<'_>, from: &[u8], to: &[u8], nx: bool) -> Resu
     };
     let deadline = entry.deadline();
     keys.place(to)?.set_value(entry.value, deadline);
+    // A list renamed onto a key clients are blocked on serves them.
+    crate::coord::lists::signal_ready(keys, to);
     Ok(true)
 }
 

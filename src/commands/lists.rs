@@ -2,12 +2,14 @@
 //! and texts. A list is a [`crate::store::types::List`].
 //!
 //! Every push goes through [`push`] and every pop through [`pop`] or
-//! [`move_element`]: the blocking commands (BLPOP, BRPOP, BLMOVE) are these
-//! same calls made once a key can serve them.
+//! [`move_element`]: the blocking commands (BLPOP, BRPOP, BLMOVE,
+//! BRPOPLPUSH) are these same calls, made at once or, for a client that
+//! blocked, once a push made a key ready ([`crate::coord::lists`]).
 
 use super::args::{Cursor, int, is};
 use super::containers::{check_type, positive_count, read, write};
 use super::{CmdError, CmdResult, Ctx};
+use crate::coord::lists::ListOp;
 use crate::store::types::List;
 use crate::store::{Locked, SmallBytes};
 
@@ -41,7 +43,7 @@ pub fn push(
     items: &[&[u8]],
     only_existing: bool,
 ) -> Result<Option<usize>, CmdError> {
-    write(keys, key, !only_existing, |l: &mut List| {
+    let len = write(keys, key, !only_existing, |l: &mut List| {
         for item in items {
             let item = SmallBytes::from(*item);
             match end {
@@ -50,7 +52,11 @@ pub fn push(
             }
         }
         Ok(l.len())
-    })
+    })?;
+    if len.is_some() {
+        crate::coord::lists::signal_ready(keys, key);
+    }
+    Ok(len)
 }
 
 /// Pop up to `count` elements from `end` of the list at `key` (deleting
@@ -373,9 +379,165 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
     Ok(())
 }
 
+/// A blocking command's timeout in seconds (decimals allowed), as Redis's
+/// `getTimeoutFromObjectOrReply`: whole milliseconds, truncated; 0 waits
+/// forever. `now_ms` is the Unix time (the deadline must fit in 64 bits).
+pub fn timeout_ms(arg: &[u8], now_ms: i64) -> Result<u64, CmdError> {
+    const NOT_FLOAT: CmdError = CmdError::Static("ERR timeout is not a float or out of range");
+    let text = std::str::from_utf8(arg).map_err(|_| NOT_FLOAT)?;
+    // strtold's rules: no leading space, no NaN, and an overflow or
+    // underflow of a finite literal is refused.
+    if text.is_empty() || text.starts_with(|c: char| c.is_ascii_whitespace()) || text.len() >= 5 * 1024 {
+        return Err(NOT_FLOAT);
+    }
+    let secs: f64 = text.parse().map_err(|_| NOT_FLOAT)?;
+    let lower = text.to_ascii_lowercase();
+    let mantissa = lower.split('e').next().unwrap_or("");
+    // Past an f64's range but maybe not a long double's (Redis's type).
+    let exponent = lower
+        .contains('e')
+        .then(|| lower.rsplit('e').next().and_then(|e| e.parse::<i64>().ok()));
+    let overflow = secs.is_infinite() && !lower.contains("inf") && exponent.is_some_and(|e| e.is_none_or(|e| e > 4932));
+    let underflow = secs == 0.0
+        && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
+        && exponent.is_some_and(|e| e.is_none_or(|e| e < -4950));
+    if secs.is_nan() || overflow || underflow {
+        return Err(NOT_FLOAT);
+    }
+    let ms = secs * 1000.0;
+    // C's conversion of an out-of-range double to long long gives
+    // LLONG_MIN on x86-64: Redis then calls it negative.
+    let ms = if ms.is_finite() && ms > -9.223_372_036_854_775e18 && ms < 9.223_372_036_854_775e18 {
+        ms as i64
+    } else {
+        i64::MIN
+    };
+    if ms < 0 {
+        return Err(CmdError::Static("ERR timeout is negative"));
+    }
+    if ms > 0 && ms > i64::MAX - now_ms {
+        return Err(CmdError::Static("ERR timeout is out of range"));
+    }
+    Ok(ms as u64)
+}
+
+/// Whether this command may block: not inside MULTI/EXEC (Redis's
+/// CLIENT_DENY_BLOCKING), where it answers as if timed out. (Scripts may
+/// not call the blocking commands at all: NOSCRIPT, as in Redis.)
+fn may_block(ctx: &Ctx<'_>) -> bool {
+    ctx.client.multi.is_none() && !ctx.client.in_exec
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Block the client on `names` until one is pushed to (or the timeout).
+fn block_on(ctx: &mut Ctx<'_>, names: &[&[u8]], op: ListOp, timeout: u64) {
+    let (ticket, rx) = ctx.shared.coord.enqueue_list(ctx.client.db, names, op);
+    ctx.client
+        .handle
+        .block
+        .store(crate::instance::BLOCK_WAITING, std::sync::atomic::Ordering::SeqCst);
+    ctx.client.blocked = Some(Box::new(super::Blocked {
+        ticket,
+        rx,
+        timeout: (timeout > 0).then(|| std::time::Duration::from_millis(timeout)),
+    }));
+}
+
+pub fn blpop(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    blocking_pop(ctx, keys, args, End::Left)
+}
+
+pub fn brpop(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    blocking_pop(ctx, keys, args, End::Right)
+}
+
+/// `BLPOP key [key ...] timeout`: the first non-empty list in argument
+/// order serves at once; else the client blocks on them all.
+fn blocking_pop(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]], end: End) -> CmdResult {
+    let names = &args[1..args.len() - 1];
+    let timeout = timeout_ms(args[args.len() - 1], unix_ms())?;
+    for key in names {
+        if read::<List>(keys, key)?.is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        if let Some(item) = pop(keys, key, end, 1)?.and_then(|mut items| items.pop()) {
+            ctx.out.array(2);
+            ctx.out.bulk(key);
+            ctx.out.bulk(&item);
+            return Ok(());
+        }
+    }
+    if may_block(ctx) {
+        block_on(ctx, names, ListOp::Pop(end), timeout);
+    } else {
+        ctx.out.null_array();
+    }
+    Ok(())
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
+pub fn blmove(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    let (from, to) = (End::parse(args[3])?, End::parse(args[4])?);
+    blocking_move(ctx, keys, args[1], args[2], from, to, args[5])
+}
+
+/// `BRPOPLPUSH source destination timeout`
+pub fn brpoplpush(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> CmdResult {
+    blocking_move(ctx, keys, args[1], args[2], End::Right, End::Left, args[3])
+}
+
+/// LMOVE at once if `src` has elements, else block on it.
+fn blocking_move(
+    ctx: &mut Ctx<'_>,
+    keys: &mut Locked<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+    timeout: &[u8],
+) -> CmdResult {
+    let timeout = timeout_ms(timeout, unix_ms())?;
+    if read::<List>(keys, src)?.is_some() {
+        let moved = move_element(keys, src, dst, from, to)?;
+        ctx.out.bulk_or_null(moved.as_deref());
+    } else if may_block(ctx) {
+        let op = ListOp::Move {
+            from,
+            to,
+            dst: dst.into(),
+        };
+        block_on(ctx, &[src], op, timeout);
+    } else {
+        ctx.out.null();
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::clamp_range;
+    use super::{clamp_range, timeout_ms};
+
+    #[test]
+    fn timeouts_parse_as_redis() {
+        let now = 1_700_000_000_000;
+        assert_eq!(timeout_ms(b"0", now).unwrap(), 0);
+        assert_eq!(timeout_ms(b"1.5", now).unwrap(), 1500);
+        assert_eq!(timeout_ms(b".0009", now).unwrap(), 0);
+        assert_eq!(timeout_ms(b"-0.0001", now).unwrap(), 0);
+        assert_eq!(timeout_ms(b"9e15", now).unwrap(), 9_000_000_000_000_000_000);
+        let text = |a: &[u8]| timeout_ms(a, now).unwrap_err().text("").into_owned();
+        for bad in [&b""[..], b" 1", b"abc", b"nan", b"1e99999", b"1e-99999", b"1x"] {
+            assert_eq!(text(bad), "ERR timeout is not a float or out of range", "{bad:?}");
+        }
+        for neg in [&b"-1"[..], b"inf", b"-inf", b"1e400", b"1e16", b"9.3e15"] {
+            assert_eq!(text(neg), "ERR timeout is negative", "{neg:?}");
+        }
+    }
 
     #[test]
     fn ranges_clamp_as_redis() {

@@ -356,6 +356,9 @@ fn run(ctx: &mut Ctx<'_>, slot: usize, spec: &'static CommandSpec, args: &[&[u8]
         },
     };
     run_with_keys(ctx, slot, spec, &mut locked, args, Ok(keys), now);
+    // Clients blocked on the lists this pushed to are served now, after the
+    // whole command (EXEC, a script), still under its locks.
+    ctx.shared.coord.serve_ready(locked);
 }
 
 /// Run a command against keys already locked (by EXEC).

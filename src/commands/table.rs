@@ -181,6 +181,12 @@ const K2: KeySpec = KeySpec::Range {
     last: 2,
     step: 1,
 };
+/// Every argument but the first and the last (BLPOP's keys before its timeout).
+const KBLOCK: KeySpec = KeySpec::Range {
+    first: 1,
+    last: -2,
+    step: 1,
+};
 /// A destination, then numkeys source keys (ZUNIONSTORE).
 const KSTORE: KeySpec = KeySpec::DestNumKeys;
 const KNONE: KeySpec = KeySpec::None;
@@ -306,6 +312,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("lpos",         -3,   RO,                                             K1,     Nothing,  lists::lpos,           "list",         "Returns the index of matching elements in a list."),
     spec("lmove",        5,    RW,                                             K12,    Keys,     lists::lmove,          "list",         "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
     spec("rpoplpush",    3,    RW,                                             K12,    Keys,     lists::rpoplpush,      "list",         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
+    spec("blpop",        -3,   WRITE | NOSCRIPT | BLOCKING,                    KBLOCK, Keys,     lists::blpop,          "list",         "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    spec("brpop",        -3,   WRITE | NOSCRIPT | BLOCKING,                    KBLOCK, Keys,     lists::brpop,          "list",         "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    spec("blmove",       6,    RW | NOSCRIPT | BLOCKING,                       K12,    Keys,     lists::blmove,         "list",         "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."),
+    spec("brpoplpush",   4,    RW | NOSCRIPT | BLOCKING,                       K12,    Keys,     lists::brpoplpush,     "list",         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."),
     // sets
     spec("sadd",         -3,   RW | FAST,                                      K1,     Keys,     sets::sadd,            "set",          "Adds one or more members to a set. Creates the key if it doesn't exist."),
     spec("srem",         -3,   WRITE | FAST,                                   K1,     Keys,     sets::srem,            "set",          "Removes one or more members from a set. Deletes the set if the last member was removed."),

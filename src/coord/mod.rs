@@ -18,7 +18,8 @@
 //!   or a lock-delay ends ([`Coord::due`]).
 //!
 //! A grant takes a fence, stores the lock, logs the key's new state to the
-//! append-only file and sends the fence to the blocked connection through
+//! append-only file, publishes `acquired TOKEN FENCE` on `__lock__:KEY`
+//! and sends the fence to the blocked connection through
 //! its oneshot channel ([`hand_over`](Coord::hand_over), the one place a
 //! waiter is granted). A waiter whose connection went away is skipped; one
 //! that goes away as it is granted gives the lock back
@@ -28,6 +29,7 @@
 //! shard lock(s) → `state` → the semaphores' lock → the append-only
 //! file's buffer. Nothing here is held across an `.await`.
 
+pub mod lists;
 pub mod sem;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -42,18 +44,29 @@ use crate::commands::CmdError;
 use crate::lockstats::{LockStats, Release};
 use crate::persist::Aof;
 use crate::persist::aof::key_record;
+use crate::pubsub::{LockEvent, PubSub};
 use crate::store::{Clock, Entry, Keyspace, Locked};
 
 /// A key of one database.
 pub type DbKey = (usize, Box<[u8]>);
 
 /// What a granted waiter receives.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Granted {
     pub fence: u64,
     /// End offset of the grant's append-only record (0 without a log):
     /// the reply waits until it is durable, like any write's.
     pub aof_mark: u64,
+    /// A list waiter's reply ([`lists`]); None for a lock or a semaphore.
+    pub served: Option<Box<lists::Served>>,
+}
+
+/// What a blocked connection waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketKind {
+    Lock,
+    Sem,
+    List,
 }
 
 /// What a blocking LOCK.ACQUIRE asks for once it reaches the head.
@@ -78,7 +91,7 @@ struct Waiter {
 /// grant it can no longer use.
 #[derive(Debug)]
 pub struct Ticket {
-    pub sem: bool,
+    pub kind: TicketKind,
     pub db: usize,
     pub key: Box<[u8]>,
     pub token: Box<[u8]>,
@@ -125,7 +138,12 @@ pub struct Coord {
     keyspace: Arc<Keyspace>,
     aof: Option<Arc<Aof>>,
     stats: Arc<LockStats>,
+    /// The `__lock__:KEY` events of grants and releases made here (an
+    /// expiry's is the store's expire hook's, [`crate::instance`]).
+    pubsub: Arc<PubSub>,
     state: Mutex<State>,
+    /// Clients blocked on lists ([`lists`]).
+    lists: Mutex<lists::ListState>,
     /// Entries in `state`: dispatch skips [`Coord::after_command`] with one
     /// load while it is 0.
     active: AtomicUsize,
@@ -167,13 +185,16 @@ impl Coord {
         keyspace: Arc<Keyspace>,
         aof: Option<Arc<Aof>>,
         stats: Arc<LockStats>,
+        pubsub: Arc<PubSub>,
         cfg: &crate::config::ServerConfig,
     ) -> Arc<Coord> {
         let coord = Arc::new(Coord {
             keyspace,
             aof,
             stats,
+            pubsub,
             state: Mutex::new(State::default()),
+            lists: Mutex::new(lists::ListState::default()),
             active: AtomicUsize::new(0),
             lock_waiters: AtomicUsize::new(0),
             next_ticket: AtomicU64::new(1),
@@ -278,7 +299,7 @@ impl Coord {
         let (tx, rx) = oneshot::channel();
         let id = self.ticket();
         let ticket = Ticket {
-            sem: false,
+            kind: TicketKind::Lock,
             db,
             key: dk.1.clone(),
             token: req.token.clone(),
@@ -302,8 +323,10 @@ impl Coord {
     /// unblocked or closed): true if it was still there, false if it was
     /// granted meanwhile (the grant is then in its channel).
     pub fn cancel(&self, ticket: &Ticket) -> bool {
-        if ticket.sem {
-            return self.sem_cancel(ticket);
+        match ticket.kind {
+            TicketKind::Sem => return self.sem_cancel(ticket),
+            TicketKind::List => return self.list_cancel(ticket),
+            TicketKind::Lock => {}
         }
         let mut st = self.state.lock();
         let dk = (ticket.db, ticket.key.clone());
@@ -326,9 +349,15 @@ impl Coord {
     /// Give back a grant whose connection closed before it could be
     /// told: the lock (or semaphore slot) goes to the next waiter.
     pub fn give_back(&self, ticket: &Ticket, granted: Granted) {
-        if ticket.sem {
-            self.sem_release_token(ticket.db, &ticket.key, &ticket.token);
-            return;
+        match ticket.kind {
+            TicketKind::Sem => {
+                self.sem_release_token(ticket.db, &ticket.key, &ticket.token);
+                return;
+            }
+            // An element served to a client that closed is gone, as in
+            // Redis when it closes before reading its reply.
+            TicketKind::List => return,
+            TicketKind::Lock => {}
         }
         let db = &self.keyspace.dbs[ticket.db];
         let now = self.keyspace.clock.now_us();
@@ -349,6 +378,7 @@ impl Coord {
         }
         let held = place.remove().is_some_and(|e| e.is_lock());
         self.stats.released(db, key, token, Release::Released, held, now);
+        self.pubsub.lock_event(key, LockEvent::Released { token });
         if let Some(aof) = &self.aof {
             aof.append(|buf| key_record(buf, db, key, None, now));
         }
@@ -378,13 +408,27 @@ impl Coord {
                 .as_ref()
                 .map_or(0, |aof| aof.append(|buf| key_record(buf, db, key, Some(&entry), now)));
             let Waiter { client, req, tx, .. } = w;
-            if tx.send(Granted { fence, aof_mark }).is_err() {
+            if tx
+                .send(Granted {
+                    fence,
+                    aof_mark,
+                    served: None,
+                })
+                .is_err()
+            {
                 if let Some(aof) = &self.aof {
                     aof.append(|buf| key_record(buf, db, key, None, now));
                 }
                 continue;
             }
             self.stats.acquired(db, key, &req.token, now);
+            self.pubsub.lock_event(
+                key,
+                LockEvent::Acquired {
+                    token: &req.token,
+                    fence,
+                },
+            );
             self.note_holder(db, key, fence, client);
             granted = Some((entry, client, req));
             break;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::{Coord, DbKey, Granted, Ticket};
+use super::{Coord, DbKey, Granted, Ticket, TicketKind};
 use crate::commands::CmdError;
 use crate::persist::aof::{sem_del_record, sem_set_record};
 use crate::store::clock::remaining_ms;
@@ -155,6 +155,7 @@ impl Coord {
                 .send(Granted {
                     fence: holder.fence,
                     aof_mark,
+                    served: None,
                 })
                 .is_err()
             {
@@ -225,7 +226,7 @@ impl Coord {
                         tx,
                     });
                     let ticket = Ticket {
-                        sem: true,
+                        kind: TicketKind::Sem,
                         db,
                         key: key.into(),
                         token: token.into(),

@@ -591,13 +591,27 @@ async fn wait_blocked<S: ClientIo>(
             Err(_) => other,
         },
     };
-    let waited_us = started.elapsed().as_micros() as u64;
-    shared.locks.waited(waited_us, matches!(end, WaitEnd::Granted(_)));
+    let list = ticket.kind == crate::coord::TicketKind::List;
+    if !list {
+        let waited_us = started.elapsed().as_micros() as u64;
+        shared.locks.waited(waited_us, matches!(end, WaitEnd::Granted(_)));
+    }
     match end {
         WaitEnd::Granted(g) => {
             client.aof_mark = client.aof_mark.max(g.aof_mark);
-            out.int(g.fence as i64);
+            match g.served.map(|s| *s) {
+                None => out.int(g.fence as i64),
+                Some(crate::coord::lists::Served::Popped { key, item }) => {
+                    out.array(2);
+                    out.bulk(&key);
+                    out.bulk(&item);
+                }
+                Some(crate::coord::lists::Served::Moved(item)) => out.bulk(&item),
+                Some(crate::coord::lists::Served::Failed(e)) => out.error(&e.text("")),
+            }
         }
+        // Redis answers a list wait's end with a nil array, BLMOVE's too.
+        WaitEnd::TimedOut if list => out.null_array(),
         WaitEnd::TimedOut => out.null(),
         WaitEnd::Unblocked => out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
         WaitEnd::Closed(why) => return Err(why),

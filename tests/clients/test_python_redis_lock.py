@@ -7,8 +7,9 @@ them in redlockd's catalogue: unlock 90da91872223f85eb1376a17e3c4df21ace8c54b,
 extend fed16109024d968d9496e4140fe1355bac05ebff, reset
 afbc8014508f92e446b56567e8ba600e811c1bd5, reset_all
 b121d3548d693116c3851b63befe947e49f28c7c) and waits with BLPOP on a signal
-list. Tests that need what the server does not offer yet are skipped, each
-naming what it misses; they run as soon as the server has it."""
+list. Tests that need what the server does not offer (Lua, with `--lua no`
+or a build without it; BLPOP) are skipped, each naming what it misses; any
+other error in those probes fails the test."""
 
 import multiprocessing
 import threading
@@ -22,23 +23,42 @@ from conftest import wait_until
 
 SCRIPTS = (
     "python-redis-lock's Lua scripts (unlock 90da9187, extend fed16109, reset afbc8014, "
-    "reset_all b121d354) are not catalogued and this build runs no other script"
+    "reset_all b121d354) are not catalogued and this build runs no other script (--lua no)"
+)
+LIBRARY_SCRIPTS = (
+    redis_lock.UNLOCK_SCRIPT,
+    redis_lock.EXTEND_SCRIPT,
+    redis_lock.RESET_SCRIPT,
+    redis_lock.RESET_ALL_SCRIPT,
 )
 
 
 def runs_lua(r):
+    """Whether the server runs the library's own scripts. Only the refusal of
+    an uncatalogued script (a build or a server without Lua) skips; any other
+    error is a failure of the test, not a reason to skip it."""
     try:
-        return r.eval("return 1", 0) == 1
-    except redis.ResponseError:
-        return False
+        for script in LIBRARY_SCRIPTS:
+            r.script_load(script)
+    except redis.ResponseError as e:
+        if "unsupported script" in str(e) or "unknown command" in str(e):
+            return False
+        raise
+    # Unlock and extend by a stranger: both answer 1 and change nothing.
+    assert r.eval(redis_lock.UNLOCK_SCRIPT, 2, "lock:probe", "lock-signal:probe", "nobody", 100) == 1
+    assert r.eval(redis_lock.EXTEND_SCRIPT, 1, "lock:probe", "nobody", 10) == 1
+    return True
 
 
 def has_blpop(r):
+    """Whether the server knows BLPOP; only an unknown command skips."""
     try:
-        r.blpop("lock-signal:probe", 0.01)
+        assert r.blpop("lock-signal:probe", 0.01) is None
         return True
-    except redis.ResponseError:
-        return False
+    except redis.ResponseError as e:
+        if "unknown command" in str(e):
+            return False
+        raise
 
 
 def need(r, lua=False, blpop=False):
@@ -46,7 +66,7 @@ def need(r, lua=False, blpop=False):
     if lua and not runs_lua(r):
         missing.append(SCRIPTS)
     if blpop and not has_blpop(r):
-        missing.append("BLPOP is not implemented yet (blocking list commands)")
+        missing.append("BLPOP is not implemented (blocking list commands)")
     if missing:
         pytest.skip("; ".join(missing))
 
