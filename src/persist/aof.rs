@@ -34,7 +34,7 @@ use tracing::{info, warn};
 use crate::latency::LatencyMonitor;
 use crate::protocol::encode_command as encode;
 use crate::store::types::{Container, Hash, List, Set, ZSet};
-use crate::store::{Clock, Entry, Keyspace, NO_DEADLINE, SmallBytes, Value};
+use crate::store::{Clock, Deadline, Entry, Keyspace, NO_DEADLINE, SmallBytes, Value};
 
 /// When the log is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -784,15 +784,7 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
                 let fence = parse_u64(args[5]).ok_or_else(|| bad(format!("bad fence at offset {pos}")))?;
                 max_fence = max_fence.max(fence);
                 let mut locked = keyspace.dbs[db].lock_keys(std::iter::once(args[2]), now);
-                if unix_ms != 0 && unix_ms <= wall {
-                    expired += 1;
-                    let _ = locked.remove(args[2]);
-                } else {
-                    let deadline = if unix_ms == 0 {
-                        NO_DEADLINE
-                    } else {
-                        Clock::deadline_from_unix_ms(unix_ms, now)
-                    };
+                if let Some(deadline) = live_deadline(unix_ms, wall, now) {
                     let _ = locked.set(args[2], args[3], deadline);
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
                         e.set_fence(fence);
@@ -800,6 +792,9 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
                             e.mark_lock();
                         }
                     }
+                } else {
+                    expired += 1;
+                    let _ = locked.remove(args[2]);
                 }
             }
             Some(b"RL.VALUE") if args.len() == 6 => {
@@ -808,18 +803,13 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
                 let value =
                     parse_container(args[4], args[5]).ok_or_else(|| bad(format!("bad container at offset {pos}")))?;
                 let mut locked = keyspace.dbs[db].lock_keys(std::iter::once(args[2]), now);
-                if unix_ms != 0 && unix_ms <= wall {
-                    expired += 1;
-                    let _ = locked.remove(args[2]);
-                } else {
-                    let deadline = if unix_ms == 0 {
-                        NO_DEADLINE
-                    } else {
-                        Clock::deadline_from_unix_ms(unix_ms, now)
-                    };
+                if let Some(deadline) = live_deadline(unix_ms, wall, now) {
                     if let Ok(place) = locked.place(args[2]) {
                         place.set_value(value, deadline);
                     }
+                } else {
+                    expired += 1;
+                    let _ = locked.remove(args[2]);
                 }
             }
             Some(b"RL.DEL") if args.len() == 3 => {
@@ -875,6 +865,16 @@ fn replay(path: &Path, keyspace: &Keyspace) -> std::io::Result<u64> {
         path.display()
     );
     Ok(pos as u64)
+}
+
+/// A record's absolute expiry (Unix ms, 0 = none) as a deadline of this
+/// process's clock, or None when it has already passed (the key is dropped).
+fn live_deadline(unix_ms: i64, wall: i64, now: u64) -> Option<Deadline> {
+    match unix_ms {
+        0 => Some(NO_DEADLINE),
+        ms if ms <= wall => None,
+        ms => Some(Clock::deadline_from_unix_ms(ms, now)),
+    }
 }
 
 /// The most arguments a record has (`RL.SEMSET`, `RL.SET` of a lock).

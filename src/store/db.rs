@@ -472,6 +472,13 @@ pub struct Place<'v, 'k> {
     lookup: Lookup<'v>,
 }
 
+/// The value [`Place::put`] stores: string bytes (kept in place when equal,
+/// with their fence) or a whole value of any type.
+enum NewValue<'a> {
+    Str(&'a [u8]),
+    Any(Value),
+}
+
 impl<'v> Place<'v, '_> {
     /// The key's live entry.
     pub fn entry(&self) -> Option<&Entry> {
@@ -493,34 +500,19 @@ impl<'v> Place<'v, '_> {
 
     /// Store `value` with `deadline`, replacing the live entry if there is one.
     pub fn set(self, value: &[u8], deadline: Deadline) {
-        let Place { db, now, key, lookup } = self;
-        let Lookup {
-            shard_no,
-            hash,
-            shard,
-            found,
-        } = lookup;
-        let deadline_changed = match found {
-            Some((_, i)) => {
-                let e = &mut shard.keys.slots[i].1;
-                e.replace_value(value);
-                std::mem::replace(&mut e.deadline, deadline) != deadline
-            }
-            None => {
-                shard
-                    .keys
-                    .insert(&db.hasher, hash, (key.into(), Entry::new(value, deadline)));
-                true
-            }
-        };
-        if deadline_changed {
-            db.schedule(shard_no, &mut shard.wheel, deadline, hash, now);
-        }
+        self.put(NewValue::Str(value), deadline);
     }
 
     /// Store `value` (any type) with `deadline`, replacing the live entry if
     /// there is one (its fence too).
     pub fn set_value(self, value: Value, deadline: Deadline) {
+        self.put(NewValue::Any(value), deadline);
+    }
+
+    /// What [`Place::set`] and [`Place::set_value`] share: replace the live
+    /// entry's value or insert one, and schedule a changed deadline.
+    #[inline]
+    fn put(self, value: NewValue<'_>, deadline: Deadline) {
         let Place { db, now, key, lookup } = self;
         let Lookup {
             shard_no,
@@ -531,15 +523,22 @@ impl<'v> Place<'v, '_> {
         let deadline_changed = match found {
             Some((_, i)) => {
                 let e = &mut shard.keys.slots[i].1;
-                e.value = value;
-                e.set_fence(0);
-                e.clear_lock();
+                match value {
+                    NewValue::Str(v) => e.replace_value(v),
+                    NewValue::Any(v) => {
+                        e.value = v;
+                        e.set_fence(0);
+                        e.clear_lock();
+                    }
+                }
                 std::mem::replace(&mut e.deadline, deadline) != deadline
             }
             None => {
-                shard
-                    .keys
-                    .insert(&db.hasher, hash, (key.into(), Entry::with_value(value, deadline)));
+                let entry = match value {
+                    NewValue::Str(v) => Entry::new(v, deadline),
+                    NewValue::Any(v) => Entry::with_value(v, deadline),
+                };
+                shard.keys.insert(&db.hasher, hash, (key.into(), entry));
                 true
             }
         };

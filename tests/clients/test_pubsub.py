@@ -45,6 +45,10 @@ def test_sync_get_message_and_patterns(server, protocol):
     assert pong["type"] == "pong"
     p.unsubscribe("news")
     p.punsubscribe()
+    # UNSUBSCRIBE is sent without waiting for its reply: read both
+    # confirmations first, or the PUBLISH (another connection) may overtake it.
+    unsubscribed = [p.get_message(timeout=2), p.get_message(timeout=2)]
+    assert [c["type"] for c in unsubscribed] == ["unsubscribe", "punsubscribe"]
     assert r.publish("news", "nobody") == 0
     p.close()
 
