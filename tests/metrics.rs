@@ -432,3 +432,48 @@ fn a_restart_from_the_append_only_file_keeps_its_locks() {
     let (_server, port) = start(&args);
     assert_eq!(lock_gauges(port, 0.0).0, 2.0);
 }
+
+/// A replicated group's member (here a group of one, which elects itself)
+/// reports its role, term and log indexes, and is ready once it knows a
+/// leader.
+#[test]
+fn a_group_member_reports_its_role_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().display().to_string();
+    let raft_port = free_port().to_string();
+    let peers = format!("1@127.0.0.1:{raft_port}");
+    let args = [
+        "--dir",
+        dir.as_str(),
+        "--raft-id",
+        "1",
+        "--raft-port",
+        raft_port.as_str(),
+        "--raft-peers",
+        peers.as_str(),
+    ];
+    let (server, port) = start(&args);
+    let mut c = server.raw();
+    let mut written = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            written = c.cmd_str(&["SET", "k", "v"]);
+            written == "+OK\r\n"
+        }),
+        "{written}"
+    );
+    let mut m = String::new();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            m = scrape(port);
+            sample(&m, "redlockd_group_applied_index").is_some_and(|i| i >= 2.0)
+        }),
+        "{m}"
+    );
+    assert_eq!(sample(&m, "redlockd_group_leader"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "redlockd_group_leader_id"), Some(1.0), "{m}");
+    assert!(sample(&m, "redlockd_group_term").is_some_and(|t| t >= 1.0), "{m}");
+    assert!(sample(&m, "redlockd_group_last_log_index").is_some_and(|i| i >= 2.0), "{m}");
+    assert_eq!(sample(&m, "redlockd_ready"), Some(1.0), "{m}");
+    assert_eq!(get(port, "/readyz").status, 200);
+}

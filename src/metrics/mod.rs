@@ -45,6 +45,11 @@ pub fn readiness(shared: &Shared) -> Result<(), String> {
             std::io::Error::from_raw_os_error(errno)
         ));
     }
+    if let Some(group) = shared.group.get()
+        && group.leader().0.is_none()
+    {
+        return Err("replicated group: no leader known".into());
+    }
     Ok(())
 }
 
@@ -275,6 +280,9 @@ impl Collector for Scrape {
             "1 when the server accepts writes (see /readyz).",
             readiness(shared).is_ok() as i64,
         )?;
+        if let Some(group) = shared.group.get() {
+            group_metrics(&mut e, group)?;
+        }
         gauge(
             &mut e,
             "redlockd_uptime_seconds",
@@ -283,6 +291,53 @@ impl Collector for Scrape {
         )?;
         Ok(())
     }
+}
+
+/// A replicated group member's view: role, term, log indexes, and on the
+/// leader each follower's lag in log entries.
+fn group_metrics(e: &mut DescriptorEncoder, group: &crate::group::Group) -> std::fmt::Result {
+    let m = group.metrics();
+    let (leader, term) = group.leader();
+    gauge(
+        e,
+        "redlockd_group_leader",
+        "1 on the group's leader, 0 on a follower.",
+        (leader == Some(group.id)) as i64,
+    )?;
+    gauge(
+        e,
+        "redlockd_group_leader_id",
+        "The leader's raft id (0: none known).",
+        leader.unwrap_or(0) as i64,
+    )?;
+    gauge(e, "redlockd_group_term", "The raft term.", term as i64)?;
+    let last = m.last_log_index.unwrap_or(0);
+    gauge(
+        e,
+        "redlockd_group_last_log_index",
+        "The last log index this node holds.",
+        last as i64,
+    )?;
+    gauge(
+        e,
+        "redlockd_group_applied_index",
+        "The last log index applied here.",
+        m.last_applied.map_or(0, |l| l.index) as i64,
+    )?;
+    if let Some(replication) = &m.replication {
+        let mut family = e.encode_descriptor(
+            "redlockd_group_follower_lag_entries",
+            "On the leader: log entries each follower is behind.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (id, matched) in replication.iter().filter(|(id, _)| **id != group.id) {
+            let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
+            let id = id.to_string();
+            ConstGauge::new(lag as i64).encode(family.encode_family(&[("follower", id.as_str())])?)?;
+        }
+    }
+    Ok(())
 }
 
 /// Append `s` to `out` as a JSON string. Client bytes are made text by
