@@ -473,7 +473,10 @@ fn a_group_member_reports_its_role_and_log() {
     assert_eq!(sample(&m, "redlockd_group_leader"), Some(1.0), "{m}");
     assert_eq!(sample(&m, "redlockd_group_leader_id"), Some(1.0), "{m}");
     assert!(sample(&m, "redlockd_group_term").is_some_and(|t| t >= 1.0), "{m}");
-    assert!(sample(&m, "redlockd_group_last_log_index").is_some_and(|i| i >= 2.0), "{m}");
+    assert!(
+        sample(&m, "redlockd_group_last_log_index").is_some_and(|i| i >= 2.0),
+        "{m}"
+    );
     assert_eq!(sample(&m, "redlockd_ready"), Some(1.0), "{m}");
     assert_eq!(get(port, "/readyz").status, 200);
 }
