@@ -477,6 +477,19 @@ async fn contended(
     })
 }
 
+/// Wait for the cycle tasks (each: its cycle latencies in µs and its
+/// refused attempts) and give their [`cycle_stats`], timed from now.
+async fn join_cycles(handles: Vec<tokio::task::JoinHandle<(Vec<u64>, u64)>>) -> serde_json::Value {
+    let started = Instant::now();
+    let (mut per_task, mut refused) = (Vec::new(), 0);
+    for h in handles {
+        let (l, r) = h.await.expect("task");
+        per_task.push(l);
+        refused += r;
+    }
+    cycle_stats(per_task, started.elapsed().as_secs_f64(), refused)
+}
+
 /// Cycles per second and latency percentiles of per-task latency lists.
 fn cycle_stats(per_task: Vec<Vec<u64>>, elapsed: f64, refused: u64) -> serde_json::Value {
     let mut all: Vec<u64> = per_task.into_iter().flatten().collect();
@@ -520,14 +533,7 @@ async fn native(addr: &str, keys: usize, tasks: usize, seconds: f64) -> serde_js
             })
         })
         .collect();
-    let started = Instant::now();
-    let (mut per_task, mut refused) = (Vec::new(), 0);
-    for h in handles {
-        let (l, r) = h.await.expect("task");
-        per_task.push(l);
-        refused += r;
-    }
-    cycle_stats(per_task, started.elapsed().as_secs_f64(), refused)
+    join_cycles(handles).await
 }
 
 /// Kill the leader, then LOCK.ACQUIRE through the others until one grants.
@@ -762,7 +768,7 @@ mod etcd {
     use serde_json::{Value, json};
     use tokio::net::TcpStream;
 
-    use super::{cycle_stats, token};
+    use super::{join_cycles, token};
 
     struct Client {
         authority: String,
@@ -863,14 +869,7 @@ mod etcd {
                 })
             })
             .collect();
-        let started = Instant::now();
-        let (mut per_task, mut refused) = (Vec::new(), 0);
-        for h in handles {
-            let (l, r) = h.await.expect("task");
-            per_task.push(l);
-            refused += r;
-        }
-        let mut stats = cycle_stats(per_task, started.elapsed().as_secs_f64(), refused);
+        let mut stats = join_cycles(handles).await;
         stats["leader"] = json!(leader);
         stats
     }
