@@ -192,6 +192,9 @@ pub struct ClientHandle {
     pub block: AtomicU8,
     /// Wakes the blocked connection when CLIENT UNBLOCK sets `block`.
     pub unblock: Notify,
+    /// In a replicated group: this client took or extended a lock that its
+    /// close may release (ONCLOSE), so its close goes through the log.
+    pub group_bound: AtomicBool,
 }
 
 pub const BLOCK_NONE: u8 = 0;
@@ -222,6 +225,7 @@ impl ClientHandle {
             subscriptions: Default::default(),
             block: AtomicU8::new(BLOCK_NONE),
             unblock: Notify::new(),
+            group_bound: AtomicBool::new(false),
         }
     }
 

@@ -208,6 +208,7 @@ pub fn lock_list(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
             break;
         }
         if d == db && wanted(&key) {
+            let waiters = waiters + coord.group_queue_len(db, &key);
             rows.push(Held {
                 pttl: crate::store::clock::remaining_ms(h.deadline, now),
                 key,
@@ -279,7 +280,7 @@ pub fn sem_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> 
         9 if is(args[7], "wait") => Some(wait_ms(args[8])?),
         _ => return Err(CmdError::Syntax),
     };
-    let may_block = wait.is_some() && ctx.client.multi.is_none() && !ctx.client.in_exec;
+    let may_block = wait.is_some() && ctx.client.may_block();
     let db = ctx.client.db;
     match ctx
         .shared
@@ -333,6 +334,6 @@ pub fn sem_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cmd
         out.int(*pttl);
     }
     out.bulk_str("waiters");
-    out.int(info.waiters as i64);
+    out.int((info.waiters + ctx.shared.coord.group_queue_len(ctx.client.db, args[1])) as i64);
     Ok(())
 }

@@ -425,7 +425,7 @@ pub fn timeout_ms(arg: &[u8], now_ms: i64) -> Result<u64, CmdError> {
 /// CLIENT_DENY_BLOCKING), where it answers as if timed out. (Scripts may
 /// not call the blocking commands at all: NOSCRIPT, as in Redis.)
 fn may_block(ctx: &Ctx<'_>) -> bool {
-    ctx.client.multi.is_none() && !ctx.client.in_exec
+    ctx.client.may_block()
 }
 
 fn unix_ms() -> i64 {

@@ -187,8 +187,7 @@ pub fn lock_acquire(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) ->
     };
     let Some(fence) = fence else {
         if let Some(wait) = opts.wait
-            && ctx.client.multi.is_none()
-            && !ctx.client.in_exec
+            && ctx.client.may_block()
         {
             return super::coordination::block_on_lock(ctx, key, token, args[3], args[4], &opts, wait, held_until);
         }

@@ -83,6 +83,10 @@ pub struct ClientState {
     pub blocked: Option<Box<Blocked>>,
     /// EXEC is running queued commands: a blocking acquire tries once.
     pub in_exec: bool,
+    /// The synthetic client of a replicated group's apply
+    /// (`crate::group::state_machine`): it never blocks, every node
+    /// applies alike (a group's waiters queue at its leader).
+    pub replicated: bool,
 }
 
 /// A blocking acquire in its queue ([`crate::coord`]).
@@ -94,6 +98,13 @@ pub struct Blocked {
 }
 
 impl ClientState {
+    /// Whether a blocking command may block here: not inside MULTI/EXEC
+    /// (Redis's CLIENT_DENY_BLOCKING; it then answers as if timed out),
+    /// nor in a group's apply.
+    pub fn may_block(&self) -> bool {
+        self.multi.is_none() && !self.in_exec && !self.replicated
+    }
+
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Self {
         ClientState {
             authenticated,
@@ -110,6 +121,7 @@ impl ClientState {
             script_effects: None,
             blocked: None,
             in_exec: false,
+            replicated: false,
         }
     }
 

@@ -89,6 +89,9 @@ pub enum Served {
     /// The serving failed (a destination of the wrong type): the client is
     /// unblocked with this error, as Redis does.
     Failed(CmdError),
+    /// A reply already encoded: a replicated group's blocking acquire,
+    /// answered by the leader's apply (`crate::group::waiters`).
+    Encoded(Vec<u8>),
 }
 
 struct ListWaiter {

@@ -67,6 +67,12 @@ pub enum TicketKind {
     Lock,
     Sem,
     List,
+    /// A blocking acquire in a replicated group (of a semaphore or not):
+    /// its queue is the leader's (`crate::group::waiters`), not this
+    /// instance's.
+    Group {
+        sem: bool,
+    },
 }
 
 /// What a blocking LOCK.ACQUIRE asks for once it reaches the head.
@@ -162,7 +168,13 @@ pub struct Coord {
     /// When the expirer's next pass is planned at the latest (store µs;
     /// u64::MAX: its usual tick), as [`Coord::due`] last told it.
     planned: AtomicU64,
+    /// In a replicated group: how many wait for a key in the leader's
+    /// queues (`crate::group::waiters`), which are not these.
+    group_queues: OnceLock<GroupQueueLen>,
 }
+
+/// The length of a key's queue of a group's leader (db, key).
+pub type GroupQueueLen = Box<dyn Fn(usize, &[u8]) -> usize + Send + Sync>;
 
 /// Slots of the table of recent grants' holders (a power of two; 64 KiB).
 const HOLDER_SLOTS: usize = 1 << 12;
@@ -203,6 +215,7 @@ impl Coord {
             max_waiters_per_key: AtomicU64::new(cfg.max_waiters_per_key),
             expirer: OnceLock::new(),
             planned: AtomicU64::new(0),
+            group_queues: OnceLock::new(),
             holders: (0..HOLDER_SLOTS)
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
@@ -326,6 +339,8 @@ impl Coord {
         match ticket.kind {
             TicketKind::Sem => return self.sem_cancel(ticket),
             TicketKind::List => return self.list_cancel(ticket),
+            // Left by its connection through the group (`crate::group::waiters`).
+            TicketKind::Group { .. } => return false,
             TicketKind::Lock => {}
         }
         let mut st = self.state.lock();
@@ -356,7 +371,7 @@ impl Coord {
             }
             // An element served to a client that closed is gone, as in
             // Redis when it closes before reading its reply.
-            TicketKind::List => return,
+            TicketKind::List | TicketKind::Group { .. } => return,
             TicketKind::Lock => {}
         }
         let db = &self.keyspace.dbs[ticket.db];
@@ -758,10 +773,31 @@ impl Coord {
 
     // ------------------------------------------------------ reports
 
+    /// Until when (store µs) a lock-delay keeps `key` from being granted;
+    /// 0 if none runs.
+    pub fn delayed_until(&self, db: usize, key: &[u8]) -> u64 {
+        if !self.active() {
+            return 0;
+        }
+        let dk = (db, Box::<[u8]>::from(key));
+        self.state.lock().delayed.get(&dk).copied().unwrap_or(0)
+    }
+
+    /// A replicated group's queues are its leader's: count them too.
+    pub fn set_group_queues(&self, len: GroupQueueLen) {
+        let _ = self.group_queues.set(len);
+    }
+
+    /// Blocked acquires of a group waiting for `key` at its leader (0 when
+    /// this node does not lead, or without a group).
+    pub fn group_queue_len(&self, db: usize, key: &[u8]) -> usize {
+        self.group_queues.get().map_or(0, |len| len(db, key))
+    }
+
     /// Blocked acquires waiting for `key`.
     pub fn queue_len(&self, db: usize, key: &[u8]) -> usize {
         if self.lock_waiters.load(Ordering::Relaxed) == 0 {
-            return 0;
+            return self.group_queue_len(db, key);
         }
         self.state
             .lock()

@@ -307,6 +307,19 @@ impl Coord {
         })
     }
 
+    /// When a slot of `key` may be free (store µs): 0 if one is now or it
+    /// does not exist, else its holders' earliest deadline. Read-only (a
+    /// group's leader plans its waiters' next attempt with it).
+    pub fn sem_free_at(&self, db: usize, key: &[u8]) -> u64 {
+        let map = self.sems().map.lock();
+        match map.get(&(db, Box::<[u8]>::from(key))) {
+            Some(sem) if sem.holders.len() as u64 >= sem.limit => {
+                sem.holders.iter().map(|h| h.deadline).min().unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
     /// Take a semaphore waiter out of its queue: false if it was admitted meanwhile.
     pub(super) fn sem_cancel(&self, ticket: &Ticket) -> bool {
         let mut map = self.sems().map.lock();

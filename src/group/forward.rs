@@ -49,6 +49,8 @@ pub enum Route {
     Exec,
     /// ROLE, SENTINEL, RAFT.*: answered from the group's state.
     Group,
+    /// A blocking acquire (`WAIT ms`): queued at the leader ([`super::waiters`]).
+    Wait,
 }
 
 /// Commands served from the group's state rather than the command table.
@@ -78,6 +80,9 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
     if let Some(why) = not_replicable(spec, args) {
         return Route::Refused(why);
     }
+    if client.multi.is_none() && split_wait(args).is_some() {
+        return Route::Wait;
+    }
     if client.multi.is_some() {
         return if spec.flags & flags::RUNS_QUEUE != 0 {
             Route::Exec
@@ -104,20 +109,82 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
 fn not_replicable(spec: &table::CommandSpec, args: &[&[u8]]) -> Option<&'static str> {
     match spec.name {
         "spop" => Some("ERR SPOP is not supported in a replicated group (its random pick would differ between nodes)"),
-        "lock.acquire" | "sem.acquire"
-            if args.iter().skip(5).any(|a| {
-                ["wait", "onclose", "delay"]
-                    .iter()
-                    .any(|o| a.eq_ignore_ascii_case(o.as_bytes()))
-            }) =>
-        {
-            Some("ERR WAIT, ONCLOSE and DELAY are not supported in a replicated group yet")
+        "lock.acquire" if args.iter().skip(5).any(|a| a.eq_ignore_ascii_case(b"delay")) => {
+            Some("ERR DELAY is not supported in a replicated group yet")
         }
         _ if spec.flags & flags::BLOCKING != 0 && spec.name.starts_with('b') => {
             Some("ERR blocking commands are not supported in a replicated group yet")
         }
         _ => None,
     }
+}
+
+/// A blocking acquire's argv without its `WAIT ms`, and the wait (ms, 0 =
+/// forever), if `args` is one whose options parse; otherwise the command
+/// goes through the log as it is, and its apply answers the error (the
+/// apply never blocks).
+pub fn split_wait(args: &[&[u8]]) -> Option<(Vec<Vec<u8>>, u64)> {
+    let is = |a: &[u8], name: &str| a.eq_ignore_ascii_case(name.as_bytes());
+    // Where the options start, and which take a value.
+    let first = if is(args[0], "lock.acquire") {
+        5
+    } else if is(args[0], "sem.acquire") {
+        7
+    } else {
+        return None;
+    };
+    let mut rest = Vec::with_capacity(args.len());
+    rest.extend(args.iter().take(first).map(|a| a.to_vec()));
+    let mut wait = None;
+    let mut i = first;
+    while i < args.len() {
+        let opt = args[i];
+        if is(opt, "wait") {
+            let ms: i64 = std::str::from_utf8(args.get(i + 1)?).ok()?.parse().ok()?;
+            wait = Some(u64::try_from(ms).ok()?);
+            i += 2;
+            continue;
+        }
+        let takes_value = is(opt, "grace") || is(opt, "delay");
+        rest.push(opt.to_vec());
+        if takes_value {
+            rest.push(args.get(i + 1)?.to_vec());
+            i += 1;
+        }
+        i += 1;
+    }
+    Some((rest, wait?))
+}
+
+/// Whether a command binds a lock to its client: an acquire with ONCLOSE,
+/// or an extend (which takes over a client-bound lock in its grace).
+pub(super) fn binds_client(args: &[Vec<u8>]) -> bool {
+    let is = |a: &[u8], name: &str| a.eq_ignore_ascii_case(name.as_bytes());
+    match args.first() {
+        Some(name) if is(name, "lock.extend") => true,
+        Some(name) if is(name, "lock.acquire") => args.iter().skip(5).any(|a| is(a, "onclose")),
+        _ => false,
+    }
+}
+
+/// `op` as `client`'s own when it binds (see [`Op::AsClient`]); its close
+/// then goes through the log ([`client_closed`]).
+fn as_client(group: &Group, client: &ClientState, binds: bool, op: Op) -> Op {
+    if !binds {
+        return op;
+    }
+    client.handle.group_bound.store(true, Ordering::Relaxed);
+    Op::AsClient(group.client_id(client.handle.id), Box::new(op))
+}
+
+/// A client that took or extended locks closed: release its client-bound
+/// locks (after their grace) through the log. (If this node dies first,
+/// they end at their TTL.)
+pub fn client_closed(group: &Arc<Group>, local: u64) {
+    let (group, id) = (group.clone(), group.client_id(local));
+    tokio::spawn(async move {
+        submit(&group, 0, false, false, Op::ClientClosed(id)).await;
+    });
 }
 
 /// A command the connection loop hands over: its route and owned argv.
@@ -145,7 +212,7 @@ pub enum Forwarded {
 }
 
 /// Why serving on this node did not give a reply.
-enum Outcome {
+pub(super) enum Outcome {
     /// Not the leader; nothing was proposed.
     NotLeader,
     /// Proposed, but not known committed in time: it may still apply.
@@ -154,7 +221,7 @@ enum Outcome {
     Fail(String),
 }
 
-fn error_bytes(text: &str) -> Vec<u8> {
+pub(super) fn error_bytes(text: &str) -> Vec<u8> {
     let mut out = ReplyBuf::new(0);
     out.error(text);
     out.buf.to_vec()
@@ -170,7 +237,8 @@ pub async fn run(group: &Arc<Group>, client: &mut ClientState, out: &mut ReplyBu
         }
         Route::Refused(text) => out.error(text),
         Route::Write => {
-            let bytes = submit(group, db, out.resp3, false, Op::Command(call.args)).await;
+            let op = as_client(group, client, binds_client(&call.args), Op::Command(call.args));
+            let bytes = submit(group, db, out.resp3, false, op).await;
             out.buf.extend_from_slice(&bytes);
         }
         Route::Read => {
@@ -185,15 +253,57 @@ pub async fn run(group: &Arc<Group>, client: &mut ClientState, out: &mut ReplyBu
             }
             let queue = client.multi.take().unwrap_or_default();
             client.handle.multi.store(-1, Ordering::Relaxed);
-            let commands = queue
+            let commands: Vec<Vec<Vec<u8>>> = queue
                 .into_iter()
                 .map(|q| q.args.into_iter().map(|a| a.into_vec()).collect())
                 .collect();
-            let bytes = submit(group, db, out.resp3, false, Op::Multi(commands)).await;
+            let binds = commands.iter().any(|c| binds_client(c));
+            let op = as_client(group, client, binds, Op::Multi(commands));
+            let bytes = submit(group, db, out.resp3, false, op).await;
             out.buf.extend_from_slice(&bytes);
         }
         Route::Group => super::role::run(group, client, out, &call.args).await,
+        Route::Wait => block(group, client, out.resp3, &call.args),
     }
+}
+
+/// Block `client` on a blocking acquire: its wait runs as a task
+/// ([`super::waiters::serve_waiter`]) and the connection waits for its
+/// reply as for a single server's (`crate::server::connection`).
+fn block(group: &Arc<Group>, client: &mut ClientState, resp3: bool, args: &[Vec<u8>]) {
+    let argv: SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
+    let Some((rest, wait)) = split_wait(&argv) else { return };
+    let (node, seq) = group.next_session();
+    let ticket = crate::coord::Ticket {
+        kind: crate::coord::TicketKind::Group {
+            sem: rest[0].eq_ignore_ascii_case(b"sem.acquire"),
+        },
+        db: client.db,
+        key: rest[1].clone().into(),
+        token: rest[2].clone().into(),
+        id: seq,
+    };
+    if binds_client(&rest) {
+        client.handle.group_bound.store(true, Ordering::Relaxed);
+    }
+    let req = super::waiters::WaitRequest {
+        id: (node, seq),
+        client: group.client_id(client.handle.id),
+        db: client.db as u32,
+        resp3,
+        args: rest,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(super::waiters::serve_waiter(group.clone(), req, tx));
+    client
+        .handle
+        .block
+        .store(crate::instance::BLOCK_WAITING, Ordering::SeqCst);
+    client.blocked = Some(Box::new(commands::Blocked {
+        ticket,
+        rx,
+        timeout: (wait > 0).then(|| Duration::from_millis(wait)),
+    }));
 }
 
 /// Serve `op` wherever the leader is, waiting up to `--leader-wait-ms` for
@@ -326,7 +436,7 @@ fn reader_client(db: u32) -> ClientState {
 impl Group {
     /// Propose `op` as the leader of `term`, stamped now; the reply bytes of
     /// its apply once committed.
-    async fn propose(
+    pub(super) async fn propose(
         &self,
         term: u64,
         session: Option<(u64, u64)>,

@@ -65,6 +65,7 @@ pub mod log_store;
 pub mod network;
 pub mod role;
 pub mod state_machine;
+pub mod waiters;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
@@ -117,6 +118,13 @@ pub enum Op {
     /// Requests proposed concurrently, in one entry ([`batch`]): applied in
     /// order, each as if it were an entry of its own.
     Batch(Vec<Request>),
+    /// An op run as the client `id` ([`Group::client_id`]) rather than the
+    /// anonymous one: a lock taken with ONCLOSE is bound to it, and an
+    /// extend binds to it a lock whose client closed in its grace.
+    AsClient(u64, Box<Op>),
+    /// Client `id` closed: its client-bound locks are released (after
+    /// their grace) at this entry on every node.
+    ClientClosed(u64),
 }
 
 /// The reply bytes of an applied entry (RESP, as the client gets them);
@@ -140,6 +148,8 @@ pub struct Group {
     sessions: std::sync::atomic::AtomicU64,
     /// Where proposals queue to be batched into log entries.
     proposals: batch::Proposals,
+    /// Blocked acquires queued here while this node leads.
+    pub waiters: Arc<waiters::Waiters>,
 }
 
 /// Group mode needs neither the append-only file (the log is the
@@ -162,7 +172,8 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
     let time = Arc::new(clock::GroupTime::default());
     crate::store::clock::follow_group_time(1);
     let log = log_store::LogStore::open(&cfg.dir)?;
-    let sm = state_machine::StateMachine::open(shared.clone(), time.clone(), &cfg.dir)?;
+    let waiters = Arc::new(waiters::Waiters::default());
+    let sm = state_machine::StateMachine::open(shared.clone(), time.clone(), waiters.clone(), &cfg.dir)?;
     let fresh = log.is_empty() && !sm.has_snapshot();
     let links = Arc::new(network::Links::new(cfg.peers.clone()));
     let raft_config = openraft::Config {
@@ -192,8 +203,14 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
         client_addrs: Mutex::new(HashMap::new()),
         sessions: std::sync::atomic::AtomicU64::new(crate::store::clock::Clock::wall_us().max(0) as u64),
         proposals: batch::Proposals::start(raft.clone()),
+        waiters,
         config: cfg,
     });
+    group.waiters.set_group(&group);
+    let waiters = group.waiters.clone();
+    shared
+        .coord
+        .set_group_queues(Box::new(move |db, key| waiters.queue_len(db as u32, key)));
     info!(id = group.id, port = group.config.raft_port, "group link listening");
     tokio::spawn(network::serve(listener, group.clone()));
     if fresh && group.config.founding() {
@@ -206,6 +223,7 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
         }
     }
     tokio::spawn(clock::run_expirer(group.clone()));
+    tokio::spawn(waiters::drain_on_stepping_down(Arc::downgrade(&group)));
     tokio::spawn(network::exchange_hellos(group.clone()));
     Ok(Some(group))
 }
@@ -250,6 +268,12 @@ impl Group {
             self.id,
             self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
         )
+    }
+
+    /// The group-wide id of this node's client `local` (the node in the
+    /// top 16 bits): what client-bound locks are bound to in the log.
+    pub fn client_id(&self, local: u64) -> u64 {
+        (self.id << 48) | (local & ((1 << 48) - 1))
     }
 
     /// This node's client address, as the others should report it.

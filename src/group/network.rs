@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use super::forward::{Forward, Forwarded};
+use super::waiters::{Cancelled, WaitReply, WaitRequest, WaiterId};
 use super::{Group, TypeConfig};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -46,6 +47,10 @@ pub enum Rpc {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     Forward(Forward),
     Hello(Hello),
+    /// A blocking acquire, to queue at the leader ([`super::waiters`]).
+    Wait(WaitRequest),
+    /// Take waiter (id, db, key) out of the leader's queue.
+    CancelWait(WaiterId, u32, Vec<u8>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,6 +60,8 @@ pub enum RpcReply {
     Snapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Forward(Forwarded),
     Hello(Hello),
+    Wait(WaitReply),
+    CancelWait(Cancelled),
 }
 
 /// A member's id and client address.
@@ -401,6 +408,8 @@ async fn handle(group: &Arc<Group>, rpc: Rpc) -> RpcReply {
         Rpc::Vote(r) => RpcReply::Vote(group.raft.vote(r).await),
         Rpc::Snapshot(r) => RpcReply::Snapshot(group.raft.install_snapshot(r).await),
         Rpc::Forward(f) => RpcReply::Forward(super::forward::serve_forwarded(group, f).await),
+        Rpc::Wait(req) => RpcReply::Wait(group.waiters.enqueue(req).await.unwrap_or(WaitReply::NotLeader)),
+        Rpc::CancelWait(id, db, key) => RpcReply::CancelWait(group.waiters.cancel(id, db, &key)),
         Rpc::Hello(h) => {
             group.learn_client_addr(h.id, h.client_addr);
             RpcReply::Hello(Hello {

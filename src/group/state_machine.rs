@@ -32,8 +32,10 @@ use tracing::info;
 
 use super::clock::{GroupTime, reclaim};
 use super::log_store::{checked, with_checksum, write_durably};
+use super::waiters::Waiters;
 use super::{Op, Reply, Request, TypeConfig};
-use crate::commands::{ClientState, execute_replicated};
+use crate::commands::table::{self, KeySpec};
+use crate::commands::{ClientState, execute_replicated, key_positions};
 use crate::instance::{ClientHandle, Shared};
 use crate::persist::aof::{Parsed, container_payload, parse_container, parse_record};
 use crate::protocol::{ReplyBuf, encode_command};
@@ -49,6 +51,8 @@ struct Stored {
 pub struct StateMachine {
     shared: Arc<Shared>,
     time: Arc<GroupTime>,
+    /// The leader's blocked acquires: told of the keys each entry touches.
+    waiters: Arc<Waiters>,
     client: ClientState,
     out: ReplyBuf,
     applied: Option<LogId<u64>>,
@@ -67,7 +71,9 @@ const SESSIONS: usize = 100_000;
 
 fn synthetic_client() -> ClientState {
     let addr = SocketAddr::from(([0, 0, 0, 0], 0));
-    ClientState::new(Arc::new(ClientHandle::new(0, addr, addr)), true)
+    let mut client = ClientState::new(Arc::new(ClientHandle::new(0, addr, addr)), true);
+    client.replicated = true;
+    client
 }
 
 fn read_error(e: impl ToString) -> StorageError<u64> {
@@ -76,10 +82,16 @@ fn read_error(e: impl ToString) -> StorageError<u64> {
 
 impl StateMachine {
     /// The state machine, loaded from `<dir>/snapshot` if there is one.
-    pub fn open(shared: Arc<Shared>, time: Arc<GroupTime>, dir: &Path) -> io::Result<StateMachine> {
+    pub fn open(
+        shared: Arc<Shared>,
+        time: Arc<GroupTime>,
+        waiters: Arc<Waiters>,
+        dir: &Path,
+    ) -> io::Result<StateMachine> {
         let mut sm = StateMachine {
             shared,
             time,
+            waiters,
             client: synthetic_client(),
             out: ReplyBuf::new(0),
             applied: None,
@@ -130,6 +142,16 @@ impl StateMachine {
     }
 
     fn run_request(&mut self, index: u64, req: &Request, now: u64, wall: i64) -> Reply {
+        if let Op::AsClient(id, op) = &req.op {
+            let inner = Request {
+                op: (**op).clone(),
+                ..req.clone()
+            };
+            self.set_client_id(*id);
+            let reply = self.run_request(index, &inner, now, wall);
+            self.set_client_id(0);
+            return reply;
+        }
         let keyspace = &self.shared.keyspace;
         keyspace.fences.raise_to(index << 10);
         let _pinned = pin(now, wall);
@@ -140,6 +162,7 @@ impl StateMachine {
             Op::Command(args) if !args.is_empty() => {
                 let argv: SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
                 execute_replicated(&self.shared, &mut self.client, &mut self.out, &argv);
+                self.touched(req.db, &argv);
             }
             Op::Command(_) => {}
             Op::Multi(commands) => {
@@ -150,12 +173,59 @@ impl StateMachine {
                 }
                 self.out.buf.clear();
                 execute_replicated(&self.shared, &mut self.client, &mut self.out, &[b"EXEC"]);
+                for args in commands.iter().filter(|a| !a.is_empty()) {
+                    let argv: SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
+                    self.touched(req.db, &argv);
+                }
             }
-            Op::Tick => reclaim(keyspace, now),
+            Op::Tick => {
+                reclaim(keyspace, now);
+                self.touched_all();
+            }
+            // Unwrapped before: see above.
+            Op::AsClient(..) => {}
+            Op::ClientClosed(id) => {
+                self.shared.coord.client_closed(*id);
+                self.touched_all();
+            }
             // A batch is unpacked by `apply`; one nested in another is not made.
             Op::Batch(_) => {}
         }
         Reply(self.out.buf.to_vec(), Vec::new())
+    }
+
+    /// The synthetic client's id (its handle is its own: no other owner).
+    fn set_client_id(&mut self, id: u64) {
+        if let Some(handle) = Arc::get_mut(&mut self.client.handle) {
+            handle.id = id;
+        }
+    }
+
+    /// Any key may have been freed (expiry, a closed client's locks).
+    fn touched_all(&self) {
+        if self.waiters.any() {
+            self.waiters.touched(0, None::<std::iter::Empty<&[u8]>>);
+        }
+    }
+
+    /// Tell the leader's waiters which keys a command of `db` touched (all,
+    /// for one that names none it could change, as FLUSHDB).
+    fn touched(&self, db: u32, argv: &[&[u8]]) {
+        if !self.waiters.any() {
+            return;
+        }
+        let Some((_, spec)) = table::lookup(argv[0]) else {
+            return;
+        };
+        match spec.keys {
+            KeySpec::None if spec.flags & table::flags::WRITE == 0 => {}
+            KeySpec::None | KeySpec::All => self.waiters.touched(db, None::<std::iter::Empty<&[u8]>>),
+            ref keys => {
+                if let Ok(range) = key_positions(keys, argv) {
+                    self.waiters.touched(db, Some(range.map(|i| argv[i])));
+                }
+            }
+        }
     }
 
     /// The keyspace as snapshot records (see the module doc).

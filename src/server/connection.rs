@@ -577,13 +577,19 @@ async fn wait_blocked<S: ClientIo>(
     let coord = &shared.coord;
     // A wait that ended otherwise than by its grant leaves the queue, unless
     // the grant won the race: then it stands (or is given back on close).
+    let group = matches!(ticket.kind, crate::coord::TicketKind::Group { .. });
     let end = match end {
         WaitEnd::Granted(g) => WaitEnd::Granted(g),
-        other if coord.cancel(&ticket) => other,
+        // A group's wait leaves the leader's queue in its own task, once
+        // `rx` is dropped (crate::group::waiters::serve_waiter).
+        other if !group && coord.cancel(&ticket) => other,
         other => match rx.try_recv() {
             Ok(g) => match other {
                 WaitEnd::Closed(why) => {
-                    coord.give_back(&ticket, g);
+                    match shared.group.get() {
+                        Some(grp) if group => crate::group::waiters::give_back_ticket(grp, &ticket),
+                        _ => coord.give_back(&ticket, g),
+                    }
                     WaitEnd::Closed(why)
                 }
                 _ => WaitEnd::Granted(g),
@@ -608,6 +614,7 @@ async fn wait_blocked<S: ClientIo>(
                 }
                 Some(crate::coord::lists::Served::Moved(item)) => out.bulk(&item),
                 Some(crate::coord::lists::Served::Failed(e)) => out.error(&e.text("")),
+                Some(crate::coord::lists::Served::Encoded(reply)) => out.buf.extend_from_slice(&reply),
             }
         }
         // Redis answers a list wait's end with a nil array, BLMOVE's too.

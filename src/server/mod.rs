@@ -286,6 +286,11 @@ fn admit(
         connection::serve_accepted(stream, tls, &shared, handle.clone()).await;
         shared.clients.unregister(handle.id);
         shared.coord.client_closed(handle.id);
+        if let Some(group) = shared.group.get()
+            && handle.group_bound.load(Ordering::Relaxed)
+        {
+            crate::group::forward::client_closed(group, handle.id);
+        }
         debug!(%peer, id = handle.id, "client closed");
         drop(done);
     });
