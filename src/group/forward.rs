@@ -103,9 +103,8 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
 
 /// Why a command cannot go through the log yet, if it cannot: every node
 /// applies an entry on its own, so a command must not depend on the node
-/// (SPOP's random pick) nor on the connection that sent it (a blocking
-/// wait, a lock bound to a connection, lock-delay, which live in one node's
-/// waiter queues).
+/// (SPOP's random pick) nor block in the apply (the blocking pops; blocking
+/// acquires are [`Route::Wait`], queued at the leader).
 fn not_replicable(spec: &table::CommandSpec, args: &[&[u8]]) -> Option<&'static str> {
     match spec.name {
         "spop" => Some("ERR SPOP is not supported in a replicated group (its random pick would differ between nodes)"),
@@ -465,5 +464,82 @@ impl Group {
     /// Used by the expirer: propose a tick as the leader of `term`.
     pub(super) async fn propose_tick(&self, term: u64) -> bool {
         self.propose(term, None, 0, false, Op::Tick).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(args: &[&str]) -> Vec<Vec<u8>> {
+        args.iter().map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    fn split(args: &[&str]) -> Option<(Vec<Vec<u8>>, u64)> {
+        let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        split_wait(&argv)
+    }
+
+    #[test]
+    fn split_wait_takes_out_every_wait_and_keeps_the_other_options() {
+        assert_eq!(
+            split(&[
+                "LOCK.ACQUIRE",
+                "k",
+                "t",
+                "PX",
+                "100",
+                "ONCLOSE",
+                "GRACE",
+                "5",
+                "wait",
+                "0"
+            ]),
+            Some((
+                owned(&["LOCK.ACQUIRE", "k", "t", "PX", "100", "ONCLOSE", "GRACE", "5"]),
+                0
+            ))
+        );
+        // The last WAIT counts, as the apply's parser would have it; none is left.
+        assert_eq!(
+            split(&[
+                "lock.acquire",
+                "k",
+                "t",
+                "PX",
+                "100",
+                "WAIT",
+                "1",
+                "DELAY",
+                "7",
+                "WAIT",
+                "9"
+            ]),
+            Some((owned(&["lock.acquire", "k", "t", "PX", "100", "DELAY", "7"]), 9))
+        );
+        assert_eq!(
+            split(&["SEM.ACQUIRE", "s", "t", "LIMIT", "2", "PX", "100", "WAIT", "50"]),
+            Some((owned(&["SEM.ACQUIRE", "s", "t", "LIMIT", "2", "PX", "100"]), 50))
+        );
+        // Without a WAIT, or with one that does not parse, it is a plain
+        // write: the apply answers its error and never blocks.
+        for args in [
+            &["LOCK.ACQUIRE", "k", "t", "PX", "100"][..],
+            &["LOCK.ACQUIRE", "k", "t", "PX", "100", "WAIT"],
+            &["LOCK.ACQUIRE", "k", "t", "PX", "100", "WAIT", "-1"],
+            &["LOCK.ACQUIRE", "k", "t", "PX", "100", "WAIT", "x"],
+            &["LOCK.ACQUIRE", "k", "t", "PX", "100", "DELAY"],
+            &["GET", "k"],
+        ] {
+            assert_eq!(split(args), None, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn an_onclose_acquire_and_an_extend_bind_their_client() {
+        assert!(binds_client(&owned(&["LOCK.ACQUIRE", "k", "t", "PX", "1", "onclose"])));
+        assert!(binds_client(&owned(&["lock.extend", "k", "t", "PX", "1"])));
+        assert!(!binds_client(&owned(&["LOCK.ACQUIRE", "onclose", "t", "PX", "1"])));
+        assert!(!binds_client(&owned(&["LOCK.RELEASE", "k", "t"])));
     }
 }
