@@ -150,6 +150,11 @@ for rep in $(seq 1 "$REPS"); do
   # redlockd's blocking, FIFO LOCK.ACQUIRE ... WAIT.
   run_bench redis "$rep" "contended locks 50 clients/10 keys" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method retry --retry-ms 10 --script "$SCRIPT"
   run_bench redlockd "$rep" "contended locks 50 clients/10 keys" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method wait
+  # The same clients doing 1 ms of work of their own after each release:
+  # Redis's lock then sits free until a sleeper's retry, redlockd's goes to
+  # the next waiter at once.
+  run_bench redis "$rep" "contended locks 50 clients/10 keys, 1 ms work outside" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method retry --retry-ms 10 --script "$SCRIPT" --think-ms 1
+  run_bench redlockd "$rep" "contended locks 50 clients/10 keys, 1 ms work outside" contended --keys 10 --tasks 50 --seconds "${CONTENDED_SECONDS:-5}" --method wait --think-ms 1
   # Redis has no DELEX; a redlockd anchor has.
   delex_servers=redlockd
   if [ -n "$ANCHOR_BIN" ]; then delex_servers="redis redlockd"; fi

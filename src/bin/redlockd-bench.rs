@@ -69,6 +69,10 @@ enum Mode {
         /// The release script (for `retry`).
         #[arg(long)]
         script: Option<std::path::PathBuf>,
+        /// Work outside the lock after each release (ms): a client that
+        /// does more than take the lock.
+        #[arg(long, default_value_t = 0)]
+        think_ms: u64,
     },
     /// Load lock keys (22-byte tokens) pipelined; report memory per key.
     Load {
@@ -360,6 +364,7 @@ async fn locks(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn contended(
     addr: &str,
     keys: usize,
@@ -368,6 +373,7 @@ async fn contended(
     method: &str,
     retry_ms: u64,
     script: Option<&std::path::Path>,
+    think_ms: u64,
 ) -> serde_json::Value {
     let wait = match method {
         "wait" => true,
@@ -439,6 +445,9 @@ async fn contended(
                         c.cmd(&[b"EVALSHA", &sha, b"1", &key, &tok]).await
                     };
                     assert_eq!(released, R::Int(1), "release");
+                    if think_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(think_ms)).await;
+                    }
                 }
                 waits
             })
@@ -736,7 +745,11 @@ async fn main() {
             method,
             retry_ms,
             script,
-        } => contended(&cli.addr, keys, tasks, seconds, &method, retry_ms, script.as_deref()).await,
+            think_ms,
+        } => {
+            let script = script.as_deref();
+            contended(&cli.addr, keys, tasks, seconds, &method, retry_ms, script, think_ms).await
+        }
         Mode::Load { keys, px } => load(&cli.addr, cli.pid, keys, px).await,
         Mode::Expire { keys, px } => expire(&cli.addr, cli.pid, keys, px).await,
         Mode::Idle { conns, pings } => idle(&cli.addr, cli.pid, conns, pings).await,
