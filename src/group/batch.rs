@@ -44,14 +44,18 @@ impl Proposals {
         Proposals { tx }
     }
 
-    /// Propose `request`; the reply bytes of its apply once committed.
-    pub async fn propose(&self, request: Request) -> Result<Vec<u8>, WriteError> {
+    /// Propose `request` (queued at once, in call order); the future of
+    /// the reply bytes of its apply once committed.
+    pub fn propose(&self, request: Request) -> impl Future<Output = Result<Vec<u8>, WriteError>> + use<> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Proposal { request, reply }).is_err() {
-            return Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
+        let sent = self.tx.send(Proposal { request, reply }).is_ok();
+        async move {
+            if !sent {
+                return Err(RaftError::Fatal(openraft::error::Fatal::Stopped));
+            }
+            rx.await
+                .unwrap_or(Err(RaftError::Fatal(openraft::error::Fatal::Stopped)))
         }
-        rx.await
-            .unwrap_or(Err(RaftError::Fatal(openraft::error::Fatal::Stopped)))
     }
 }
 

@@ -443,6 +443,24 @@ impl Group {
         resp3: bool,
         op: Op,
     ) -> Result<Vec<u8>, Outcome> {
+        let freeing = self.waiters.may_free(db, &op);
+        let committed = self.enqueue_proposal(term, session, db, resp3, op);
+        if !freeing.is_empty() {
+            self.waiters.try_heads(freeing);
+        }
+        committed.await
+    }
+
+    /// Stamp `op` and queue it for the log now (in call order); the future
+    /// of its outcome.
+    pub(super) fn enqueue_proposal(
+        &self,
+        term: u64,
+        session: Option<(u64, u64)>,
+        db: u32,
+        resp3: bool,
+        op: Op,
+    ) -> impl Future<Output = Result<Vec<u8>, Outcome>> + use<> {
         let (now_us, wall_us) = self.time.stamp(term);
         let request = Request {
             now_us,
@@ -452,12 +470,15 @@ impl Group {
             resp3,
             op,
         };
-        match tokio::time::timeout(ATTEMPT, self.proposals.propose(request)).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            // Refused before it was appended, or truncated: never applied.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Outcome::NotLeader),
-            Ok(Err(e)) => Err(Outcome::Fail(format!("ERR group: {e}"))),
-            Err(_) => Err(Outcome::TimedOut),
+        let committed = self.proposals.propose(request);
+        async move {
+            match tokio::time::timeout(ATTEMPT, committed).await {
+                Ok(Ok(bytes)) => Ok(bytes),
+                // Refused before it was appended, or truncated: never applied.
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Outcome::NotLeader),
+                Ok(Err(e)) => Err(Outcome::Fail(format!("ERR group: {e}"))),
+                Err(_) => Err(Outcome::TimedOut),
+            }
         }
     }
 

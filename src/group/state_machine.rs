@@ -32,10 +32,9 @@ use tracing::info;
 
 use super::clock::{GroupTime, reclaim};
 use super::log_store::{checked, with_checksum, write_durably};
-use super::waiters::Waiters;
+use super::waiters::{Touched, Waiters, touched_keys};
 use super::{Op, Reply, Request, TypeConfig};
-use crate::commands::table::{self, KeySpec};
-use crate::commands::{ClientState, execute_replicated, key_positions};
+use crate::commands::{ClientState, execute_replicated};
 use crate::instance::{ClientHandle, Shared};
 use crate::persist::aof::{Parsed, container_payload, parse_container, parse_record};
 use crate::protocol::{ReplyBuf, encode_command};
@@ -204,27 +203,14 @@ impl StateMachine {
     /// Any key may have been freed (expiry, a closed client's locks).
     fn touched_all(&self) {
         if self.waiters.any() {
-            self.waiters.touched(0, None::<std::iter::Empty<&[u8]>>);
+            self.waiters.touched(0, Touched::Any);
         }
     }
 
-    /// Tell the leader's waiters which keys a command of `db` touched (all,
-    /// for one that names none it could change, as FLUSHDB).
+    /// Tell the leader's waiters which keys a command of `db` touched.
     fn touched(&self, db: u32, argv: &[&[u8]]) {
-        if !self.waiters.any() {
-            return;
-        }
-        let Some((_, spec)) = table::lookup(argv[0]) else {
-            return;
-        };
-        match spec.keys {
-            KeySpec::None if spec.flags & table::flags::WRITE == 0 => {}
-            KeySpec::None | KeySpec::All => self.waiters.touched(db, None::<std::iter::Empty<&[u8]>>),
-            ref keys => {
-                if let Ok(range) = key_positions(keys, argv) {
-                    self.waiters.touched(db, Some(range.map(|i| argv[i])));
-                }
-            }
+        if self.waiters.any() {
+            self.waiters.touched(db, touched_keys(argv));
         }
     }
 

@@ -46,6 +46,8 @@ use tracing::debug;
 use super::forward::{Outcome, binds_client, error_bytes, submit};
 use super::network::{Rpc, RpcReply};
 use super::{Group, Op};
+use crate::commands::key_positions;
+use crate::commands::table::{self, KeySpec};
 use crate::coord::lists::Served;
 use crate::coord::{Granted, Ticket, TicketKind, too_many_waiters};
 use crate::store::clock::NO_DEADLINE;
@@ -101,6 +103,16 @@ struct Waiter {
     tx: oneshot::Sender<WaitReply>,
 }
 
+/// A head's try in flight.
+struct Try {
+    id: WaiterId,
+    /// The session of every attempt of the try: it applies at most once.
+    session: (u64, u64),
+    resp3: bool,
+    args: Vec<Vec<u8>>,
+    op: Op,
+}
+
 #[derive(Default)]
 struct KeyQueue {
     waiters: VecDeque<Waiter>,
@@ -113,7 +125,7 @@ struct KeyQueue {
 }
 
 /// (database, key).
-type QueueKey = (u32, Vec<u8>);
+pub type QueueKey = (u32, Vec<u8>);
 
 /// The leader's queues of blocked acquires.
 #[derive(Default)]
@@ -238,24 +250,65 @@ impl Waiters {
         }
     }
 
-    /// An applied entry ran a command on these keys of `db` (None: on any
-    /// key, as FLUSHDB does): look at those with waiters.
-    pub fn touched<'k>(self: &Arc<Self>, db: u32, keys: Option<impl Iterator<Item = &'k [u8]>>) {
-        if self.count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
+    /// An applied entry ran a command on these keys of `db`: look at those
+    /// with waiters.
+    pub fn touched(self: &Arc<Self>, db: u32, keys: Touched<'_>) {
         let Some(group) = self.group() else { return };
-        let keys: Vec<QueueKey> = match keys {
-            Some(keys) => {
-                let queues = self.queues.lock();
-                keys.map(|k| (db, k.to_vec()))
-                    .filter(|k| queues.contains_key(k))
-                    .collect()
-            }
-            None => self.queues.lock().keys().cloned().collect(),
-        };
-        for key in keys {
+        for key in self.queued(db, keys) {
             self.look(&group, &key);
+        }
+    }
+
+    /// The queued keys among `keys` of `db`.
+    fn queued(&self, db: u32, keys: Touched<'_>) -> Vec<QueueKey> {
+        if !self.any() {
+            return Vec::new();
+        }
+        let queues = self.queues.lock();
+        match keys {
+            Touched::Keys(keys) => keys
+                .into_iter()
+                .map(|k| (db, k.to_vec()))
+                .filter(|k| queues.contains_key(k))
+                .collect(),
+            Touched::Any => queues.keys().cloned().collect(),
+        }
+    }
+
+    /// The keys with waiters that `op` (of `db`) may free: a release, a
+    /// delete, a script, a flush names them. See [`Waiters::try_heads`].
+    pub fn may_free(&self, db: u32, op: &Op) -> Vec<QueueKey> {
+        if !self.any() {
+            return Vec::new();
+        }
+        let commands: Vec<&Vec<Vec<u8>>> = match op {
+            Op::Command(args) => vec![args],
+            Op::Multi(commands) => commands.iter().collect(),
+            Op::AsClient(_, op) => return self.may_free(db, op),
+            _ => return Vec::new(),
+        };
+        let mut keys = Vec::new();
+        for args in commands.into_iter().filter(|a| may_free(a)) {
+            let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            keys.extend(self.queued(db, touched_keys(&argv)));
+        }
+        keys
+    }
+
+    /// The leader has just proposed a command that may free `keys`: their
+    /// heads' tries are proposed right behind it, without waiting for it to
+    /// apply, so that a hand-over costs no commit of its own (the try and
+    /// the release usually share an entry). A try that comes too early (the
+    /// key was not freed) answers nil and changes nothing.
+    pub fn try_heads(self: &Arc<Self>, keys: Vec<QueueKey>) {
+        let Some(group) = self.group() else { return };
+        let mut queues = self.queues.lock();
+        for key in keys {
+            if let Some(queue) = queues.get_mut(&key)
+                && queue.trying.is_none()
+            {
+                self.start_try(&group, queue, &key);
+            }
         }
     }
 
@@ -298,16 +351,8 @@ impl Waiters {
         let now = group.time.peek(term);
         let free_at = free_at(group, key, is_semaphore(&head.args));
         if free_at <= now {
-            queue.trying = Some(head.id);
-            queue.touches = 0;
-            let op = if binds_client(&head.args) {
-                Op::AsClient(head.client, Box::new(Op::Command(head.args.clone())))
-            } else {
-                Op::Command(head.args.clone())
-            };
-            let (id, resp3, args) = (head.id, head.resp3, head.args.clone());
+            self.start_try(group, queue, key);
             drop(queues);
-            tokio::spawn(self.clone().try_head(group.clone(), key.clone(), id, resp3, args, op));
         } else if free_at != u64::MAX && (queue.timer_at == 0 || free_at < queue.timer_at) {
             queue.timer_at = free_at;
             drop(queues);
@@ -318,6 +363,40 @@ impl Waiters {
         if gone > 0 {
             self.left(gone);
         }
+    }
+
+    /// Start the try of `queue`'s head, under the queues' lock.
+    fn start_try(self: &Arc<Self>, group: &Arc<Group>, queue: &mut KeyQueue, key: &QueueKey) {
+        let Some(head) = queue.waiters.front() else { return };
+        queue.trying = Some(head.id);
+        queue.touches = 0;
+        let op = if binds_client(&head.args) {
+            Op::AsClient(head.client, Box::new(Op::Command(head.args.clone())))
+        } else {
+            Op::Command(head.args.clone())
+        };
+        let (id, resp3, args) = (head.id, head.resp3, head.args.clone());
+        // Queued for the log now, behind whatever the caller just proposed
+        // (one session for every attempt of this try: applied at most once).
+        let session = group.next_session();
+        let first = group
+            .leading_term()
+            .map(|term| group.enqueue_proposal(term, Some(session), key.0, resp3, op.clone()));
+        let (this, group, key) = (self.clone(), group.clone(), key.clone());
+        tokio::spawn(async move {
+            let first = match first {
+                Some(first) => first.await,
+                None => Err(Outcome::NotLeader),
+            };
+            let tried = Try {
+                id,
+                session,
+                resp3,
+                args,
+                op,
+            };
+            this.finish_try(group, key, tried, first).await
+        });
     }
 
     /// Look at `key` again after `after`.
@@ -334,26 +413,34 @@ impl Waiters {
     }
 
     /// Propose the head's acquire and answer it, or keep it waiting.
-    #[allow(clippy::too_many_arguments)]
-    async fn try_head(
+    /// The try's first attempt ended with `first`: attempt again while its
+    /// fate is unknown, then answer the head or keep it waiting.
+    async fn finish_try(
         self: Arc<Self>,
         group: Arc<Group>,
         key: QueueKey,
-        id: WaiterId,
-        resp3: bool,
-        args: Vec<Vec<u8>>,
-        op: Op,
+        tried: Try,
+        first: Result<Vec<u8>, Outcome>,
     ) {
-        // One session for every attempt of this try: applied at most once.
-        let session = group.next_session();
+        let Try {
+            id,
+            session,
+            resp3,
+            args,
+            op,
+        } = tried;
+        let mut attempt = first;
         let reply = loop {
-            let Some(term) = group.leading_term() else { break None };
-            match group.propose(term, Some(session), key.0, resp3, op.clone()).await {
+            match attempt {
                 Ok(bytes) => break Some(bytes),
-                Err(Outcome::TimedOut) => continue,
                 Err(Outcome::Fail(text)) => break Some(error_bytes(&text)),
                 Err(Outcome::NotLeader) => break None,
+                Err(Outcome::TimedOut) => {}
             }
+            let Some(term) = group.leading_term() else { break None };
+            attempt = group
+                .enqueue_proposal(term, Some(session), key.0, resp3, op.clone())
+                .await;
         };
         let Some(bytes) = reply else {
             if let Some(q) = self.queues.lock().get_mut(&key) {
@@ -408,6 +495,49 @@ impl Waiters {
         }
         self.look(&group, &key);
     }
+}
+
+/// The keys an applied command touched.
+pub enum Touched<'a> {
+    Keys(Vec<&'a [u8]>),
+    /// Any key (FLUSHDB, expiry, a closed client's locks).
+    Any,
+}
+
+/// The keys `argv` names, or any key for a write that names none it could
+/// change (FLUSHDB, FLUSHALL).
+pub fn touched_keys<'a>(argv: &[&'a [u8]]) -> Touched<'a> {
+    let Some((_, spec)) = table::lookup(argv[0]) else {
+        return Touched::Keys(Vec::new());
+    };
+    match spec.keys {
+        KeySpec::None if spec.flags & table::flags::WRITE == 0 => Touched::Keys(Vec::new()),
+        KeySpec::None | KeySpec::All => Touched::Any,
+        ref keys => match key_positions(keys, argv) {
+            Ok(range) => Touched::Keys(range.map(|i| argv[i]).collect()),
+            Err(_) => Touched::Keys(Vec::new()),
+        },
+    }
+}
+
+/// Whether a command may free a lock or a semaphore slot: a release, a
+/// delete, a script (the lock libraries' releases), a flush.
+fn may_free(args: &[Vec<u8>]) -> bool {
+    const FREEING: &[&str] = &[
+        "lock.release",
+        "sem.release",
+        "del",
+        "unlink",
+        "delex",
+        "delifeq",
+        "getdel",
+        "eval",
+        "evalsha",
+        "flushdb",
+        "flushall",
+    ];
+    args.first()
+        .is_some_and(|name| FREEING.iter().any(|f| name.eq_ignore_ascii_case(f.as_bytes())))
 }
 
 /// When `key` may be grantable (group µs): 0 if now, u64::MAX if only an
