@@ -286,18 +286,11 @@ async fn locks(
         ("evalsha", None) => panic!("--release evalsha needs --script"),
         _ => Vec::new(),
     };
-    let held: Arc<Vec<AtomicBool>> = Arc::new((0..keys).map(|_| AtomicBool::new(false)).collect());
-    let overlaps = Arc::new(AtomicU64::new(0));
+    let holders = Holders::new(keys);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let (addr, sha, held, overlaps, release) = (
-                addr.to_string(),
-                sha.clone(),
-                held.clone(),
-                overlaps.clone(),
-                release.to_string(),
-            );
+            let (addr, sha, holders, release) = (addr.to_string(), sha.clone(), holders.clone(), release.to_string());
             tokio::spawn(async move {
                 let mut c = Conn::connect(&addr).await;
                 let mut latencies = Vec::new();
@@ -319,11 +312,9 @@ async fn locks(
                             other => panic!("acquire: {other:?}"),
                         }
                     }
-                    if held[k].swap(true, Ordering::SeqCst) {
-                        overlaps.fetch_add(1, Ordering::SeqCst);
-                    }
+                    holders.enter(k);
                     tokio::task::yield_now().await;
-                    held[k].store(false, Ordering::SeqCst);
+                    holders.leave(k);
                     let r = if release == "native" {
                         c.cmd(&[b"DELEX", &key, b"IFEQ", &tok]).await
                     } else {
@@ -358,7 +349,7 @@ async fn locks(
         "cycles_per_sec": all.len() as f64 / elapsed,
         "p50_us": percentile(&all, 0.50),
         "p99_us": percentile(&all, 0.99),
-        "overlaps": overlaps.load(Ordering::SeqCst),
+        "overlaps": holders.overlaps(),
         "refused_attempts": refused,
         "cycles": all.len(),
     })
@@ -401,12 +392,11 @@ async fn contended(
             ])
             .await;
     }
-    let held: Arc<Vec<AtomicBool>> = Arc::new((0..keys).map(|_| AtomicBool::new(false)).collect());
-    let overlaps = Arc::new(AtomicU64::new(0));
+    let holders = Holders::new(keys);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let (addr, sha, held, overlaps) = (addr.to_string(), sha.clone(), held.clone(), overlaps.clone());
+            let (addr, sha, holders) = (addr.to_string(), sha.clone(), holders.clone());
             tokio::spawn(async move {
                 let mut c = Conn::connect(&addr).await;
                 let k = t % keys;
@@ -434,11 +424,9 @@ async fn contended(
                         }
                     }
                     waits.push(start.elapsed().as_micros() as u64);
-                    if held[k].swap(true, Ordering::SeqCst) {
-                        overlaps.fetch_add(1, Ordering::SeqCst);
-                    }
+                    holders.enter(k);
                     assert!(matches!(c.cmd(&[b"INCR", &counter]).await, R::Int(_)));
-                    held[k].store(false, Ordering::SeqCst);
+                    holders.leave(k);
                     let released = if wait {
                         c.cmd(&[b"LOCK.RELEASE", &key, &tok]).await
                     } else {
@@ -453,21 +441,68 @@ async fn contended(
             })
         })
         .collect();
-    let started = Instant::now();
-    let mut all = Vec::new();
-    let mut grants = Vec::new();
-    for h in handles {
-        let w = h.await.expect("task");
-        grants.push(w.len() as u64);
-        all.extend(w);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let (per_task, elapsed) = join_contended(handles).await;
     let mut counted = 0;
     for k in 0..keys {
         if let R::Bulk(v) = setup.cmd(&[b"GET", format!("counter:{k}").as_bytes()]).await {
             counted += String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0);
         }
     }
+    contended_stats(per_task, elapsed, holders.overlaps(), counted)
+}
+
+/// Which keys the bench's own tasks hold right now, to catch a lock that
+/// lets two clients in: a task entering a key that another task holds is
+/// an overlap.
+struct Holders {
+    held: Vec<AtomicBool>,
+    overlaps: AtomicU64,
+}
+
+impl Holders {
+    fn new(keys: usize) -> Arc<Holders> {
+        Arc::new(Holders {
+            held: (0..keys).map(|_| AtomicBool::new(false)).collect(),
+            overlaps: AtomicU64::new(0),
+        })
+    }
+
+    /// Just after the grant of key `k`.
+    fn enter(&self, k: usize) {
+        if self.held[k].swap(true, Ordering::SeqCst) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Just before the release of key `k`.
+    fn leave(&self, k: usize) {
+        self.held[k].store(false, Ordering::SeqCst);
+    }
+
+    fn overlaps(&self) -> u64 {
+        self.overlaps.load(Ordering::SeqCst)
+    }
+}
+
+/// Wait for the contended-lock tasks (each: its waits for a grant in µs,
+/// one per cycle); their waits and the seconds from now until the last ends.
+async fn join_contended(handles: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> (Vec<Vec<u64>>, f64) {
+    let started = Instant::now();
+    let mut per_task = Vec::new();
+    for h in handles {
+        per_task.push(h.await.expect("task"));
+    }
+    (per_task, started.elapsed().as_secs_f64())
+}
+
+/// The contended modes' report, redlockd's and etcd's alike: throughput,
+/// the wait for a grant (p50/p99), fairness (the most and fewest grants a
+/// client got, and their ratio), and safety: overlaps seen by [`Holders`]
+/// and increments missing from the counters (`counted`, their sum at the
+/// end, against one increment per cycle).
+fn contended_stats(per_task: Vec<Vec<u64>>, elapsed: f64, overlaps: u64, counted: u64) -> serde_json::Value {
+    let grants: Vec<u64> = per_task.iter().map(|w| w.len() as u64).collect();
+    let mut all: Vec<u64> = per_task.into_iter().flatten().collect();
     all.sort_unstable();
     let (most, fewest) = (
         grants.iter().max().copied().unwrap_or(0),
@@ -479,8 +514,9 @@ async fn contended(
         "wait_p99_us": percentile(&all, 0.99),
         "grants_max": most,
         "grants_min": fewest,
-        "fairness_max_min": if fewest == 0 { f64::INFINITY } else { most as f64 / fewest as f64 },
-        "overlaps": overlaps.load(Ordering::SeqCst),
+        // JSON has no infinity: a client that never got the lock is null.
+        "fairness_max_min": if fewest == 0 { None } else { Some(most as f64 / fewest as f64) },
+        "overlaps": overlaps,
         "lost_increments": all.len() as u64 - counted.min(all.len() as u64),
         "cycles": all.len(),
     })
@@ -897,5 +933,44 @@ mod etcd {
             assert_eq!(super::b64(b"foo"), "Zm9v");
             assert_eq!(super::b64(b"foobar"), "Zm9vYmFy");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Holders, contended_stats};
+    use serde_json::json;
+
+    #[test]
+    fn holders_count_a_second_holder_only() {
+        let h = Holders::new(2);
+        h.enter(0);
+        h.leave(0);
+        h.enter(0);
+        h.enter(1);
+        assert_eq!(h.overlaps(), 0);
+        h.enter(0);
+        assert_eq!(h.overlaps(), 1);
+    }
+
+    #[test]
+    fn contended_stats_of_known_waits() {
+        let s = contended_stats(vec![vec![1, 2, 3, 4], vec![5, 6]], 2.0, 1, 5);
+        assert_eq!(s["cycles_per_sec"], json!(3.0));
+        assert_eq!(s["wait_p50_us"], json!(4));
+        assert_eq!(s["wait_p99_us"], json!(6));
+        assert_eq!((s["grants_max"].clone(), s["grants_min"].clone()), (json!(4), json!(2)));
+        assert_eq!(s["fairness_max_min"], json!(2.0));
+        assert_eq!(s["overlaps"], json!(1));
+        assert_eq!(s["lost_increments"], json!(1));
+        assert_eq!(s["cycles"], json!(6));
+    }
+
+    #[test]
+    fn contended_stats_of_a_starved_client_and_extra_increments() {
+        let s = contended_stats(vec![vec![7, 8], vec![]], 1.0, 0, 9);
+        assert_eq!(s["fairness_max_min"], json!(null));
+        assert_eq!(s["grants_min"], json!(0));
+        assert_eq!(s["lost_increments"], json!(0));
     }
 }
