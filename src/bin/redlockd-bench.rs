@@ -118,6 +118,19 @@ enum Mode {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// Contended locks on etcd (its own fair lock, the v3lock service), on
+    /// its leader: the `contended` report for the same clients and keys.
+    EtcdContended {
+        /// Client URLs of the members, comma-separated (http://host:port).
+        #[arg(long, value_delimiter = ',')]
+        endpoints: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        keys: usize,
+        #[arg(long, default_value_t = 50)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// kill -9 a group's leader (found by INFO replication among --nodes,
     /// whose pids are --pids in the same order) and time the first
     /// successful LOCK.ACQUIRE through the other nodes.
@@ -797,6 +810,12 @@ async fn main() {
             tasks,
             seconds,
         } => etcd::locks(&endpoints, keys, tasks, seconds).await,
+        Mode::EtcdContended {
+            endpoints,
+            keys,
+            tasks,
+            seconds,
+        } => etcd::contended(&endpoints, keys, tasks, seconds).await,
         Mode::Failover { nodes, pids } => failover(&nodes, &pids).await,
     };
     use std::io::Write;
@@ -817,7 +836,7 @@ mod etcd {
     use serde_json::{Value, json};
     use tokio::net::TcpStream;
 
-    use super::{join_cycles, token};
+    use super::{Holders, contended_stats, join_contended, join_cycles, token};
 
     struct Client {
         authority: String,
@@ -855,8 +874,9 @@ mod etcd {
         }
     }
 
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
     fn b64(data: &[u8]) -> String {
-        const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
         for chunk in data.chunks(3) {
             let n = chunk
@@ -872,6 +892,42 @@ mod etcd {
             }
         }
         out
+    }
+
+    /// The bytes of a base64 field of etcd's replies.
+    fn unb64(text: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len() / 4 * 3);
+        let (mut n, mut bits) = (0u32, 0);
+        for c in text.bytes().take_while(|&c| c != b'=') {
+            let v = ABC
+                .iter()
+                .position(|&a| a == c)
+                .unwrap_or_else(|| panic!("not base64: {text}"));
+            n = (n << 6 | v as u32) & 0xffff;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((n >> bits) as u8);
+            }
+        }
+        out
+    }
+
+    /// The decimal numbers stored under keys from `prefix` up to
+    /// `range_end` (a linearizable read), summed.
+    async fn sum_counters(c: &mut Client, prefix: &[u8], range_end: &[u8]) -> u64 {
+        let got = c
+            .post("/v3/kv/range", json!({"key": b64(prefix), "range_end": b64(range_end)}))
+            .await;
+        got["kvs"]
+            .as_array()
+            .map_or(0, |kvs| kvs.iter().map(counter_value).sum())
+    }
+
+    /// The number in a key-value of a range reply (0 if it has no value).
+    fn counter_value(kv: &Value) -> u64 {
+        let text = unb64(kv["value"].as_str().unwrap_or(""));
+        String::from_utf8_lossy(&text).parse().unwrap_or(0)
     }
 
     /// The member that leads (its status names itself as leader).
@@ -923,6 +979,68 @@ mod etcd {
         stats
     }
 
+    /// The `contended` mode on etcd's own lock, the v3lock service (the
+    /// server runs concurrency.Mutex: a key `name/lease` per waiter, granted
+    /// in revision order, so first come first served). Each task is one
+    /// client bound to `contended:{task % keys}`; it grants itself one lease
+    /// (TTL 30 s, the redlockd locks' PX) and cycles: `/v3/lock/lock` with
+    /// the lease (blocks until granted; the wait is the time to acquire) →
+    /// an increment of `counter:K` under the lock → `/v3/lock/unlock`. The
+    /// increment is two requests to the leader: a serializable `/v3/kv/range`
+    /// of the counter (no quorum round; not stale, since the member applied
+    /// the previous holder's put before that holder's unlock, and the unlock
+    /// before this grant) and a `/v3/kv/put` of its value + 1 — where
+    /// redlockd's cycle has one INCR. So a lock that let two clients in
+    /// shows as lost increments, as on redlockd.
+    pub async fn contended(endpoints: &[String], keys: usize, tasks: usize, seconds: f64) -> Value {
+        let leader = leader(endpoints).await;
+        let mut setup = Client::connect(&leader).await;
+        // Counters and any lock keys of an earlier run (';' follows ':').
+        let ranges: [(&[u8], &[u8]); 2] = [(b"counter:", b"counter;"), (b"contended:", b"contended;")];
+        for (from, to) in ranges {
+            setup
+                .post("/v3/kv/deleterange", json!({"key": b64(from), "range_end": b64(to)}))
+                .await;
+        }
+        let holders = Holders::new(keys);
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (leader, holders) = (leader.clone(), holders.clone());
+                tokio::spawn(async move {
+                    let mut c = Client::connect(&leader).await;
+                    let lease = c.post("/v3/lease/grant", json!({"TTL": 30})).await["ID"].clone();
+                    let k = t % keys;
+                    let name = b64(format!("contended:{k}").as_bytes());
+                    let counter = b64(format!("counter:{k}").as_bytes());
+                    let mut waits = Vec::new();
+                    while Instant::now() < deadline {
+                        let start = Instant::now();
+                        let granted = c.post("/v3/lock/lock", json!({"name": name, "lease": lease})).await;
+                        waits.push(start.elapsed().as_micros() as u64);
+                        let key = granted["key"].clone();
+                        assert!(key.is_string(), "lock: {granted}");
+                        holders.enter(k);
+                        let got = c
+                            .post("/v3/kv/range", json!({"key": counter, "serializable": true}))
+                            .await;
+                        let n = got["kvs"].get(0).map_or(0, counter_value);
+                        let value = b64((n + 1).to_string().as_bytes());
+                        c.post("/v3/kv/put", json!({"key": counter, "value": value})).await;
+                        holders.leave(k);
+                        c.post("/v3/lock/unlock", json!({"key": key})).await;
+                    }
+                    waits
+                })
+            })
+            .collect();
+        let (per_task, elapsed) = join_contended(handles).await;
+        let counted = sum_counters(&mut setup, b"counter:", b"counter;").await;
+        let mut stats = contended_stats(per_task, elapsed, holders.overlaps(), counted);
+        stats["leader"] = json!(leader);
+        stats
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
@@ -932,6 +1050,32 @@ mod etcd {
             assert_eq!(super::b64(b"fo"), "Zm8=");
             assert_eq!(super::b64(b"foo"), "Zm9v");
             assert_eq!(super::b64(b"foobar"), "Zm9vYmFy");
+        }
+
+        #[test]
+        fn base64_decodes_what_it_encodes() {
+            for text in [
+                &b""[..],
+                b"f",
+                b"fo",
+                b"foo",
+                b"foob",
+                b"12345",
+                b"\x00\xff\x80counter:9",
+            ] {
+                assert_eq!(super::unb64(&super::b64(text)), text);
+            }
+            assert_eq!(super::unb64("NDI="), b"42");
+        }
+
+        #[test]
+        fn counter_values_of_range_replies() {
+            assert_eq!(
+                super::counter_value(&serde_json::json!({"key": "eA==", "value": "MTc="})),
+                17
+            );
+            // etcd leaves empty fields out of its JSON.
+            assert_eq!(super::counter_value(&serde_json::json!({"key": "eA=="})), 0);
         }
     }
 }
