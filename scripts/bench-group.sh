@@ -4,6 +4,10 @@
 # the same lock cycle at TASKS concurrent clients, through the leader.
 #   etcd:     txn put-if-absent (create_revision == 0) with the client's lease → delete
 #   redlockd: LOCK.ACQUIRE key token PX 30000 → LOCK.RELEASE key token
+# and contended locks, TASKS clients on 10 keys, each bound to one key,
+# cycling a blocking acquire → an increment under the lock → release:
+#   etcd:     v3lock's lock (the client's lease) → range + put → unlock
+#   redlockd: LOCK.ACQUIRE key token PX 30000 WAIT 0 → INCR → LOCK.RELEASE
 # plus one redlockd with --appendonly yes --appendfsync always, and the
 # group's failover time: kill -9 the leader → first successful grant through
 # another node (median of FAILOVERS runs). Writes a Markdown table to
@@ -56,10 +60,12 @@ for i in 1 2 3; do
   endpoints+="${endpoints:+,}http://127.0.0.1:$((23790 + i))"
 done
 wait_for 30 curl -sf -X POST -d '{}' http://127.0.0.1:23791/v3/maintenance/status
-etcd_version=$("$ETCD" --version | head -1)
+etcd_version=$("$ETCD" --version | sed -n 1p)
 echo "etcd: $etcd_version, endpoints $endpoints" >&2
 etcd_json=$("$BENCH" etcd --endpoints "$endpoints" --tasks "$TASKS" --seconds "$SECONDS_PER_RUN")
 echo "etcd: $etcd_json" >&2
+etcd_contended_json=$("$BENCH" etcd-contended --endpoints "$endpoints" --keys 10 --tasks "$TASKS" --seconds "$SECONDS_PER_RUN")
+echo "etcd contended: $etcd_contended_json" >&2
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 PIDS=()
@@ -81,7 +87,7 @@ declare -a NODE_PID
 for i in 1 2 3; do start_node "$i"; nodes+="${nodes:+,}127.0.0.1:$((7300 + i))"; done
 leader_port() {
   for i in 1 2 3; do
-    if redis-cli -p $((7300 + i)) INFO replication 2>/dev/null | grep -q '^role:master'; then
+    if redis-cli -p $((7300 + i)) INFO replication 2>/dev/null | grep '^role:master' >/dev/null; then
       echo $((7300 + i)); return 0
     fi
   done
@@ -94,6 +100,13 @@ echo "group: $group_json" >&2
 follower=$(for i in 1 2 3; do p=$((7300 + i)); [ "$p" != "$(leader_port)" ] && echo "$p" && break; done)
 follower_json=$("$BENCH" --addr "127.0.0.1:$follower" native --tasks "$TASKS" --seconds "$SECONDS_PER_RUN")
 echo "group via a follower: $follower_json" >&2
+contended() { # port
+  "$BENCH" --addr "127.0.0.1:$1" contended --method wait --keys 10 --tasks "$TASKS" --seconds "$SECONDS_PER_RUN"
+}
+group_contended_json=$(contended "$(leader_port)")
+echo "group contended: $group_contended_json" >&2
+follower_contended_json=$(contended "$follower")
+echo "group contended via a follower: $follower_contended_json" >&2
 
 failovers=()
 for _ in $(seq 1 "$FAILOVERS"); do
@@ -124,6 +137,11 @@ row() { # name json
   python3 -c 'import json,sys; r = json.loads(sys.argv[2])
 print("| %s | %.0f | %.2f | %.2f |" % (sys.argv[1], r["cycles_per_sec"], r["p50_us"] / 1000, r["p99_us"] / 1000))' "$1" "$2"
 }
+crow() { # name json: a contended row
+  python3 -c 'import json,sys; r = json.loads(sys.argv[2]); f = r["fairness_max_min"]
+print("| %s | %.0f | %.2f | %.2f | %s | %d / %d |" % (sys.argv[1], r["cycles_per_sec"], r["wait_p50_us"] / 1000,
+      r["wait_p99_us"] / 1000, "∞" if f is None else "%.2f" % f, r["overlaps"], r["lost_increments"]))' "$1" "$2"
+}
 mkdir -p "$(dirname "$OUT")"
 {
   echo "# A replicated redlockd group against etcd"
@@ -145,5 +163,20 @@ mkdir -p "$(dirname "$OUT")"
   echo "Failover (redlockd group, --raft-heartbeat-ms 80 --raft-election-timeout-ms 400, the defaults): kill -9 of the"
   echo "leader → first successful LOCK.ACQUIRE through another node, median of $FAILOVERS:"
   echo "**${failover_median} ms** (runs: ${failovers[*]} ms)."
+  echo
+  echo "## Contended locks, $TASKS clients on 10 keys"
+  echo
+  echo "Each client is bound to one of 10 keys and cycles: a blocking acquire → an increment of the key's"
+  echo "counter under the lock → release. etcd = its own fair lock (the v3lock service: /v3/lock/lock with"
+  echo "the client's lease, TTL 30 s) → a serializable range of the counter and a put of its value + 1 →"
+  echo "/v3/lock/unlock, through the leader; redlockd = LOCK.ACQUIRE key token PX 30000 WAIT 0 → INCR →"
+  echo "LOCK.RELEASE. Wait = the time to acquire; fairness = the most grants a client got ÷ the fewest;"
+  echo "overlaps / lost = two clients seen in one lock / increments missing from the counters."
+  echo
+  echo "| setup | cycles/s | wait p50 ms | wait p99 ms | fairness (max/min) | overlaps / lost |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  crow "etcd 3.4, 3 members (v3lock)" "$etcd_contended_json"
+  crow "redlockd group, 3 nodes (leader)" "$group_contended_json"
+  crow "redlockd group, 3 nodes (via a follower)" "$follower_contended_json"
 } >"$OUT"
 cat "$OUT"

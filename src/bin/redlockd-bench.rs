@@ -118,6 +118,19 @@ enum Mode {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// Contended locks on etcd (its own fair lock, the v3lock service), on
+    /// its leader: the `contended` report for the same clients and keys.
+    EtcdContended {
+        /// Client URLs of the members, comma-separated (http://host:port).
+        #[arg(long, value_delimiter = ',')]
+        endpoints: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        keys: usize,
+        #[arg(long, default_value_t = 50)]
+        tasks: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// kill -9 a group's leader (found by INFO replication among --nodes,
     /// whose pids are --pids in the same order) and time the first
     /// successful LOCK.ACQUIRE through the other nodes.
@@ -286,18 +299,11 @@ async fn locks(
         ("evalsha", None) => panic!("--release evalsha needs --script"),
         _ => Vec::new(),
     };
-    let held: Arc<Vec<AtomicBool>> = Arc::new((0..keys).map(|_| AtomicBool::new(false)).collect());
-    let overlaps = Arc::new(AtomicU64::new(0));
+    let holders = Holders::new(keys);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let (addr, sha, held, overlaps, release) = (
-                addr.to_string(),
-                sha.clone(),
-                held.clone(),
-                overlaps.clone(),
-                release.to_string(),
-            );
+            let (addr, sha, holders, release) = (addr.to_string(), sha.clone(), holders.clone(), release.to_string());
             tokio::spawn(async move {
                 let mut c = Conn::connect(&addr).await;
                 let mut latencies = Vec::new();
@@ -319,11 +325,9 @@ async fn locks(
                             other => panic!("acquire: {other:?}"),
                         }
                     }
-                    if held[k].swap(true, Ordering::SeqCst) {
-                        overlaps.fetch_add(1, Ordering::SeqCst);
-                    }
+                    holders.enter(k);
                     tokio::task::yield_now().await;
-                    held[k].store(false, Ordering::SeqCst);
+                    holders.leave(k);
                     let r = if release == "native" {
                         c.cmd(&[b"DELEX", &key, b"IFEQ", &tok]).await
                     } else {
@@ -358,7 +362,7 @@ async fn locks(
         "cycles_per_sec": all.len() as f64 / elapsed,
         "p50_us": percentile(&all, 0.50),
         "p99_us": percentile(&all, 0.99),
-        "overlaps": overlaps.load(Ordering::SeqCst),
+        "overlaps": holders.overlaps(),
         "refused_attempts": refused,
         "cycles": all.len(),
     })
@@ -401,12 +405,11 @@ async fn contended(
             ])
             .await;
     }
-    let held: Arc<Vec<AtomicBool>> = Arc::new((0..keys).map(|_| AtomicBool::new(false)).collect());
-    let overlaps = Arc::new(AtomicU64::new(0));
+    let holders = Holders::new(keys);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let (addr, sha, held, overlaps) = (addr.to_string(), sha.clone(), held.clone(), overlaps.clone());
+            let (addr, sha, holders) = (addr.to_string(), sha.clone(), holders.clone());
             tokio::spawn(async move {
                 let mut c = Conn::connect(&addr).await;
                 let k = t % keys;
@@ -434,11 +437,9 @@ async fn contended(
                         }
                     }
                     waits.push(start.elapsed().as_micros() as u64);
-                    if held[k].swap(true, Ordering::SeqCst) {
-                        overlaps.fetch_add(1, Ordering::SeqCst);
-                    }
+                    holders.enter(k);
                     assert!(matches!(c.cmd(&[b"INCR", &counter]).await, R::Int(_)));
-                    held[k].store(false, Ordering::SeqCst);
+                    holders.leave(k);
                     let released = if wait {
                         c.cmd(&[b"LOCK.RELEASE", &key, &tok]).await
                     } else {
@@ -453,21 +454,68 @@ async fn contended(
             })
         })
         .collect();
-    let started = Instant::now();
-    let mut all = Vec::new();
-    let mut grants = Vec::new();
-    for h in handles {
-        let w = h.await.expect("task");
-        grants.push(w.len() as u64);
-        all.extend(w);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let (per_task, elapsed) = join_contended(handles).await;
     let mut counted = 0;
     for k in 0..keys {
         if let R::Bulk(v) = setup.cmd(&[b"GET", format!("counter:{k}").as_bytes()]).await {
             counted += String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0);
         }
     }
+    contended_stats(per_task, elapsed, holders.overlaps(), counted)
+}
+
+/// Which keys the bench's own tasks hold right now, to catch a lock that
+/// lets two clients in: a task entering a key that another task holds is
+/// an overlap.
+struct Holders {
+    held: Vec<AtomicBool>,
+    overlaps: AtomicU64,
+}
+
+impl Holders {
+    fn new(keys: usize) -> Arc<Holders> {
+        Arc::new(Holders {
+            held: (0..keys).map(|_| AtomicBool::new(false)).collect(),
+            overlaps: AtomicU64::new(0),
+        })
+    }
+
+    /// Just after the grant of key `k`.
+    fn enter(&self, k: usize) {
+        if self.held[k].swap(true, Ordering::SeqCst) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Just before the release of key `k`.
+    fn leave(&self, k: usize) {
+        self.held[k].store(false, Ordering::SeqCst);
+    }
+
+    fn overlaps(&self) -> u64 {
+        self.overlaps.load(Ordering::SeqCst)
+    }
+}
+
+/// Wait for the contended-lock tasks (each: its waits for a grant in µs,
+/// one per cycle); their waits and the seconds from now until the last ends.
+async fn join_contended(handles: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> (Vec<Vec<u64>>, f64) {
+    let started = Instant::now();
+    let mut per_task = Vec::new();
+    for h in handles {
+        per_task.push(h.await.expect("task"));
+    }
+    (per_task, started.elapsed().as_secs_f64())
+}
+
+/// The contended modes' report, redlockd's and etcd's alike: throughput,
+/// the wait for a grant (p50/p99), fairness (the most and fewest grants a
+/// client got, and their ratio), and safety: overlaps seen by [`Holders`]
+/// and increments missing from the counters (`counted`, their sum at the
+/// end, against one increment per cycle).
+fn contended_stats(per_task: Vec<Vec<u64>>, elapsed: f64, overlaps: u64, counted: u64) -> serde_json::Value {
+    let grants: Vec<u64> = per_task.iter().map(|w| w.len() as u64).collect();
+    let mut all: Vec<u64> = per_task.into_iter().flatten().collect();
     all.sort_unstable();
     let (most, fewest) = (
         grants.iter().max().copied().unwrap_or(0),
@@ -479,8 +527,9 @@ async fn contended(
         "wait_p99_us": percentile(&all, 0.99),
         "grants_max": most,
         "grants_min": fewest,
-        "fairness_max_min": if fewest == 0 { f64::INFINITY } else { most as f64 / fewest as f64 },
-        "overlaps": overlaps.load(Ordering::SeqCst),
+        // JSON has no infinity: a client that never got the lock is null.
+        "fairness_max_min": if fewest == 0 { None } else { Some(most as f64 / fewest as f64) },
+        "overlaps": overlaps,
         "lost_increments": all.len() as u64 - counted.min(all.len() as u64),
         "cycles": all.len(),
     })
@@ -761,6 +810,12 @@ async fn main() {
             tasks,
             seconds,
         } => etcd::locks(&endpoints, keys, tasks, seconds).await,
+        Mode::EtcdContended {
+            endpoints,
+            keys,
+            tasks,
+            seconds,
+        } => etcd::contended(&endpoints, keys, tasks, seconds).await,
         Mode::Failover { nodes, pids } => failover(&nodes, &pids).await,
     };
     use std::io::Write;
@@ -781,7 +836,7 @@ mod etcd {
     use serde_json::{Value, json};
     use tokio::net::TcpStream;
 
-    use super::{join_cycles, token};
+    use super::{Holders, contended_stats, join_contended, join_cycles, token};
 
     struct Client {
         authority: String,
@@ -819,8 +874,9 @@ mod etcd {
         }
     }
 
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
     fn b64(data: &[u8]) -> String {
-        const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
         for chunk in data.chunks(3) {
             let n = chunk
@@ -836,6 +892,42 @@ mod etcd {
             }
         }
         out
+    }
+
+    /// The bytes of a base64 field of etcd's replies.
+    fn unb64(text: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len() / 4 * 3);
+        let (mut n, mut bits) = (0u32, 0);
+        for c in text.bytes().take_while(|&c| c != b'=') {
+            let v = ABC
+                .iter()
+                .position(|&a| a == c)
+                .unwrap_or_else(|| panic!("not base64: {text}"));
+            n = (n << 6 | v as u32) & 0xffff;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((n >> bits) as u8);
+            }
+        }
+        out
+    }
+
+    /// The decimal numbers stored under keys from `prefix` up to
+    /// `range_end` (a linearizable read), summed.
+    async fn sum_counters(c: &mut Client, prefix: &[u8], range_end: &[u8]) -> u64 {
+        let got = c
+            .post("/v3/kv/range", json!({"key": b64(prefix), "range_end": b64(range_end)}))
+            .await;
+        got["kvs"]
+            .as_array()
+            .map_or(0, |kvs| kvs.iter().map(counter_value).sum())
+    }
+
+    /// The number in a key-value of a range reply (0 if it has no value).
+    fn counter_value(kv: &Value) -> u64 {
+        let text = unb64(kv["value"].as_str().unwrap_or(""));
+        String::from_utf8_lossy(&text).parse().unwrap_or(0)
     }
 
     /// The member that leads (its status names itself as leader).
@@ -887,6 +979,68 @@ mod etcd {
         stats
     }
 
+    /// The `contended` mode on etcd's own lock, the v3lock service (the
+    /// server runs concurrency.Mutex: a key `name/lease` per waiter, granted
+    /// in revision order, so first come first served). Each task is one
+    /// client bound to `contended:{task % keys}`; it grants itself one lease
+    /// (TTL 30 s, the redlockd locks' PX) and cycles: `/v3/lock/lock` with
+    /// the lease (blocks until granted; the wait is the time to acquire) →
+    /// an increment of `counter:K` under the lock → `/v3/lock/unlock`. The
+    /// increment is two requests to the leader: a serializable `/v3/kv/range`
+    /// of the counter (no quorum round; not stale, since the member applied
+    /// the previous holder's put before that holder's unlock, and the unlock
+    /// before this grant) and a `/v3/kv/put` of its value + 1 — where
+    /// redlockd's cycle has one INCR. So a lock that let two clients in
+    /// shows as lost increments, as on redlockd.
+    pub async fn contended(endpoints: &[String], keys: usize, tasks: usize, seconds: f64) -> Value {
+        let leader = leader(endpoints).await;
+        let mut setup = Client::connect(&leader).await;
+        // Counters and any lock keys of an earlier run (';' follows ':').
+        let ranges: [(&[u8], &[u8]); 2] = [(b"counter:", b"counter;"), (b"contended:", b"contended;")];
+        for (from, to) in ranges {
+            setup
+                .post("/v3/kv/deleterange", json!({"key": b64(from), "range_end": b64(to)}))
+                .await;
+        }
+        let holders = Holders::new(keys);
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (leader, holders) = (leader.clone(), holders.clone());
+                tokio::spawn(async move {
+                    let mut c = Client::connect(&leader).await;
+                    let lease = c.post("/v3/lease/grant", json!({"TTL": 30})).await["ID"].clone();
+                    let k = t % keys;
+                    let name = b64(format!("contended:{k}").as_bytes());
+                    let counter = b64(format!("counter:{k}").as_bytes());
+                    let mut waits = Vec::new();
+                    while Instant::now() < deadline {
+                        let start = Instant::now();
+                        let granted = c.post("/v3/lock/lock", json!({"name": name, "lease": lease})).await;
+                        waits.push(start.elapsed().as_micros() as u64);
+                        let key = granted["key"].clone();
+                        assert!(key.is_string(), "lock: {granted}");
+                        holders.enter(k);
+                        let got = c
+                            .post("/v3/kv/range", json!({"key": counter, "serializable": true}))
+                            .await;
+                        let n = got["kvs"].get(0).map_or(0, counter_value);
+                        let value = b64((n + 1).to_string().as_bytes());
+                        c.post("/v3/kv/put", json!({"key": counter, "value": value})).await;
+                        holders.leave(k);
+                        c.post("/v3/lock/unlock", json!({"key": key})).await;
+                    }
+                    waits
+                })
+            })
+            .collect();
+        let (per_task, elapsed) = join_contended(handles).await;
+        let counted = sum_counters(&mut setup, b"counter:", b"counter;").await;
+        let mut stats = contended_stats(per_task, elapsed, holders.overlaps(), counted);
+        stats["leader"] = json!(leader);
+        stats
+    }
+
     #[cfg(test)]
     mod tests {
         #[test]
@@ -897,5 +1051,70 @@ mod etcd {
             assert_eq!(super::b64(b"foo"), "Zm9v");
             assert_eq!(super::b64(b"foobar"), "Zm9vYmFy");
         }
+
+        #[test]
+        fn base64_decodes_what_it_encodes() {
+            for text in [
+                &b""[..],
+                b"f",
+                b"fo",
+                b"foo",
+                b"foob",
+                b"12345",
+                b"\x00\xff\x80counter:9",
+            ] {
+                assert_eq!(super::unb64(&super::b64(text)), text);
+            }
+            assert_eq!(super::unb64("NDI="), b"42");
+        }
+
+        #[test]
+        fn counter_values_of_range_replies() {
+            assert_eq!(
+                super::counter_value(&serde_json::json!({"key": "eA==", "value": "MTc="})),
+                17
+            );
+            // etcd leaves empty fields out of its JSON.
+            assert_eq!(super::counter_value(&serde_json::json!({"key": "eA=="})), 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Holders, contended_stats};
+    use serde_json::json;
+
+    #[test]
+    fn holders_count_a_second_holder_only() {
+        let h = Holders::new(2);
+        h.enter(0);
+        h.leave(0);
+        h.enter(0);
+        h.enter(1);
+        assert_eq!(h.overlaps(), 0);
+        h.enter(0);
+        assert_eq!(h.overlaps(), 1);
+    }
+
+    #[test]
+    fn contended_stats_of_known_waits() {
+        let s = contended_stats(vec![vec![1, 2, 3, 4], vec![5, 6]], 2.0, 1, 5);
+        assert_eq!(s["cycles_per_sec"], json!(3.0));
+        assert_eq!(s["wait_p50_us"], json!(4));
+        assert_eq!(s["wait_p99_us"], json!(6));
+        assert_eq!((s["grants_max"].clone(), s["grants_min"].clone()), (json!(4), json!(2)));
+        assert_eq!(s["fairness_max_min"], json!(2.0));
+        assert_eq!(s["overlaps"], json!(1));
+        assert_eq!(s["lost_increments"], json!(1));
+        assert_eq!(s["cycles"], json!(6));
+    }
+
+    #[test]
+    fn contended_stats_of_a_starved_client_and_extra_increments() {
+        let s = contended_stats(vec![vec![7, 8], vec![]], 1.0, 0, 9);
+        assert_eq!(s["fairness_max_min"], json!(null));
+        assert_eq!(s["grants_min"], json!(0));
+        assert_eq!(s["lost_increments"], json!(0));
     }
 }
