@@ -273,12 +273,13 @@ async fn lock_client(client: usize, addr: String, locks: usize, stop: Arc<Atomic
         let key = format!("lock:{lock}");
         let token = format!("c{client}-{seq}");
         let t0 = Instant::now();
-        let r = inst
-            .call(
-                &[b"LOCK.ACQUIRE", key.as_bytes(), token.as_bytes(), b"PX", ttl.as_bytes()],
-                CALL_TIMEOUT,
-            )
-            .await;
+        // Every other client blocks a little for its lock (the group's
+        // leader queues it): such grants are held to the same checks.
+        let mut acquire: Vec<&[u8]> = vec![b"LOCK.ACQUIRE", key.as_bytes(), token.as_bytes(), b"PX", ttl.as_bytes()];
+        if client % 2 == 1 {
+            acquire.extend([&b"WAIT"[..], b"200"]);
+        }
+        let r = inst.call(&acquire, CALL_TIMEOUT).await;
         let res = classify(&r);
         let fence = match r {
             Ok(Reply::Int(f)) => Some(f as u64),

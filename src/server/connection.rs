@@ -580,22 +580,29 @@ async fn wait_blocked<S: ClientIo>(
     let group = matches!(ticket.kind, crate::coord::TicketKind::Group { .. });
     let end = match end {
         WaitEnd::Granted(g) => WaitEnd::Granted(g),
-        // A group's wait leaves the leader's queue in its own task, once
-        // `rx` is dropped (crate::group::waiters::serve_waiter).
         other if !group && coord.cancel(&ticket) => other,
-        other => match rx.try_recv() {
-            Ok(g) => match other {
-                WaitEnd::Closed(why) => {
-                    match shared.group.get() {
-                        Some(grp) if group => crate::group::waiters::give_back_ticket(grp, &ticket),
-                        _ => coord.give_back(&ticket, g),
+        other => {
+            // A group's wait leaves the leader's queue in its own task
+            // once `rx` is closed (crate::group::waiters::serve_waiter);
+            // a grant it sent before is taken here, and after, it gives
+            // back itself.
+            if group {
+                rx.close();
+            }
+            match rx.try_recv() {
+                Ok(g) => match other {
+                    WaitEnd::Closed(why) => {
+                        match shared.group.get() {
+                            Some(grp) if group => crate::group::waiters::give_back_ticket(grp, &ticket),
+                            _ => coord.give_back(&ticket, g),
+                        }
+                        WaitEnd::Closed(why)
                     }
-                    WaitEnd::Closed(why)
-                }
-                _ => WaitEnd::Granted(g),
-            },
-            Err(_) => other,
-        },
+                    _ => WaitEnd::Granted(g),
+                },
+                Err(_) => other,
+            }
+        }
     };
     let list = ticket.kind == crate::coord::TicketKind::List;
     if !list {
