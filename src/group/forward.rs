@@ -99,19 +99,18 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
 /// Why a command cannot go through the log yet, if it cannot: every node
 /// applies an entry on its own, so a command must not depend on the node
 /// (SPOP's random pick) nor on the connection that sent it (a blocking
-/// wait, a lock bound to a connection, lock-delay, which live in one node's
-/// waiter queues).
+/// wait, a lock bound to a connection, which live in one node's waiter
+/// queues). DELAY is replicated: the snapshots carry running lock-delays.
 fn not_replicable(spec: &table::CommandSpec, args: &[&[u8]]) -> Option<&'static str> {
     match spec.name {
         "spop" => Some("ERR SPOP is not supported in a replicated group (its random pick would differ between nodes)"),
         "lock.acquire" | "sem.acquire"
-            if args.iter().skip(5).any(|a| {
-                ["wait", "onclose", "delay"]
-                    .iter()
-                    .any(|o| a.eq_ignore_ascii_case(o.as_bytes()))
-            }) =>
+            if args
+                .iter()
+                .skip(5)
+                .any(|a| ["wait", "onclose"].iter().any(|o| a.eq_ignore_ascii_case(o.as_bytes()))) =>
         {
-            Some("ERR WAIT, ONCLOSE and DELAY are not supported in a replicated group yet")
+            Some("ERR WAIT and ONCLOSE are not supported in a replicated group yet")
         }
         _ if spec.flags & flags::BLOCKING != 0 && spec.name.starts_with('b') => {
             Some("ERR blocking commands are not supported in a replicated group yet")
