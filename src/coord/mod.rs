@@ -802,8 +802,9 @@ impl Coord {
                     &m.token,
                     &text(m.fence),
                     &opt(m.delay_ms),
-                    &opt(m.bound.map(|b| b.0)),
-                    &opt(m.bound.map(|b| b.1)),
+                    m.bound
+                        .map_or_else(String::new, |(client, grace)| format!("{client}:{grace}"))
+                        .as_bytes(),
                 ]);
             }
             for ((db, key), p) in &st.pending {

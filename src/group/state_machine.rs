@@ -13,9 +13,9 @@
 //! the group's logical µs so that every node restores them exactly, then
 //! the coordination state that the log replicates
 //! ([`crate::coord::Coord::snapshot_records`], sorted):
-//! - `RL.LOCKOPT <db> <key> <token> <fence> <delay ms> <client> <grace ms>`:
+//! - `RL.LOCKOPT <db> <key> <token> <fence> <delay ms> <client>:<grace ms>`:
 //!   a held lock's options (`DELAY`; `ONCLOSE`'s client id and grace),
-//!   an empty field for one not given;
+//!   an empty field for one not given (a record has at most 7 fields);
 //! - `RL.PENDING <db> <key> <token> <fence> <grace ms> <at>`: a
 //!   client-bound lock released at `at` unless extended first;
 //! - `RL.DELAYED <db> <key> <until>`: a lock-delay running until `until`;
@@ -292,14 +292,18 @@ impl StateMachine {
                         e.set_fence(fence as u64);
                     }
                 }
-                Some(b"RL.LOCKOPT") if args.len() == 8 => {
-                    let (Some(db), Some(fence), Some(delay), Some(client), Some(grace)) =
-                        (unum(args[1]), unum(args[4]), opt(args[5]), opt(args[6]), opt(args[7]))
+                Some(b"RL.LOCKOPT") if args.len() == 7 => {
+                    let bound = match args[6].iter().position(|&c| c == b':') {
+                        None if args[6].is_empty() => Some(None),
+                        None => None,
+                        Some(at) => unum(&args[6][..at]).zip(unum(&args[6][at + 1..])).map(Some),
+                    };
+                    let (Some(db), Some(fence), Some(delay), Some(bound)) =
+                        (unum(args[1]), unum(args[4]), opt(args[5]), bound)
                     else {
                         return Err(bad("bad lock options record"));
                     };
-                    let db = db_index(db)?;
-                    coord.restore_lock_options(db, args[2], args[3], fence, delay, client.zip(grace));
+                    coord.restore_lock_options(db_index(db)?, args[2], args[3], fence, delay, bound);
                 }
                 Some(b"RL.PENDING") if args.len() == 7 => {
                     let (Some(db), Some(fence), Some(grace), Some(at)) =
