@@ -126,6 +126,10 @@ fn semaphores_and_lock_delays_survive_a_snapshot_catch_up() {
     int(&o
         .raw()
         .cmd_str(&["LOCK.ACQUIRE", "delayed", "t", "PX", "100", "DELAY", "60000"]));
+    // (A deadline beyond the monotonic range is kept as Unix ms with the
+    // top bit set: a snapshot carries it as an unsigned number.)
+    let far = ["SET", "far", "f", "PXAT", "9000000000000000000"];
+    assert_eq!(o.raw().cmd_str(&far), "+OK\r\n");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(o.raw().cmd_str(&["GET", "delayed"]), "$-1\r\n");
     let coord_index = applied(&g, leader);
@@ -176,4 +180,5 @@ fn semaphores_and_lock_delays_survive_a_snapshot_catch_up() {
     );
     assert_eq!(n.raw().cmd_str(&["GET", "held"]), "$1\r\nt\r\n");
     assert_eq!(n.raw().cmd_str(&["GET", "bulk119"]), "$1\r\nx\r\n");
+    assert_eq!(n.raw().cmd_str(&["PEXPIRETIME", "far"]), ":9000000000000000000\r\n");
 }

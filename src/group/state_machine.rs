@@ -281,15 +281,15 @@ impl StateMachine {
                     let db = keyspace.dbs.get(db as usize).ok_or_else(|| bad("bad database"))?;
                     let mut locked = db.lock_keys(std::iter::once(args[2]), now);
                     if args[6] == b"string" {
-                        let _ = locked.set(args[2], args[3], deadline as u64);
+                        let _ = locked.set(args[2], args[3], deadline);
                     } else {
                         let value = parse_container(args[6], args[3]).ok_or_else(|| bad("bad container"))?;
                         if let Ok(place) = locked.place(args[2]) {
-                            place.set_value(value, deadline as u64);
+                            place.set_value(value, deadline);
                         }
                     }
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
-                        e.set_fence(fence as u64);
+                        e.set_fence(fence);
                     }
                 }
                 Some(b"RL.LOCKOPT") if args.len() == 7 => {
