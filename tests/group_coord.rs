@@ -27,6 +27,14 @@ fn applied(g: &Group, id: u64) -> u64 {
     g.node(id).raft_field("applied").unwrap().parse().unwrap()
 }
 
+/// No entry is proposed for a while: no timer is left due (one that a
+/// tick did not end would make the leader propose a tick every 10 ms).
+fn quiet(g: &Group, leader: u64) {
+    let index = applied(g, leader);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(applied(g, leader), index, "ticks keep coming");
+}
+
 #[test]
 fn lock_delays_and_semaphore_leases_end_by_the_log() {
     let g = Group::start(3, &["--leader-wait-ms", "3000"]);
@@ -53,6 +61,8 @@ fn lock_delays_and_semaphore_leases_end_by_the_log() {
     for n in &g.nodes {
         assert_eq!(n.raw().cmd_str(&["SEM.INFO", "s"]), "$-1\r\n", "node {}", n.id);
     }
+    // The tick ended the lease on every node: nothing more is due.
+    quiet(&g, leader);
     int(&f2
         .raw()
         .cmd_str(&["SEM.ACQUIRE", "s", "b", "LIMIT", "1", "PX", "60000"]));
@@ -84,6 +94,7 @@ fn lock_delays_and_semaphore_leases_end_by_the_log() {
         "granted during the delay"
     );
     g.wait_converged(Duration::from_secs(5));
+    quiet(&g, leader);
 
     // WAIT and ONCLOSE stay refused; --lock-delay is the same on every node.
     assert!(

@@ -25,6 +25,15 @@
 //! that goes away as it is granted gives the lock back
 //! ([`Coord::give_back`]), so a lock never stays with a closed connection.
 //!
+//! # In a replicated group
+//! Every node applies the log's commands here alike, so the lock options,
+//! pending releases, lock-delays and semaphore holders are replicated
+//! state: they go into the group's snapshots ([`Coord::snapshot_records`],
+//! the `restore_*` methods) and its timers run at tick entries
+//! ([`Coord::due`] at the entry's time, proposed by the leader when
+//! [`Coord::next_due`] has passed). Waiter queues are one node's
+//! connections; a group refuses WAIT, so it has none.
+//!
 //! # Locking order
 //! shard lock(s) → `state` → the semaphores' lock → the append-only
 //! file's buffer. Nothing here is held across an `.await`.
