@@ -172,6 +172,21 @@ fn an_expired_lock_goes_to_the_head_never_before_its_deadline_and_waiters_surviv
     assert!(started.elapsed() >= Duration::from_millis(400), "granted while held");
     assert_eq!(holder(&g, leader, "e").as_deref(), Some("new"));
 
+    // A lock-delay holds the waiter back past the deadline by its length.
+    let started = Instant::now();
+    let lock = ["LOCK.ACQUIRE", "d", "old", "PX", "200", "DELAY", "300"];
+    assert!(g.node(followers[1]).raw().cmd_str(&lock).starts_with(':'));
+    let mut w = send(
+        &g,
+        followers[0],
+        &["LOCK.ACQUIRE", "d", "new", "PX", "30000", "WAIT", "0"],
+    );
+    assert!(text(w.read_frame()).starts_with(':'));
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "granted in the lock-delay"
+    );
+
     // A waiter on a follower keeps waiting while the leader is killed; the
     // lock (in the log) expires under the new leader and goes to it.
     assert!(
@@ -244,4 +259,47 @@ fn semaphore_waiters_and_client_bound_locks_in_a_group() {
             g.node(node).raw().cmd_str(&["LOCK.HOLDER", "b"]).contains("theirs")
         });
     }
+}
+
+#[test]
+fn a_client_bound_lock_outlives_its_close_by_its_grace_unless_extended_back() {
+    let (g, leader, followers) = start();
+    // Closed and not taken back: released through the log after the grace.
+    let mut bound = g.node(followers[0]).raw();
+    assert!(
+        bound
+            .cmd_str(&["LOCK.ACQUIRE", "g1", "t", "PX", "30000", "ONCLOSE", "GRACE", "400"])
+            .starts_with(':')
+    );
+    let closed = Instant::now();
+    drop(bound);
+    let mut waiter = send(
+        &g,
+        followers[1],
+        &["LOCK.ACQUIRE", "g1", "w", "PX", "30000", "WAIT", "0"],
+    );
+    assert!(text(waiter.read_frame()).starts_with(':'));
+    assert!(
+        closed.elapsed() >= Duration::from_millis(400),
+        "released within its grace"
+    );
+    assert_eq!(holder(&g, leader, "g1").as_deref(), Some("w"));
+
+    // Closed, then extended back within the grace from another node: kept,
+    // and bound to the new connection (released when that one closes).
+    let mut bound = g.node(followers[0]).raw();
+    assert!(
+        bound
+            .cmd_str(&["LOCK.ACQUIRE", "g2", "t", "PX", "30000", "ONCLOSE", "GRACE", "600"])
+            .starts_with(':')
+    );
+    drop(bound);
+    let mut again = g.node(followers[1]).raw();
+    assert_eq!(again.cmd_str(&["LOCK.EXTEND", "g2", "t", "PX", "30000"]), ":1\r\n");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(holder(&g, leader, "g2").as_deref(), Some("t"));
+    let mut waiter = send(&g, leader, &["LOCK.ACQUIRE", "g2", "w", "PX", "30000", "WAIT", "0"]);
+    drop(again);
+    assert!(text(waiter.read_frame()).starts_with(':'));
+    assert_eq!(holder(&g, leader, "g2").as_deref(), Some("w"));
 }

@@ -304,6 +304,14 @@ fn config_parse<'a>(shared: &'a crate::instance::Shared, name: &str, value: &[u8
             Change::KeyspaceEvents(crate::pubsub::events::parse(value).ok_or(crate::pubsub::events::INVALID)?)
         }
         "busy-reply-threshold" | "lua-time-limit" => Change::Number(&shared.lua.threshold_ms, signed(value, 0)? as u64),
+        // Every node of a group applies expiries with its own lock-delay:
+        // it is set alike at startup, never on one node.
+        "lock-delay" if shared.group.get().is_some() => {
+            return Err(
+                "lock-delay cannot be changed in a replicated group: start every node with the same --lock-delay"
+                    .into(),
+            );
+        }
         "lock-delay" => Change::Number(&shared.coord.lock_delay_ms, signed(value, 0)? as u64),
         "max-waiters" => Change::Number(&shared.coord.max_waiters, signed(value, 0)? as u64),
         "max-waiters-per-key" => Change::Number(&shared.coord.max_waiters_per_key, signed(value, 0)? as u64),

@@ -25,6 +25,15 @@
 //! that goes away as it is granted gives the lock back
 //! ([`Coord::give_back`]), so a lock never stays with a closed connection.
 //!
+//! # In a replicated group
+//! Every node applies the log's commands here alike, so the lock options,
+//! pending releases, lock-delays and semaphore holders are replicated
+//! state: they go into the group's snapshots ([`Coord::snapshot_records`],
+//! the `restore_*` methods) and its timers run at tick entries
+//! ([`Coord::due`] at the entry's time, proposed by the leader when
+//! [`Coord::next_due`] has passed). Waiter queues are one node's
+//! connections; a group refuses WAIT, so it has none.
+//!
 //! # Locking order
 //! shard lock(s) → `state` → the semaphores' lock → the append-only
 //! file's buffer. Nothing here is held across an `.await`.
@@ -769,6 +778,144 @@ impl Coord {
             self.release_if(&mut locked, db, &key, &token, fence);
         }
         next
+    }
+
+    /// When a replicated group's leader must next propose a tick entry
+    /// for [`Coord::due`] (store µs; u64::MAX: nothing is due): the
+    /// earliest end of a lock-delay, of a pending release's grace, or of a
+    /// semaphore holder's lease. (Waiters are not counted: there are none
+    /// in a group.)
+    pub fn next_due(&self) -> u64 {
+        let mut next = self.sems().earliest_deadline();
+        if self.active() {
+            let st = self.state.lock();
+            next = st
+                .delayed
+                .values()
+                .chain(st.pending.values().map(|p| &p.at))
+                .fold(next, |a, &b| a.min(b));
+        }
+        next
+    }
+
+    // ------------------------------------------- group snapshots
+
+    /// The replicated part of this state as a group snapshot's records
+    /// (`crate::group::state_machine` documents them), sorted so that two
+    /// nodes in the same state write the same bytes: each lock's options,
+    /// each pending release, each lock-delay still running at `now` and
+    /// each live semaphore holder. Times are store µs (the group's logical
+    /// time). Waiter queues are not in it: a waiter is a connection to one
+    /// node. Client ids of ONCLOSE bindings are as the applying node knew them.
+    pub fn snapshot_records(&self, now: u64, buf: &mut Vec<u8>) {
+        let text = |n: u64| n.to_string().into_bytes();
+        let opt = |n: Option<u64>| n.map_or_else(Vec::new, text);
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        let mut record = |args: &[&[u8]]| {
+            let mut r = Vec::new();
+            crate::protocol::encode_command(&mut r, args);
+            records.push(r);
+        };
+        {
+            let st = self.state.lock();
+            for ((db, key), m) in &st.meta {
+                record(&[
+                    b"RL.LOCKOPT",
+                    &text(*db as u64),
+                    key,
+                    &m.token,
+                    &text(m.fence),
+                    &opt(m.delay_ms),
+                    m.bound
+                        .map_or_else(String::new, |(client, grace)| format!("{client}:{grace}"))
+                        .as_bytes(),
+                ]);
+            }
+            for ((db, key), p) in &st.pending {
+                record(&[
+                    b"RL.PENDING",
+                    &text(*db as u64),
+                    key,
+                    &p.token,
+                    &text(p.fence),
+                    &text(p.grace),
+                    &text(p.at),
+                ]);
+            }
+            // A delay that has ended is as good as gone (`grantable`).
+            for ((db, key), &until) in st.delayed.iter().filter(|(_, until)| **until > now) {
+                record(&[b"RL.DELAYED", &text(*db as u64), key, &text(until)]);
+            }
+        }
+        for (db, key, limit, h, _) in self.sems().holders(now) {
+            record(&[
+                b"RL.SEM",
+                &text(db as u64),
+                &key,
+                &text(limit),
+                &h.token,
+                &text(h.fence),
+                &text(h.deadline),
+            ]);
+        }
+        records.sort_unstable();
+        for r in records {
+            buf.extend_from_slice(&r);
+        }
+    }
+
+    /// Before a group snapshot is loaded: forget the replicated state
+    /// (lock options, bindings, pending releases, lock-delays, semaphore
+    /// holders); waiters stay, they are this node's connections.
+    pub fn clear_replicated(&self) {
+        let mut st = self.state.lock();
+        st.meta.clear();
+        st.bound.clear();
+        st.pending.clear();
+        st.delayed.clear();
+        self.sync(&st);
+        drop(st);
+        self.sems().clear_holders();
+    }
+
+    /// A snapshot's `RL.LOCKOPT`: `token` holds `key` with `fence` and
+    /// these options (`bound`: ONCLOSE's client id and grace).
+    pub fn restore_lock_options(
+        &self,
+        db: usize,
+        key: &[u8],
+        token: &[u8],
+        fence: u64,
+        delay_ms: Option<u64>,
+        bound: Option<(u64, u64)>,
+    ) {
+        let mut st = self.state.lock();
+        let (client, onclose) = bound.map_or((0, None), |(c, grace)| (c, Some(grace)));
+        Self::set_meta(&mut st, db, key, token, fence, client, onclose, delay_ms);
+        self.sync(&st);
+    }
+
+    /// A snapshot's `RL.PENDING`: `key` is released at `at` unless `token`
+    /// extends it first.
+    pub fn restore_pending(&self, db: usize, key: &[u8], token: &[u8], fence: u64, grace: u64, at: u64) {
+        let mut st = self.state.lock();
+        st.pending.insert(
+            (db, key.into()),
+            PendingRelease {
+                token: token.into(),
+                fence,
+                grace,
+                at,
+            },
+        );
+        self.sync(&st);
+    }
+
+    /// A snapshot's `RL.DELAYED`: `key` is not grantable before `until`.
+    pub fn restore_delayed(&self, db: usize, key: &[u8], until: u64) {
+        let mut st = self.state.lock();
+        st.delayed.insert((db, key.into()), until);
+        self.sync(&st);
     }
 
     // ------------------------------------------------------ reports

@@ -88,6 +88,29 @@ impl Semaphores {
         self.live.store(map.len(), Ordering::Relaxed);
     }
 
+    /// Forget every holder (a group snapshot is loaded next); a semaphore
+    /// with waiters stays for them.
+    pub fn clear_holders(&self) {
+        let mut map = self.map.lock();
+        map.retain(|_, sem| {
+            sem.holders.clear();
+            !sem.waiters.is_empty()
+        });
+        self.live.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// The earliest holder deadline of any semaphore (u64::MAX if none).
+    pub fn earliest_deadline(&self) -> u64 {
+        if self.live.load(Ordering::Relaxed) == 0 {
+            return u64::MAX;
+        }
+        let map = self.map.lock();
+        map.values()
+            .flat_map(|sem| sem.holders.iter().map(|h| h.deadline))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     /// Every live holder, with its semaphore's database, name and limit
     /// (the append-only file's rewrite, LOCK.LIST).
     pub fn holders(&self, now: u64) -> Vec<HolderRow> {
@@ -118,7 +141,7 @@ pub struct SemInfo {
 }
 
 impl Coord {
-    fn sems(&self) -> &Semaphores {
+    pub(super) fn sems(&self) -> &Semaphores {
         &self.keyspace.sems
     }
 

@@ -8,9 +8,12 @@
 //! faster than real time, and never goes back (apply keeps the maximum).
 //!
 //! The expirer runs on every node but acts only on the leader: when the
-//! earliest deadline in the keyspace has passed by the leader's time, it
+//! earliest deadline in the keyspace, or the coordination layer's next
+//! timer (a lock-delay's end, a semaphore holder's lease,
+//! [`crate::coord::Coord::next_due`]), has passed by the leader's time, it
 //! proposes a tick entry; applying it moves every node's time on, and the
-//! keys whose deadline passed disappear on every node at that entry.
+//! keys whose deadline passed disappear, lock-delays end and semaphore
+//! holders leave on every node at that entry.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -125,7 +128,7 @@ pub async fn run_expirer(group: Arc<Group>) {
     loop {
         tick.tick().await;
         let Some(term) = group.leading_term() else { continue };
-        let due = earliest_deadline(&group);
+        let due = earliest_deadline(&group).min(group.shared.coord.next_due());
         if due != u64::MAX && due <= group.time.peek(term) {
             group.propose_tick(term).await;
         }

@@ -77,7 +77,7 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
     if spec.name == "watch" {
         return Route::Refused("ERR WATCH is not supported in a replicated group");
     }
-    if let Some(why) = not_replicable(spec, args) {
+    if let Some(why) = not_replicable(spec) {
         return Route::Refused(why);
     }
     if client.multi.is_none() && split_wait(args).is_some() {
@@ -104,13 +104,11 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
 /// Why a command cannot go through the log yet, if it cannot: every node
 /// applies an entry on its own, so a command must not depend on the node
 /// (SPOP's random pick) nor block in the apply (the blocking pops; blocking
-/// acquires are [`Route::Wait`], queued at the leader).
-fn not_replicable(spec: &table::CommandSpec, args: &[&[u8]]) -> Option<&'static str> {
+/// acquires are [`Route::Wait`], queued at the leader). DELAY and ONCLOSE
+/// are replicated: the snapshots carry lock options and running lock-delays.
+fn not_replicable(spec: &table::CommandSpec) -> Option<&'static str> {
     match spec.name {
         "spop" => Some("ERR SPOP is not supported in a replicated group (its random pick would differ between nodes)"),
-        "lock.acquire" if args.iter().skip(5).any(|a| a.eq_ignore_ascii_case(b"delay")) => {
-            Some("ERR DELAY is not supported in a replicated group yet")
-        }
         _ if spec.flags & flags::BLOCKING != 0 && spec.name.starts_with('b') => {
             Some("ERR blocking commands are not supported in a replicated group yet")
         }

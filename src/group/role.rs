@@ -304,10 +304,12 @@ async fn sentinel(group: &Group, m: &Metrics, out: &mut ReplyBuf, args: &[Vec<u8
     }
 }
 
-/// (live keys, digest) of this node's keyspace: the digest is a sum of
-/// one hash per key (database, key, value, deadline, fence) and the fence
-/// counter, so it does not depend on where keys sit in memory, and two
-/// nodes that applied the same log give the same one.
+/// (live keys, digest) of this node's state: the digest is a sum of
+/// one hash per key (database, key, value, deadline, fence), the fence
+/// counter and a hash of the coordination state's snapshot records
+/// (lock options, lock-delays, semaphore holders: sorted), so it does not
+/// depend on where keys sit in memory, and two nodes that applied the same
+/// log give the same one.
 fn state_digest(group: &Group) -> (usize, u64) {
     let keyspace = &group.shared.keyspace;
     let (now, _) = group.time.applied();
@@ -334,6 +336,9 @@ fn state_digest(group: &Group) -> (usize, u64) {
             });
         }
     }
+    let mut coord = Vec::new();
+    group.shared.coord.snapshot_records(now, &mut coord);
+    digest = digest.wrapping_add(xxhash_rust::xxh3::xxh3_64(&coord));
     (keys, digest)
 }
 

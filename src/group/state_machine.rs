@@ -11,8 +11,24 @@
 //! first `RL.GROUP <time µs> <wall µs> <fence counter>`, then one
 //! `RL.KEY <db> <key> <value> <deadline> <fence>` per live key, deadlines in
 //! the group's logical µs so that every node restores them exactly, then
-//! `RL.SESSION <node> <seq> <reply>` for each remembered write (the
-//! session replies are replicated state too). It is
+//! the coordination state that the log replicates
+//! ([`crate::coord::Coord::snapshot_records`], sorted):
+//! - `RL.LOCKOPT <db> <key> <token> <fence> <delay ms> <client>:<grace ms>`:
+//!   a held lock's options (`DELAY`; `ONCLOSE`'s client id and grace),
+//!   an empty field for one not given (a record has at most 7 fields);
+//! - `RL.PENDING <db> <key> <token> <fence> <grace ms> <at>`: a
+//!   client-bound lock released at `at` unless extended first;
+//! - `RL.DELAYED <db> <key> <until>`: a lock-delay running until `until`;
+//! - `RL.SEM <db> <key> <limit> <token> <fence> <deadline>`: a semaphore
+//!   holder (the append-only file's `RL.SEMSET` has a Unix time in ms;
+//!   here the deadline is in logical µs, like `RL.KEY`'s);
+//!
+//! then `RL.SESSION <node> <seq> <reply>` for each remembered write (the
+//! session replies are replicated state too). Waiter queues are not in
+//! it: a waiter is a connection to one node. Before serialising, keys
+//! whose deadline has passed are reclaimed, so that a lock that expired
+//! with a lock-delay is in it as its `RL.DELAYED`, on whichever node the
+//! snapshot is taken. It is
 //! serialised when openraft asks for a builder (between two applies, so it
 //! matches the last applied entry) and written to `<dir>/raft/snapshot`
 //! with its openraft metadata and a checksum; a restarted node loads it
@@ -177,8 +193,14 @@ impl StateMachine {
                     self.touched(req.db, &argv);
                 }
             }
+            // Expiry, then the coordination timers (lock-delays ending,
+            // client-bound releases, semaphore leases), at this entry's time
+            // on every node. `due` hands nothing to a waiter here: a group's
+            // waiters queue at its leader (`super::waiters`), which is told
+            // next; the rest of `due` follows the replicated state only.
             Op::Tick => {
                 reclaim(keyspace, now);
+                self.shared.coord.due(now);
                 self.touched_all();
             }
             // Unwrapped before: see above.
@@ -214,10 +236,14 @@ impl StateMachine {
         }
     }
 
-    /// The keyspace as snapshot records (see the module doc).
+    /// The keyspace and the coordination state as snapshot records (see
+    /// the module doc).
     fn serialise(&self) -> Vec<u8> {
         let keyspace = &self.shared.keyspace;
         let (now, wall) = self.time.applied();
+        // An expired key's lock-delay starts when it is reclaimed (the
+        // store's refill hook): do it now, as the next tick would.
+        reclaim(keyspace, now);
         let mut buf = Vec::new();
         let header = [now.to_string(), wall.to_string(), keyspace.fences.current().to_string()];
         encode_command(
@@ -254,6 +280,7 @@ impl StateMachine {
                 });
             }
         }
+        self.shared.coord.snapshot_records(now, &mut buf);
         for session in &self.session_order {
             let (node, seq) = (session.0.to_string(), session.1.to_string());
             let reply = self.sessions.get(session).map_or(&[][..], |r| &r[..]);
@@ -262,16 +289,27 @@ impl StateMachine {
         buf
     }
 
-    /// Replace the keyspace with a snapshot's.
+    /// Replace the keyspace and the coordination state with a snapshot's.
     fn load(&mut self, meta: &SnapshotMeta<u64, BasicNode>, data: Vec<u8>) -> io::Result<()> {
         let shared = self.shared.clone();
         let keyspace = &shared.keyspace;
+        let coord = &shared.coord;
         let bad = |why: &str| io::Error::other(format!("bad raft snapshot: {why}"));
         let num = |a: &[u8]| std::str::from_utf8(a).ok().and_then(|s| s.parse::<i64>().ok());
+        // Deadlines and fences are u64 (a far deadline has its top bit set).
+        let unum = |a: &[u8]| std::str::from_utf8(a).ok().and_then(|s| s.parse::<u64>().ok());
+        // An optional field: empty for none.
+        let opt = |a: &[u8]| if a.is_empty() { Some(None) } else { unum(a).map(Some) };
         let (now, _) = self.time.applied();
         for db in &keyspace.dbs {
             db.lock_all(now).clear();
         }
+        coord.clear_replicated();
+        let db_index = |db: u64| {
+            (db < keyspace.dbs.len() as u64)
+                .then_some(db as usize)
+                .ok_or_else(|| bad("bad database"))
+        };
         self.sessions.clear();
         self.session_order.clear();
         let mut pos = 0;
@@ -291,22 +329,59 @@ impl StateMachine {
                     keyspace.fences.set(f as u64);
                 }
                 Some(b"RL.KEY") if args.len() == 7 => {
-                    let (Some(db), Some(deadline), Some(fence)) = (num(args[1]), num(args[4]), num(args[5])) else {
+                    let (Some(db), Some(deadline), Some(fence)) = (num(args[1]), unum(args[4]), unum(args[5])) else {
                         return Err(bad("bad key record"));
                     };
                     let db = keyspace.dbs.get(db as usize).ok_or_else(|| bad("bad database"))?;
                     let mut locked = db.lock_keys(std::iter::once(args[2]), now);
                     if args[6] == b"string" {
-                        let _ = locked.set(args[2], args[3], deadline as u64);
+                        let _ = locked.set(args[2], args[3], deadline);
                     } else {
                         let value = parse_container(args[6], args[3]).ok_or_else(|| bad("bad container"))?;
                         if let Ok(place) = locked.place(args[2]) {
-                            place.set_value(value, deadline as u64);
+                            place.set_value(value, deadline);
                         }
                     }
                     if let Ok(Some(e)) = locked.get_mut(args[2]) {
-                        e.set_fence(fence as u64);
+                        e.set_fence(fence);
                     }
+                }
+                Some(b"RL.LOCKOPT") if args.len() == 7 => {
+                    let bound = match args[6].iter().position(|&c| c == b':') {
+                        None if args[6].is_empty() => Some(None),
+                        None => None,
+                        Some(at) => unum(&args[6][..at]).zip(unum(&args[6][at + 1..])).map(Some),
+                    };
+                    let (Some(db), Some(fence), Some(delay), Some(bound)) =
+                        (unum(args[1]), unum(args[4]), opt(args[5]), bound)
+                    else {
+                        return Err(bad("bad lock options record"));
+                    };
+                    coord.restore_lock_options(db_index(db)?, args[2], args[3], fence, delay, bound);
+                }
+                Some(b"RL.PENDING") if args.len() == 7 => {
+                    let (Some(db), Some(fence), Some(grace), Some(at)) =
+                        (unum(args[1]), unum(args[4]), unum(args[5]), unum(args[6]))
+                    else {
+                        return Err(bad("bad pending release record"));
+                    };
+                    coord.restore_pending(db_index(db)?, args[2], args[3], fence, grace, at);
+                }
+                Some(b"RL.DELAYED") if args.len() == 4 => {
+                    let (Some(db), Some(until)) = (unum(args[1]), unum(args[3])) else {
+                        return Err(bad("bad lock-delay record"));
+                    };
+                    coord.restore_delayed(db_index(db)?, args[2], until);
+                }
+                Some(b"RL.SEM") if args.len() == 7 => {
+                    let (Some(db), Some(limit), Some(fence), Some(deadline)) =
+                        (unum(args[1]), unum(args[3]), unum(args[5]), unum(args[6]))
+                    else {
+                        return Err(bad("bad semaphore record"));
+                    };
+                    keyspace
+                        .sems
+                        .restore(db_index(db)?, args[2], args[4], fence, deadline, limit);
                 }
                 Some(b"RL.SESSION") if args.len() == 4 => {
                     let (Some(node), Some(seq)) = (num(args[1]), num(args[2])) else {
