@@ -31,8 +31,10 @@
 //! state: they go into the group's snapshots ([`Coord::snapshot_records`],
 //! the `restore_*` methods) and its timers run at tick entries
 //! ([`Coord::due`] at the entry's time, proposed by the leader when
-//! [`Coord::next_due`] has passed). Waiter queues are one node's
-//! connections; a group refuses WAIT, so it has none.
+//! [`Coord::next_due`] has passed). The queues here stay empty in a group:
+//! its blocked acquires queue at its leader (`crate::group::waiters`), and
+//! its apply never blocks; a client-bound lock is bound to a group-wide
+//! client id, whose close is a log entry.
 //!
 //! # Locking order
 //! shard lock(s) → `state` → the semaphores' lock → the append-only
