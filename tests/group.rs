@@ -9,16 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::group::Group;
+use common::int;
 
 /// Small snapshots, so that a restarted node catches up from one.
 const FLAGS: &[&str] = &["--raft-snapshot-entries", "40", "--leader-wait-ms", "3000"];
-
-fn int(reply: &str) -> i64 {
-    reply
-        .strip_prefix(':')
-        .and_then(|r| r.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
-}
 
 /// Send a write until it is acknowledged, tolerating `-TRYAGAIN` (no
 /// leader yet) only; the reply and how many TRYAGAINs it took.

@@ -12,16 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::eventually;
 use common::group::Group;
+use common::int;
 
 /// Small snapshots, so that a restarted node catches up from one.
 const FLAGS: &[&str] = &["--raft-snapshot-entries", "40", "--leader-wait-ms", "3000"];
-
-fn int(reply: &str) -> i64 {
-    reply
-        .strip_prefix(':')
-        .and_then(|r| r.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
-}
 
 fn applied(g: &Group, id: u64) -> u64 {
     g.node(id).raft_field("applied").unwrap().parse().unwrap()

@@ -12,15 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::Raw;
 use common::group::Group;
+use common::int;
 
 const FLAGS: &[&str] = &["--leader-wait-ms", "3000"];
-
-fn int(reply: &str) -> i64 {
-    reply
-        .strip_prefix(':')
-        .and_then(|r| r.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
-}
 
 fn text(frame: Vec<u8>) -> String {
     String::from_utf8_lossy(&frame).into_owned()

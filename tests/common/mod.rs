@@ -445,3 +445,11 @@ pub fn rewrite_aof(c: &mut Raw) {
         info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1")
     }));
 }
+
+/// An integer reply's value (`:N\r\n`), or a panic naming what came.
+pub fn int(reply: &str) -> i64 {
+    reply
+        .strip_prefix(':')
+        .and_then(|r| r.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
+}
