@@ -1,8 +1,11 @@
 """redis-py's Sentinel, pointed at the client ports of a replicated group,
 finds the leader (the group's master) and follows a failover after the
-leader is killed with SIGKILL."""
+leader is killed with SIGKILL; blocking acquires through every node of the
+group give mutual exclusion."""
 
+import threading
 import time
+import uuid
 
 import pytest
 import redis
@@ -90,3 +93,41 @@ def test_sentinel_finds_the_leader_and_follows_a_failover(group, protocol):
     new_leader = next(n for n in group if (n.host, n.port) == (new_addr[0], int(new_addr[1])))
     assert new_leader is not leader
     assert role(new_addr) == b"master"
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_blocking_acquire_on_every_node_gives_mutual_exclusion(group, protocol):
+    """6 threads, two on each node of the group, increment one counter with
+    GET and SET under LOCK.ACQUIRE ... WAIT 0: the waiters queue at the
+    leader whichever node they talk to, so the count is exact and nobody
+    retries."""
+    sentinel = Sentinel([(n.host, n.port) for n in group], sentinel_kwargs={"socket_timeout": 1.0})
+    assert wait_until(lambda: (a := discover(sentinel)) and role(a) == b"master", timeout=20, step=0.1)
+    threads, rounds = 6, 15
+    errors = []
+
+    def worker(node):
+        r = redis.Redis(host=node.host, port=node.port, protocol=protocol, socket_timeout=20)
+        token = uuid.uuid4().hex
+        try:
+            for _ in range(rounds):
+                fence = r.execute_command("LOCK.ACQUIRE", "counter:lock", token, "PX", 10000, "WAIT", 0)
+                assert isinstance(fence, int)
+                value = int(r.get("counter") or 0)
+                r.set("counter", value + 1)
+                assert r.execute_command("LOCK.RELEASE", "counter:lock", token) == 1
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+        finally:
+            r.close()
+
+    pool = [threading.Thread(target=worker, args=(group[i % 3],)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    assert not errors, errors
+    for node in group:
+        r = redis.Redis(host=node.host, port=node.port)
+        assert int(r.get("counter")) == threads * rounds
+        r.close()
