@@ -297,3 +297,58 @@ fn a_client_bound_lock_outlives_its_close_by_its_grace_unless_extended_back() {
     assert!(text(waiter.read_frame()).starts_with(':'));
     assert_eq!(holder(&g, leader, "g2").as_deref(), Some("w"));
 }
+
+#[test]
+fn blocking_pops_on_one_key_wait_at_the_leader() {
+    let (g, leader, followers) = start();
+    // Two poppers on two followers, served in arrival order by pushes
+    // through the third node; the reply bytes are a single server's.
+    let mut first = send(&g, followers[0], &["BLPOP", "list", "0"]);
+    eventually(Duration::from_secs(5), || {
+        g.node(leader)
+            .raw()
+            .cmd_str(&["INFO", "clients"])
+            .contains("blocked_clients:1")
+            || g.node(followers[0])
+                .raw()
+                .cmd_str(&["INFO", "clients"])
+                .contains("blocked_clients:1")
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut second = send(&g, followers[1], &["BRPOP", "list", "5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(g.node(leader).raw().cmd_str(&["RPUSH", "list", "a", "b"]), ":2\r\n");
+    assert_eq!(text(first.read_frame()), "*2\r\n$4\r\nlist\r\n$1\r\na\r\n");
+    assert_eq!(text(second.read_frame()), "*2\r\n$4\r\nlist\r\n$1\r\nb\r\n");
+    for node in [leader, followers[0], followers[1]] {
+        assert_eq!(g.node(node).raw().cmd_str(&["EXISTS", "list"]), ":0\r\n");
+    }
+
+    // BLMOVE moves what a push brings; a timeout answers as Redis does.
+    let mut mover = send(&g, followers[1], &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(g.node(followers[0]).raw().cmd_str(&["LPUSH", "src", "x"]), ":1\r\n");
+    assert_eq!(text(mover.read_frame()), "$1\r\nx\r\n");
+    assert_eq!(
+        g.node(leader).raw().cmd_str(&["LRANGE", "dst", "0", "-1"]),
+        "*1\r\n$1\r\nx\r\n"
+    );
+    let started = Instant::now();
+    assert_eq!(
+        g.node(followers[0]).raw().cmd_str(&["BLPOP", "empty", "0.3"]),
+        "*-1\r\n"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // Several keys are refused; a bad timeout is Redis's error.
+    assert!(
+        g.node(leader)
+            .raw()
+            .cmd_str(&["BLPOP", "a", "b", "0"])
+            .starts_with("-ERR BLPOP and BRPOP on more than one key are not supported in a replicated group")
+    );
+    assert_eq!(
+        g.node(followers[0]).raw().cmd_str(&["BLPOP", "a", "-1"]),
+        "-ERR timeout is negative\r\n"
+    );
+}

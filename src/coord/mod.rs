@@ -78,11 +78,12 @@ pub enum TicketKind {
     Lock,
     Sem,
     List,
-    /// A blocking acquire in a replicated group (of a semaphore or not):
-    /// its queue is the leader's (`crate::group::waiters`), not this
-    /// instance's.
+    /// A blocking command in a replicated group (an acquire of a lock or a
+    /// semaphore, or a pop from a list): its queue is the leader's
+    /// (`crate::group::waiters`), not this instance's.
     Group {
         sem: bool,
+        list: bool,
     },
 }
 

@@ -77,7 +77,7 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
     if spec.name == "watch" {
         return Route::Refused("ERR WATCH is not supported in a replicated group");
     }
-    if let Some(why) = not_replicable(spec) {
+    if let Some(why) = not_replicable(spec, args) {
         return Route::Refused(why);
     }
     if client.multi.is_none() && split_wait(args).is_some() {
@@ -106,22 +106,52 @@ pub fn route(client: &ClientState, args: &[&[u8]]) -> Route {
 /// (SPOP's random pick) nor block in the apply (the blocking pops; blocking
 /// acquires are [`Route::Wait`], queued at the leader). DELAY and ONCLOSE
 /// are replicated: the snapshots carry lock options and running lock-delays.
-fn not_replicable(spec: &table::CommandSpec) -> Option<&'static str> {
+fn not_replicable(spec: &table::CommandSpec, args: &[&[u8]]) -> Option<&'static str> {
     match spec.name {
         "spop" => Some("ERR SPOP is not supported in a replicated group (its random pick would differ between nodes)"),
-        _ if spec.flags & flags::BLOCKING != 0 && spec.name.starts_with('b') => {
+        // One key's queue at the leader serves a blocking pop (see
+        // `split_wait`); a wait on several keys would need a waiter in
+        // several queues.
+        "blpop" | "brpop" if args.len() > 3 => {
+            Some("ERR BLPOP and BRPOP on more than one key are not supported in a replicated group")
+        }
+        _ if spec.flags & flags::BLOCKING != 0 && spec.name.starts_with('b') && !LIST_WAITS.contains(&spec.name) => {
             Some("ERR blocking commands are not supported in a replicated group yet")
         }
         _ => None,
     }
 }
 
-/// A blocking acquire's argv without its `WAIT ms`, and the wait (ms, 0 =
-/// forever), if `args` is one whose options parse; otherwise the command
-/// goes through the log as it is, and its apply answers the error (the
-/// apply never blocks).
+/// The blocking pops a group serves through its leader's queues, on one
+/// (source) key, `args[1]`.
+const LIST_WAITS: &[&str] = &["blpop", "brpop", "blmove", "brpoplpush"];
+
+/// A blocking pop's wait: its timeout (seconds, the last argument) in ms,
+/// as Redis reads it; None if it does not parse (the apply answers the
+/// error) or names more than one key.
+fn list_wait(args: &[&[u8]]) -> Option<u64> {
+    let name = std::str::from_utf8(args[0]).ok()?.to_ascii_lowercase();
+    let one_key = match name.as_str() {
+        "blpop" | "brpop" => args.len() == 3,
+        "brpoplpush" => args.len() == 4,
+        "blmove" => args.len() == 6,
+        _ => false,
+    };
+    let secs: f64 = std::str::from_utf8(args[args.len() - 1]).ok()?.parse().ok()?;
+    (one_key && secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).ceil() as u64)
+}
+
+/// A blocking command's argv as the leader tries it (an acquire without
+/// its `WAIT ms`; a blocking pop as it is: the apply never blocks, and a
+/// pop there answers at once), and the wait (ms, 0 = forever), if `args`
+/// is one whose options parse; otherwise the command goes through the log
+/// as it is, and its apply answers the error.
 pub fn split_wait(args: &[&[u8]]) -> Option<(Vec<Vec<u8>>, u64)> {
     let is = |a: &[u8], name: &str| a.eq_ignore_ascii_case(name.as_bytes());
+    if LIST_WAITS.iter().any(|name| is(args[0], name)) {
+        let wait = list_wait(args)?;
+        return Some((args.iter().map(|a| a.to_vec()).collect(), wait));
+    }
     // Where the options start, and which take a value.
     let first = if is(args[0], "lock.acquire") {
         5
@@ -151,6 +181,32 @@ pub fn split_wait(args: &[&[u8]]) -> Option<(Vec<Vec<u8>>, u64)> {
         i += 1;
     }
     Some((rest, wait?))
+}
+
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// EVALSHA (and EVALSHA_RO) of a script the catalogue does not know goes
+/// to the log as EVAL with the script's text, from this node's cache: every
+/// node then runs the same text, whatever its own cache holds (a node that
+/// caught up from a snapshot has none of the scripts loaded before it).
+/// Err if this node does not have it: the client gets NOSCRIPT and loads
+/// it again, as after a Redis failover to a replica without it.
+fn inline_script(shared: &crate::instance::Shared, commands: &mut [&mut Vec<Vec<u8>>]) -> Result<(), ()> {
+    for args in commands.iter_mut() {
+        let eval = match args.first() {
+            Some(name) if name.eq_ignore_ascii_case(b"evalsha") => &b"EVAL"[..],
+            Some(name) if name.eq_ignore_ascii_case(b"evalsha_ro") => &b"EVAL_RO"[..],
+            _ => continue,
+        };
+        let Some(sha) = args.get(1) else { continue };
+        if crate::scripts::lookup(sha).is_some() {
+            continue;
+        }
+        let body = shared.lua.body(sha).ok_or(())?;
+        args[0] = eval.to_vec();
+        args[1] = body;
+    }
+    Ok(())
 }
 
 /// Whether a command binds a lock to its client: an acquire with ONCLOSE,
@@ -225,7 +281,12 @@ pub(super) fn error_bytes(text: &str) -> Vec<u8> {
 }
 
 /// Serve a command the connection loop handed over, appending its reply to `out`.
-pub async fn run(group: &Arc<Group>, client: &mut ClientState, out: &mut ReplyBuf, call: Call) {
+pub async fn run(group: &Arc<Group>, client: &mut ClientState, out: &mut ReplyBuf, mut call: Call) {
+    if matches!(call.route, Route::Write | Route::Read) && inline_script(&group.shared, &mut [&mut call.args]).is_err()
+    {
+        out.error(NOSCRIPT);
+        return;
+    }
     let db = client.db as u32;
     match call.route {
         Route::Local => {
@@ -250,10 +311,16 @@ pub async fn run(group: &Arc<Group>, client: &mut ClientState, out: &mut ReplyBu
             }
             let queue = client.multi.take().unwrap_or_default();
             client.handle.multi.store(-1, Ordering::Relaxed);
-            let commands: Vec<Vec<Vec<u8>>> = queue
+            let mut commands: Vec<Vec<Vec<u8>>> = queue
                 .into_iter()
                 .map(|q| q.args.into_iter().map(|a| a.into_vec()).collect())
                 .collect();
+            if inline_script(&group.shared, &mut commands.iter_mut().collect::<Vec<_>>()).is_err() {
+                // As Redis answers EXEC of an EVALSHA it does not know: that
+                // command's error inside the reply; here, before any runs.
+                out.error(NOSCRIPT);
+                return;
+            }
             let binds = commands.iter().any(|c| binds_client(c));
             let op = as_client(group, client, binds, Op::Multi(commands));
             let bytes = submit(group, db, out.resp3, false, op).await;
@@ -271,13 +338,15 @@ fn block(group: &Arc<Group>, client: &mut ClientState, resp3: bool, args: &[Vec<
     let argv: SmallVec<[&[u8]; 8]> = args.iter().map(|a| &a[..]).collect();
     let Some((rest, wait)) = split_wait(&argv) else { return };
     let (node, seq) = group.next_session();
+    let kind = super::waiters::Kind::of(&rest);
     let ticket = crate::coord::Ticket {
         kind: crate::coord::TicketKind::Group {
-            sem: rest[0].eq_ignore_ascii_case(b"sem.acquire"),
+            sem: kind == super::waiters::Kind::Sem,
+            list: kind == super::waiters::Kind::List,
         },
         db: client.db,
         key: rest[1].clone().into(),
-        token: rest[2].clone().into(),
+        token: rest.get(2).cloned().unwrap_or_default().into(),
         id: seq,
     };
     if binds_client(&rest) {

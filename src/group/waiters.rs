@@ -137,16 +137,37 @@ pub struct Waiters {
     group: OnceLock<Weak<Group>>,
 }
 
-fn is_semaphore(args: &[Vec<u8>]) -> bool {
-    args[0].eq_ignore_ascii_case(b"sem.acquire")
+/// What a waiter waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Lock,
+    Sem,
+    /// An element of a list (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH on one key).
+    List,
 }
 
-/// Whether reply bytes are a nil (RESP2 or RESP3).
+impl Kind {
+    pub fn of(args: &[Vec<u8>]) -> Kind {
+        if args[0].eq_ignore_ascii_case(b"sem.acquire") {
+            Kind::Sem
+        } else if args[0].eq_ignore_ascii_case(b"lock.acquire") {
+            Kind::Lock
+        } else {
+            Kind::List
+        }
+    }
+}
+
+/// Whether reply bytes are a nil: RESP2's bulk or array, RESP3's null (a
+/// lock taken, a list still empty).
 fn is_nil(bytes: &[u8]) -> bool {
-    bytes == b"$-1\r\n" || bytes == b"_\r\n"
+    bytes == b"$-1\r\n" || bytes == b"*-1\r\n" || bytes == b"_\r\n"
 }
 
-/// Whether reply bytes are a grant (a fence).
+/// Whether reply bytes grant something that must be given back when its
+/// waiter is gone: a lock's or a slot's fence. (An element served to a
+/// waiter that closed is gone, as in Redis when a client closes before
+/// reading its reply.)
 fn is_grant(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b':')
 }
@@ -349,7 +370,7 @@ impl Waiters {
             return;
         };
         let now = group.time.peek(term);
-        let free_at = free_at(group, key, is_semaphore(&head.args));
+        let free_at = free_at(group, key, Kind::of(&head.args), now);
         if free_at <= now {
             self.start_try(group, queue, key);
             drop(queues);
@@ -469,7 +490,8 @@ impl Waiters {
                 self.drain();
                 return;
             };
-            if others || free_at(&group, &key, is_semaphore(&args)) > group.time.peek(term) {
+            let now = group.time.peek(term);
+            if others || free_at(&group, &key, Kind::of(&args), now) > now {
                 self.look(&group, &key);
             } else {
                 self.look_at(&group, &key, RETRY);
@@ -520,8 +542,9 @@ pub fn touched_keys<'a>(argv: &[&'a [u8]]) -> Touched<'a> {
     }
 }
 
-/// Whether a command may free a lock or a semaphore slot: a release, a
-/// delete, a script (the lock libraries' releases), a flush.
+/// Whether a command may free a lock or a semaphore slot, or fill a list:
+/// a release, a delete, a script (the lock libraries' releases), a flush,
+/// a push.
 fn may_free(args: &[Vec<u8>]) -> bool {
     const FREEING: &[&str] = &[
         "lock.release",
@@ -535,6 +558,12 @@ fn may_free(args: &[Vec<u8>]) -> bool {
         "evalsha",
         "flushdb",
         "flushall",
+        "lpush",
+        "rpush",
+        "lpushx",
+        "rpushx",
+        "lmove",
+        "rpoplpush",
     ];
     args.first()
         .is_some_and(|name| FREEING.iter().any(|f| name.eq_ignore_ascii_case(f.as_bytes())))
@@ -542,28 +571,40 @@ fn may_free(args: &[Vec<u8>]) -> bool {
 
 /// When `key` may be grantable (group µs): 0 if now, u64::MAX if only an
 /// entry can free it (a key without a deadline).
-fn free_at(group: &Group, (db, key): &QueueKey, semaphore: bool) -> u64 {
+fn free_at(group: &Group, (db, key): &QueueKey, kind: Kind, now: u64) -> u64 {
     let db = *db as usize;
     let coord = &group.shared.coord;
-    if semaphore {
-        return coord.sem_free_at(db, key);
+    let stored = group.shared.keyspace.dbs.get(db).and_then(|d| d.peek_deadline(key));
+    match kind {
+        Kind::Sem => coord.sem_free_at(db, key),
+        // A list is there to pop from until it is empty (then it is gone)
+        // or expired.
+        Kind::List => match stored {
+            Some(deadline) if deadline == NO_DEADLINE || deadline > now => 0,
+            _ => u64::MAX,
+        },
+        Kind::Lock => {
+            let held = match stored {
+                None => 0,
+                Some(NO_DEADLINE) => u64::MAX,
+                Some(deadline) => deadline,
+            };
+            held.max(coord.delayed_until(db, key))
+        }
     }
-    let held = match group.shared.keyspace.dbs.get(db).and_then(|d| d.peek_deadline(key)) {
-        None => 0,
-        Some(NO_DEADLINE) => u64::MAX,
-        Some(deadline) => deadline,
-    };
-    held.max(coord.delayed_until(db, key))
 }
 
 /// Release what `args`' acquire granted (its token), through the log.
 fn give_back(group: &Arc<Group>, db: u32, args: &[Vec<u8>]) {
-    release(group, db, is_semaphore(args), &args[1], &args[2]);
+    match Kind::of(args) {
+        Kind::List => {}
+        kind => release(group, db, kind == Kind::Sem, &args[1], &args[2]),
+    }
 }
 
 /// Release a grant that reached a blocked connection as it closed.
 pub fn give_back_ticket(group: &Arc<Group>, ticket: &Ticket) {
-    if let TicketKind::Group { sem } = ticket.kind {
+    if let TicketKind::Group { sem, list: false } = ticket.kind {
         release(group, ticket.db as u32, sem, &ticket.key, &ticket.token);
     }
 }

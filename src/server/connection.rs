@@ -604,7 +604,10 @@ async fn wait_blocked<S: ClientIo>(
             }
         }
     };
-    let list = ticket.kind == crate::coord::TicketKind::List;
+    let list = matches!(
+        ticket.kind,
+        crate::coord::TicketKind::List | crate::coord::TicketKind::Group { list: true, .. }
+    );
     if !list {
         let waited_us = started.elapsed().as_micros() as u64;
         shared.locks.waited(waited_us, matches!(end, WaitEnd::Granted(_)));

@@ -131,3 +131,42 @@ def test_blocking_acquire_on_every_node_gives_mutual_exclusion(group, protocol):
         r = redis.Redis(host=node.host, port=node.port)
         assert int(r.get("counter")) == threads * rounds
         r.close()
+
+
+def test_python_redis_lock_on_every_node(group):
+    """python-redis-lock's Lock (its scripts by EVALSHA, its blocking
+    acquire a BLPOP on a signal list) from threads on every node: EVALSHA
+    goes to the log as EVAL, the BLPOP waits at the leader, and the counter
+    ends exact on every node."""
+    import redis_lock
+
+    sentinel = Sentinel([(n.host, n.port) for n in group], sentinel_kwargs={"socket_timeout": 1.0})
+    assert wait_until(lambda: (a := discover(sentinel)) and role(a) == b"master", timeout=20, step=0.1)
+    threads, rounds = 6, 10
+    errors = []
+
+    def worker(node):
+        r = redis.Redis(host=node.host, port=node.port, socket_timeout=20)
+        try:
+            for _ in range(rounds):
+                with redis_lock.Lock(r, "prl", expire=60):
+                    r.set("prl:count", int(r.get("prl:count") or 0) + 1)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+        finally:
+            r.close()
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=worker, args=(group[i % 3],)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    assert not errors, errors
+    # Every release signalled the next waiter: nobody sat out a lock's
+    # 60 s expiry (the run takes well under a second when they do).
+    assert time.monotonic() - started < 30
+    for node in group:
+        r = redis.Redis(host=node.host, port=node.port)
+        assert int(r.get("prl:count")) == threads * rounds
+        r.close()

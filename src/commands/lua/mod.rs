@@ -201,6 +201,12 @@ impl Engine {
         self.vm.lock().as_ref().is_some_and(|vm| vm.scripts.contains_key(&key))
     }
 
+    /// The text of the cached script `sha`, if cached.
+    pub fn body(&self, sha: &[u8]) -> Option<Vec<u8>> {
+        let key = sha_key(sha)?;
+        self.vm.lock().as_ref()?.scripts.get(&key).map(|c| c.body.to_vec())
+    }
+
     /// SCRIPT FLUSH: forget every script, with the state that compiled them.
     pub fn flush(&self) {
         *self.vm.lock() = None;
@@ -277,6 +283,9 @@ struct Vm {
 
 struct Cached {
     f: Function,
+    /// Its text: a replicated group's node sends EVALSHA to the log as
+    /// EVAL (`crate::group::forward`), so no node depends on its own cache.
+    body: Box<[u8]>,
     /// Loaded by SCRIPT LOAD: never evicted.
     loaded: bool,
 }
@@ -412,6 +421,7 @@ impl Vm {
             key,
             Cached {
                 f: f.clone(),
+                body: body.into(),
                 loaded: by_load,
             },
         );
