@@ -284,13 +284,15 @@ fn a_client_bound_lock_outlives_its_close_by_its_grace_unless_extended_back() {
     let mut bound = g.node(followers[0]).raw();
     assert!(
         bound
-            .cmd_str(&["LOCK.ACQUIRE", "g2", "t", "PX", "30000", "ONCLOSE", "GRACE", "600"])
+            .cmd_str(&["LOCK.ACQUIRE", "g2", "t", "PX", "30000", "ONCLOSE", "GRACE", "2000"])
             .starts_with(':')
     );
     drop(bound);
+    // The close reaches the log (its node proposes it), then the extend.
+    std::thread::sleep(Duration::from_millis(500));
     let mut again = g.node(followers[1]).raw();
     assert_eq!(again.cmd_str(&["LOCK.EXTEND", "g2", "t", "PX", "30000"]), ":1\r\n");
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(holder(&g, leader, "g2").as_deref(), Some("t"));
     let mut waiter = send(&g, leader, &["LOCK.ACQUIRE", "g2", "w", "PX", "30000", "WAIT", "0"]);
     drop(again);
@@ -351,4 +353,68 @@ fn blocking_pops_on_one_key_wait_at_the_leader() {
         g.node(followers[0]).raw().cmd_str(&["BLPOP", "a", "-1"]),
         "-ERR timeout is negative\r\n"
     );
+}
+
+#[test]
+fn waits_that_end_at_once_leave_no_waiter_and_a_holder_waiting_again_gets_its_fence() {
+    let (g, leader, followers) = start();
+    assert!(
+        g.node(leader)
+            .raw()
+            .cmd_str(&["LOCK.ACQUIRE", "s", "h", "PX", "30000"])
+            .starts_with(':')
+    );
+    // Waits whose connections close at once, through a follower: none is
+    // left queued at the leader (nor granted later to nobody).
+    for i in 0..20 {
+        let token = format!("gone{i}");
+        drop(send(
+            &g,
+            followers[0],
+            &["LOCK.ACQUIRE", "s", &token, "PX", "30000", "WAIT", "0"],
+        ));
+    }
+    // LOCK.INFO (which reads the queue under the key's lock) while waiters
+    // come and go must not stall the leader.
+    let mut churn: Vec<Raw> = (0..4)
+        .map(|i| {
+            let token = format!("short{i}");
+            send(
+                &g,
+                followers[i % 2],
+                &["LOCK.ACQUIRE", "s", &token, "PX", "30000", "WAIT", "50"],
+            )
+        })
+        .collect();
+    for _ in 0..50 {
+        assert!(g.node(leader).raw().cmd_str(&["LOCK.INFO", "s"]).contains("waiters"));
+    }
+    for c in &mut churn {
+        assert_eq!(text(c.read_frame()), "$-1\r\n");
+    }
+    let mut left = -1;
+    // (A wait whose node could not reach the leader to end it, under load,
+    // is dropped there once its lease of 5 s runs out.)
+    let gone = common::eventually(Duration::from_secs(15), || {
+        left = waiters(&g, leader, "s");
+        left == 0
+    });
+    assert!(gone, "{left} waiters left");
+    assert_eq!(g.node(leader).raw().cmd_str(&["LOCK.RELEASE", "s", "h"]), ":1\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(holder(&g, leader, "s"), None, "granted to a waiter that was gone");
+
+    // The holder asking again with WAIT (as after a grant whose reply was
+    // lost) gets its fence at once, not after its own TTL.
+    let fence = g
+        .node(followers[1])
+        .raw()
+        .cmd_str(&["LOCK.ACQUIRE", "s", "me", "PX", "30000"]);
+    let started = Instant::now();
+    let again = g
+        .node(followers[0])
+        .raw()
+        .cmd_str(&["LOCK.ACQUIRE", "s", "me", "PX", "30000", "WAIT", "5000"]);
+    assert_eq!(again, fence);
+    assert!(started.elapsed() < Duration::from_secs(5), "waited for its own lock");
 }

@@ -84,6 +84,7 @@ fn block(
         ticket,
         rx,
         timeout: (wait > 0).then(|| Duration::from_millis(wait)),
+        stop: None,
     }));
 }
 
@@ -208,7 +209,7 @@ pub fn lock_list(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cm
             break;
         }
         if d == db && wanted(&key) {
-            let waiters = waiters + coord.group_queue_len(db, &key);
+            let waiters = waiters + coord.group_queue_len(db, true, &key);
             rows.push(Held {
                 pttl: crate::store::clock::remaining_ms(h.deadline, now),
                 key,
@@ -334,6 +335,6 @@ pub fn sem_info(ctx: &mut Ctx<'_>, keys: &mut Locked<'_>, args: &[&[u8]]) -> Cmd
         out.int(*pttl);
     }
     out.bulk_str("waiters");
-    out.int((info.waiters + ctx.shared.coord.group_queue_len(ctx.client.db, args[1])) as i64);
+    out.int((info.waiters + ctx.shared.coord.group_queue_len(ctx.client.db, true, args[1])) as i64);
     Ok(())
 }

@@ -445,6 +445,7 @@ fn block_on(ctx: &mut Ctx<'_>, names: &[&[u8]], op: ListOp, timeout: u64) {
         ticket,
         rx,
         timeout: (timeout > 0).then(|| std::time::Duration::from_millis(timeout)),
+        stop: None,
     }));
 }
 

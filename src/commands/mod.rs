@@ -95,6 +95,10 @@ pub struct Blocked {
     pub rx: tokio::sync::oneshot::Receiver<crate::coord::Granted>,
     /// None: wait forever (WAIT 0).
     pub timeout: Option<std::time::Duration>,
+    /// A group's wait (`crate::group::waiters::serve_waiter`): told when the
+    /// wait ends otherwise than by its answer, so that it leaves the
+    /// leader's queue and settles a try already in the log.
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ClientState {

@@ -185,8 +185,8 @@ pub struct Coord {
     group_queues: OnceLock<GroupQueueLen>,
 }
 
-/// The length of a key's queue of a group's leader (db, key).
-pub type GroupQueueLen = Box<dyn Fn(usize, &[u8]) -> usize + Send + Sync>;
+/// The length of a key's queue of a group's leader (db, semaphore or not, key).
+pub type GroupQueueLen = Box<dyn Fn(usize, bool, &[u8]) -> usize + Send + Sync>;
 
 /// Slots of the table of recent grants' holders (a power of two; 64 KiB).
 const HOLDER_SLOTS: usize = 1 << 12;
@@ -850,18 +850,27 @@ impl Coord {
                 record(&[b"RL.DELAYED", &text(*db as u64), key, &text(until)]);
             }
         }
-        for (db, key, limit, h, _) in self.sems().holders(now) {
-            record(&[
-                b"RL.SEM",
-                &text(db as u64),
-                &key,
-                &text(limit),
-                &h.token,
-                &text(h.fence),
-                &text(h.deadline),
-            ]);
-        }
         records.sort_unstable();
+        // A semaphore's holders keep their order (SEM.INFO lists them so);
+        // semaphores are sorted by name, stably.
+        let mut holders = self.sems().holders(now);
+        holders.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (db, key, limit, h, _) in holders {
+            let mut r = Vec::new();
+            crate::protocol::encode_command(
+                &mut r,
+                &[
+                    b"RL.SEM",
+                    &text(db as u64),
+                    &key,
+                    &text(limit),
+                    &h.token,
+                    &text(h.fence),
+                    &text(h.deadline),
+                ],
+            );
+            records.push(r);
+        }
         for r in records {
             buf.extend_from_slice(&r);
         }
@@ -938,16 +947,17 @@ impl Coord {
         let _ = self.group_queues.set(len);
     }
 
-    /// Blocked acquires of a group waiting for `key` at its leader (0 when
-    /// this node does not lead, or without a group).
-    pub fn group_queue_len(&self, db: usize, key: &[u8]) -> usize {
-        self.group_queues.get().map_or(0, |len| len(db, key))
+    /// Blocked acquires of a group waiting for lock `key` (or semaphore:
+    /// `sem`) at its leader (0 when this node does not lead, or without a
+    /// group).
+    pub fn group_queue_len(&self, db: usize, sem: bool, key: &[u8]) -> usize {
+        self.group_queues.get().map_or(0, |len| len(db, sem, key))
     }
 
     /// Blocked acquires waiting for `key`.
     pub fn queue_len(&self, db: usize, key: &[u8]) -> usize {
         if self.lock_waiters.load(Ordering::Relaxed) == 0 {
-            return self.group_queue_len(db, key);
+            return self.group_queue_len(db, false, key);
         }
         self.state
             .lock()

@@ -330,13 +330,14 @@ impl Coord {
         })
     }
 
-    /// When a slot of `key` may be free (store µs): 0 if one is now or it
-    /// does not exist, else its holders' earliest deadline. Read-only (a
-    /// group's leader plans its waiters' next attempt with it).
-    pub fn sem_free_at(&self, db: usize, key: &[u8]) -> u64 {
+    /// When a slot of `key` may be free for `token` (store µs): 0 if one
+    /// is now, the semaphore does not exist or `token` holds one already,
+    /// else its holders' earliest deadline. Read-only (a group's leader
+    /// plans its waiters' next try with it).
+    pub fn sem_free_at(&self, db: usize, key: &[u8], token: &[u8]) -> u64 {
         let map = self.sems().map.lock();
         match map.get(&(db, Box::<[u8]>::from(key))) {
-            Some(sem) if sem.holders.len() as u64 >= sem.limit => {
+            Some(sem) if sem.holders.len() as u64 >= sem.limit && !sem.holders.iter().any(|h| *h.token == *token) => {
                 sem.holders.iter().map(|h| h.deadline).min().unwrap_or(0)
             }
             _ => 0,

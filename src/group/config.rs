@@ -33,6 +33,10 @@ impl GroupConfig {
         if config.raft_id == 0 {
             return Err("--raft-peers needs --raft-id (a member id, not 0)".into());
         }
+        // Group-wide client ids carry the member id in 16 bits (Group::client_id).
+        if config.raft_id >= 1 << 16 {
+            return Err("--raft-id must be below 65536".into());
+        }
         if config.raft_port == 0 {
             return Err("--raft-peers needs --raft-port".into());
         }

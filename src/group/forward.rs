@@ -236,7 +236,14 @@ fn as_client(group: &Group, client: &ClientState, binds: bool, op: Op) -> Op {
 pub fn client_closed(group: &Arc<Group>, local: u64) {
     let (group, id) = (group.clone(), group.client_id(local));
     tokio::spawn(async move {
-        submit(&group, 0, false, false, Op::ClientClosed(id)).await;
+        // Through a leaderless spell too (each try waits --leader-wait-ms);
+        // applying it twice releases nothing more.
+        for _ in 0..10 {
+            let reply = submit(&group, 0, false, false, Op::ClientClosed(id)).await;
+            if !(reply.starts_with(b"-TRYAGAIN") || reply.starts_with(b"-UNCERTAIN")) {
+                return;
+            }
+        }
     });
 }
 
@@ -360,7 +367,8 @@ fn block(group: &Arc<Group>, client: &mut ClientState, resp3: bool, args: &[Vec<
         args: rest,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(super::waiters::serve_waiter(group.clone(), req, tx));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(super::waiters::serve_waiter(group.clone(), req, tx, stopped));
     client
         .handle
         .block
@@ -369,6 +377,7 @@ fn block(group: &Arc<Group>, client: &mut ClientState, resp3: bool, args: &[Vec<
         ticket,
         rx,
         timeout: (wait > 0).then(|| Duration::from_millis(wait)),
+        stop: Some(stop),
     }));
 }
 

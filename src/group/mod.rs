@@ -210,7 +210,7 @@ pub async fn start(shared: &Arc<Shared>) -> std::io::Result<Option<Arc<Group>>> 
     let waiters = group.waiters.clone();
     shared
         .coord
-        .set_group_queues(Box::new(move |db, key| waiters.queue_len(db as u32, key)));
+        .set_group_queues(Box::new(move |db, sem, key| waiters.queue_len(db as u32, sem, key)));
     info!(id = group.id, port = group.config.raft_port, "group link listening");
     tokio::spawn(network::serve(listener, group.clone()));
     if fresh && group.config.founding() {

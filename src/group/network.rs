@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use super::forward::{Forward, Forwarded};
-use super::waiters::{Cancelled, WaitReply, WaitRequest, WaiterId};
+use super::waiters::{Cancelled, QueueKey, WaitReply, WaitRequest, WaiterId};
 use super::{Group, TypeConfig};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -49,8 +49,10 @@ pub enum Rpc {
     Hello(Hello),
     /// A blocking acquire, to queue at the leader ([`super::waiters`]).
     Wait(WaitRequest),
-    /// Take waiter (id, db, key) out of the leader's queue.
-    CancelWait(WaiterId, u32, Vec<u8>),
+    /// End waiter id's wait in the leader's queue.
+    CancelWait(WaiterId, QueueKey),
+    /// Waiter id still waits (its lease at the leader is renewed).
+    WaitAlive(WaiterId, QueueKey),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +64,7 @@ pub enum RpcReply {
     Hello(Hello),
     Wait(WaitReply),
     CancelWait(Cancelled),
+    WaitAlive(bool),
 }
 
 /// A member's id and client address.
@@ -385,20 +388,45 @@ async fn serve_conn(stream: TcpStream, group: Arc<Group>) {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(write_frames(w, rx));
     let mut r = BufReader::new(r);
+    // A wait served here lasts until its waiter is answered or this
+    // connection (its caller's link) closes: then it leaves the queue.
+    let (closed_tx, closed) = watch::channel(false);
     while let Ok((id, body)) = read_frame(&mut r).await {
         let rpc: Rpc = match bincode::deserialize(&body) {
             Ok(rpc) => rpc,
             Err(e) => {
                 warn!("group link: bad request: {e}");
-                return;
+                break;
             }
         };
         let group = group.clone();
         let tx = tx.clone();
+        let mut closed = closed.clone();
         tokio::spawn(async move {
-            let reply = handle(&group, rpc).await;
+            let reply = match rpc {
+                Rpc::Wait(req) => RpcReply::Wait(serve_wait(&group, req, &mut closed).await),
+                rpc => handle(&group, rpc).await,
+            };
             let _ = tx.send(frame(id, &reply));
         });
+    }
+    let _ = closed_tx.send(true);
+}
+
+/// The leader's side of a follower's wait: queued until answered, or until
+/// the link it came on closes (its waiter's node then asks again or is
+/// gone): it then leaves the queue, and a grant that races with that finds
+/// its channel closed and is released again.
+async fn serve_wait(group: &Arc<Group>, req: WaitRequest, closed: &mut watch::Receiver<bool>) -> WaitReply {
+    let queue = req.queue();
+    let id = req.id;
+    let answer = group.waiters.enqueue(req, true);
+    tokio::select! {
+        got = answer => got.unwrap_or(WaitReply::NotLeader),
+        _ = closed.wait_for(|c| *c) => {
+            group.waiters.cancel(id, &queue);
+            WaitReply::NotLeader
+        }
     }
 }
 
@@ -408,8 +436,10 @@ async fn handle(group: &Arc<Group>, rpc: Rpc) -> RpcReply {
         Rpc::Vote(r) => RpcReply::Vote(group.raft.vote(r).await),
         Rpc::Snapshot(r) => RpcReply::Snapshot(group.raft.install_snapshot(r).await),
         Rpc::Forward(f) => RpcReply::Forward(super::forward::serve_forwarded(group, f).await),
-        Rpc::Wait(req) => RpcReply::Wait(group.waiters.enqueue(req).await.unwrap_or(WaitReply::NotLeader)),
-        Rpc::CancelWait(id, db, key) => RpcReply::CancelWait(group.waiters.cancel(id, db, &key)),
+        // Served by `serve_wait`, which knows the link.
+        Rpc::Wait(req) => RpcReply::Wait(group.waiters.enqueue(req, true).await.unwrap_or(WaitReply::NotLeader)),
+        Rpc::CancelWait(id, key) => RpcReply::CancelWait(group.waiters.cancel(id, &key)),
+        Rpc::WaitAlive(id, key) => RpcReply::WaitAlive(group.waiters.alive(id, &key)),
         Rpc::Hello(h) => {
             group.learn_client_addr(h.id, h.client_addr);
             RpcReply::Hello(Hello {

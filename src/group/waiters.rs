@@ -33,14 +33,15 @@
 //! same token, which the lock or semaphore already holds: the acquire then
 //! answers its fence again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 use tracing::debug;
 
 use super::forward::{Outcome, binds_client, error_bytes, submit};
@@ -55,7 +56,7 @@ use crate::store::clock::NO_DEADLINE;
 /// A waiter's name: (node that took the command, sequence number).
 pub type WaiterId = (u64, u64);
 
-/// A blocking acquire, as the leader queues it.
+/// A blocking command, as the leader queues it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WaitRequest {
     pub id: WaiterId,
@@ -63,44 +64,69 @@ pub struct WaitRequest {
     pub client: u64,
     pub db: u32,
     pub resp3: bool,
-    /// The acquire without its `WAIT ms`.
+    /// The command as the leader tries it (an acquire without its `WAIT
+    /// ms`; a pop as it is).
     pub args: Vec<Vec<u8>>,
+}
+
+impl WaitRequest {
+    /// The queue it waits in.
+    pub fn queue(&self) -> QueueKey {
+        (self.db, Kind::of(&self.args) == Kind::Sem, self.args[1].clone())
+    }
 }
 
 /// How a wait at the leader ended.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum WaitReply {
-    /// The reply bytes of the acquire that granted it (or of its error).
+    /// The reply bytes of the try that answered it (a fence, an element,
+    /// an error).
     Reply(Vec<u8>),
     /// This node does not lead (any more): ask the leader.
     NotLeader,
 }
 
 /// The answer to [`Waiters::cancel`].
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cancelled {
-    /// It was still waiting: it never holds the key.
+    /// It was still waiting: it is never granted now.
     Removed,
-    /// Not queued here: granted (its reply is on its way) or never seen.
+    /// Its try is in the log: its outcome goes to the waiter as usual (a
+    /// grant, or its end if the try answers nil).
+    Pending,
+    /// Not queued here: answered already, or never seen.
     NotFound,
 }
 
 /// How long a follower's call to the leader may wait for a grant: a wait
-/// is cancelled by its own end, not by the link (whose timeouts close it).
+/// is ended by its waiter (or by the link closing), never by a timeout of
+/// the call (whose timeouts close the link).
 const WAIT_CALL: Duration = Duration::from_secs(86_400 * 365);
-/// How long a cancellation may take before the waiter's node releases by
-/// token what it may have been granted.
-const CANCEL_CALL: Duration = Duration::from_secs(1);
+/// How long a cancellation's call to the leader may take.
+const CANCEL_CALL: Duration = Duration::from_secs(2);
+/// How long a waiter whose wait ended waits for the outcome of a try
+/// already in the log (its attempts: one second each).
+pub const SETTLE: Duration = Duration::from_secs(3);
+/// How often a follower tells the leader its waiter still waits, and how
+/// long the leader keeps one it hears nothing of.
+pub const ALIVE_EVERY: Duration = Duration::from_secs(1);
+const LEASE: Duration = Duration::from_secs(5);
 /// A try answered nil while the key looked free (something this node does
 /// not model kept it): look again after this, not at once.
 const RETRY: Duration = Duration::from_millis(10);
 
 struct Waiter {
     id: WaiterId,
+    /// A follower's waiter: dropped once this passes without a word from
+    /// its node ([`Waiters::alive`]), which may have died or lost it.
+    lease: Option<Instant>,
     client: u64,
     resp3: bool,
     args: Vec<Vec<u8>>,
     tx: oneshot::Sender<WaitReply>,
+    /// Its wait ended while its try was in the log: it leaves the queue if
+    /// the try answers nil.
+    ended: bool,
 }
 
 /// A head's try in flight.
@@ -120,14 +146,28 @@ struct KeyQueue {
     trying: Option<WaiterId>,
     /// Entries that touched the key during the try (its own is one).
     touches: u32,
-    /// When a timer will look at the key again (group µs; 0: none set).
-    timer_at: u64,
+    /// The one timer that looks at the key again: when (group µs), and its
+    /// task, aborted when the queue goes or a sooner one replaces it.
+    timer: Option<(u64, AbortHandle)>,
 }
 
-/// (database, key).
-pub type QueueKey = (u32, Vec<u8>);
+impl Drop for KeyQueue {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.timer.take() {
+            task.abort();
+        }
+    }
+}
 
-/// The leader's queues of blocked acquires.
+/// (database, semaphore or not, key): a semaphore is not a key of the
+/// keyspace, and its waiters are not a lock's of the same name.
+pub type QueueKey = (u32, bool, Vec<u8>);
+
+/// The leader's queues of blocked commands.
+///
+/// Locking: `queues` is never held while a shard lock is taken (LOCK.INFO
+/// reads [`Waiters::queue_len`] under its shard's lock), so a look at the
+/// keyspace ([`free_at`]) happens with `queues` released.
 #[derive(Default)]
 pub struct Waiters {
     queues: Mutex<HashMap<QueueKey, KeyQueue>>,
@@ -135,7 +175,15 @@ pub struct Waiters {
     /// with one load while it is 0 (always, on a follower).
     count: AtomicUsize,
     group: OnceLock<Weak<Group>>,
+    /// Waits ended before they were seen here (a follower's cancel can
+    /// overtake its wait: each request of the link runs in its own task):
+    /// the wait is refused when it comes. The last [`ENDED`] of them.
+    ended: Mutex<(VecDeque<WaiterId>, HashSet<WaiterId>)>,
 }
+
+/// How many ended-before-seen waits [`Waiters`] remembers (a wait follows
+/// its cancel within a moment; this is many moments of them).
+const ENDED: usize = 4096;
 
 /// What a waiter waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,25 +229,32 @@ impl Waiters {
         self.group.get().and_then(Weak::upgrade)
     }
 
-    /// Queue `req` here, as the leader; its reply when it is granted (or
-    /// fails), or [`WaitReply::NotLeader`]. A request whose id is queued
-    /// already (sent again after a lost link) keeps its place.
-    pub fn enqueue(self: &Arc<Self>, req: WaitRequest) -> oneshot::Receiver<WaitReply> {
+    /// Queue `req` here, as the leader; its reply when a try answers it,
+    /// or [`WaitReply::NotLeader`]. A request whose id is queued already
+    /// (sent again after a lost link) keeps its place.
+    pub fn enqueue(self: &Arc<Self>, req: WaitRequest, forwarded: bool) -> oneshot::Receiver<WaitReply> {
         let (tx, rx) = oneshot::channel();
         let Some(group) = self.group().filter(|g| g.leading_term().is_some()) else {
             let _ = tx.send(WaitReply::NotLeader);
             return rx;
         };
-        if req.args.len() < 2 {
+        if req.args.len() < 3 {
             let _ = tx.send(WaitReply::Reply(error_bytes("ERR syntax error")));
             return rx;
         }
-        let key = (req.db, req.args[1].clone());
+        if self.ended.lock().1.contains(&req.id) {
+            let _ = tx.send(WaitReply::NotLeader);
+            return rx;
+        }
+        let key = req.queue();
         let coord = &group.shared.coord;
         let mut queues = self.queues.lock();
         let queue = queues.entry(key.clone()).or_default();
+        let lease = forwarded.then(|| Instant::now() + LEASE);
         if let Some(w) = queue.waiters.iter_mut().find(|w| w.id == req.id) {
             w.tx = tx;
+            w.ended = false;
+            w.lease = lease;
             return rx;
         }
         let refused = if queue.waiters.len() as u64 >= coord.max_waiters_per_key.load(Ordering::Relaxed) {
@@ -218,10 +273,12 @@ impl Waiters {
         }
         queue.waiters.push_back(Waiter {
             id: req.id,
+            lease,
             client: req.client,
             resp3: req.resp3,
             args: req.args,
             tx,
+            ended: false,
         });
         self.count.fetch_add(1, Ordering::Relaxed);
         group.shared.locks.waiters.fetch_add(1, Ordering::Relaxed);
@@ -230,32 +287,98 @@ impl Waiters {
         rx
     }
 
-    /// Take waiter `id` out of `key`'s queue.
-    pub fn cancel(&self, id: WaiterId, db: u32, key: &[u8]) -> Cancelled {
+    /// End waiter `id`'s wait in queue `key` (one not seen yet is refused
+    /// when it comes).
+    pub fn cancel(&self, id: WaiterId, key: &QueueKey) -> Cancelled {
         let mut queues = self.queues.lock();
-        let qk = (db, key.to_vec());
-        let Some(queue) = queues.get_mut(&qk) else {
+        let Some(at) = queues
+            .get(key)
+            .and_then(|queue| queue.waiters.iter().position(|w| w.id == id))
+        else {
+            drop(queues);
+            let mut ended = self.ended.lock();
+            if ended.1.insert(id) {
+                ended.0.push_back(id);
+                while ended.0.len() > ENDED {
+                    if let Some(old) = ended.0.pop_front() {
+                        ended.1.remove(&old);
+                    }
+                }
+            }
             return Cancelled::NotFound;
         };
-        let Some(at) = queue.waiters.iter().position(|w| w.id == id) else {
+        let Some(queue) = queues.get_mut(key) else {
             return Cancelled::NotFound;
         };
-        queue.waiters.remove(at);
-        self.left(1);
-        if queue.waiters.is_empty() && queue.trying.is_none() {
-            queues.remove(&qk);
+        if queue.trying == Some(id) {
+            queue.waiters[at].ended = true;
+            return Cancelled::Pending;
         }
+        queue.waiters.remove(at);
+        if queue.waiters.is_empty() && queue.trying.is_none() {
+            queues.remove(key);
+        }
+        drop(queues);
+        self.left(1);
         Cancelled::Removed
     }
 
-    /// How many wait for `key` of `db` here.
-    pub fn queue_len(&self, db: u32, key: &[u8]) -> usize {
+    /// A follower says its waiter `id` still waits: its lease is renewed.
+    /// False if it is not queued here.
+    pub fn alive(&self, id: WaiterId, key: &QueueKey) -> bool {
+        let mut queues = self.queues.lock();
+        let waiter = queues
+            .get_mut(key)
+            .and_then(|q| q.waiters.iter_mut().find(|w| w.id == id));
+        match waiter {
+            Some(w) => {
+                w.lease = w.lease.map(|_| Instant::now() + LEASE);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drop the followers' waiters whose lease ran out (their node died, or
+    /// lost them with a link), and look at their keys again.
+    fn sweep(self: &Arc<Self>, group: &Arc<Group>) {
+        if !self.any() {
+            return;
+        }
+        let now = Instant::now();
+        let mut swept = Vec::new();
+        let mut gone = 0;
+        {
+            let mut queues = self.queues.lock();
+            for (key, q) in queues.iter_mut() {
+                let before = q.waiters.len();
+                let trying = q.trying;
+                q.waiters
+                    .retain(|w| Some(w.id) == trying || w.lease.is_none_or(|until| until > now));
+                if q.waiters.len() < before {
+                    gone += before - q.waiters.len();
+                    swept.push(key.clone());
+                }
+            }
+        }
+        if gone > 0 {
+            debug!(gone, "waiters of followers that stopped renewing them dropped");
+            self.left(gone);
+        }
+        for key in swept {
+            self.look(group, &key);
+        }
+    }
+
+    /// How many wait for lock or list `key` of `db` here (`sem`: for the
+    /// semaphore of that name). Called under the key's shard lock.
+    pub fn queue_len(&self, db: u32, sem: bool, key: &[u8]) -> usize {
         if !self.any() {
             return 0;
         }
         self.queues
             .lock()
-            .get(&(db, key.to_vec()))
+            .get(&(db, sem, key.to_vec()))
             .map_or(0, |q| q.waiters.len())
     }
 
@@ -280,7 +403,8 @@ impl Waiters {
         }
     }
 
-    /// The queued keys among `keys` of `db`.
+    /// The queues among `keys` of `db` (a key's lock or list queue and its
+    /// semaphore's).
     fn queued(&self, db: u32, keys: Touched<'_>) -> Vec<QueueKey> {
         if !self.any() {
             return Vec::new();
@@ -289,15 +413,16 @@ impl Waiters {
         match keys {
             Touched::Keys(keys) => keys
                 .into_iter()
-                .map(|k| (db, k.to_vec()))
+                .flat_map(|k| [(db, false, k.to_vec()), (db, true, k.to_vec())])
                 .filter(|k| queues.contains_key(k))
                 .collect(),
             Touched::Any => queues.keys().cloned().collect(),
         }
     }
 
-    /// The keys with waiters that `op` (of `db`) may free: a release, a
-    /// delete, a script, a flush names them. See [`Waiters::try_heads`].
+    /// The keys with waiters that `op` (of `db`) may free or fill: a
+    /// release, a delete, a script, a flush, a push names them. See
+    /// [`Waiters::try_heads`].
     pub fn may_free(&self, db: u32, op: &Op) -> Vec<QueueKey> {
         if !self.any() {
             return Vec::new();
@@ -340,8 +465,10 @@ impl Waiters {
         if n > 0 {
             self.left(n);
         }
-        for w in drained.into_iter().flat_map(|q| q.waiters) {
-            let _ = w.tx.send(WaitReply::NotLeader);
+        for mut q in drained {
+            for w in q.waiters.drain(..) {
+                let _ = w.tx.send(WaitReply::NotLeader);
+            }
         }
     }
 
@@ -352,38 +479,64 @@ impl Waiters {
             self.drain();
             return;
         };
-        let mut queues = self.queues.lock();
-        let Some(queue) = queues.get_mut(key) else { return };
-        if queue.trying.is_some() {
-            queue.touches += 1;
-            return;
-        }
-        let before = queue.waiters.len();
-        queue.waiters.retain(|w| !w.tx.is_closed());
-        let gone = before - queue.waiters.len();
-        let Some(head) = queue.waiters.front() else {
-            queues.remove(key);
+        // The head, under the queues' lock; then the keyspace, without it.
+        let head = {
+            let mut queues = self.queues.lock();
+            let Some(queue) = queues.get_mut(key) else { return };
+            if queue.trying.is_some() {
+                queue.touches += 1;
+                return;
+            }
+            let before = queue.waiters.len();
+            let now = Instant::now();
+            queue
+                .waiters
+                .retain(|w| !w.tx.is_closed() && w.lease.is_none_or(|until| until > now));
+            let gone = before - queue.waiters.len();
+            let head = queue
+                .waiters
+                .front()
+                .map(|w| (w.id, Kind::of(&w.args), w.args[2].clone()));
+            if head.is_none() {
+                queues.remove(key);
+            }
             drop(queues);
             if gone > 0 {
                 self.left(gone);
             }
-            return;
+            head
         };
+        let Some((id, kind, token)) = head else { return };
         let now = group.time.peek(term);
-        let free_at = free_at(group, key, Kind::of(&head.args), now);
+        let free_at = free_at(group, key, kind, &token, now);
+        let mut queues = self.queues.lock();
+        let Some(queue) = queues.get_mut(key) else { return };
+        // Something changed meanwhile: whoever changed it looks again.
+        if queue.trying.is_some() || queue.waiters.front().map(|w| w.id) != Some(id) {
+            return;
+        }
         if free_at <= now {
             self.start_try(group, queue, key);
-            drop(queues);
-        } else if free_at != u64::MAX && (queue.timer_at == 0 || free_at < queue.timer_at) {
-            queue.timer_at = free_at;
-            drop(queues);
-            self.look_at(group, key, Duration::from_micros(free_at - now));
-        } else {
-            drop(queues);
+        } else if free_at != u64::MAX && queue.timer.as_ref().is_none_or(|(at, _)| free_at < *at) {
+            let task = self.look_at(group, key, Duration::from_micros(free_at - now));
+            if let Some((_, old)) = queue.timer.replace((free_at, task)) {
+                old.abort();
+            }
         }
-        if gone > 0 {
-            self.left(gone);
-        }
+    }
+
+    /// Look at `key` again after `after` (the key's timer).
+    fn look_at(self: &Arc<Self>, group: &Arc<Group>, key: &QueueKey, after: Duration) -> AbortHandle {
+        let (this, group, key) = (self.clone(), Arc::downgrade(group), key.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(group) = group.upgrade() else { return };
+            if let Some(q) = this.queues.lock().get_mut(&key) {
+                q.timer = None;
+            }
+            this.look(&group, &key);
+        })
+        .abort_handle()
     }
 
     /// Start the try of `queue`'s head, under the queues' lock.
@@ -420,20 +573,6 @@ impl Waiters {
         });
     }
 
-    /// Look at `key` again after `after`.
-    fn look_at(self: &Arc<Self>, group: &Arc<Group>, key: &QueueKey, after: Duration) {
-        let (this, group, key) = (self.clone(), Arc::downgrade(group), key.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let Some(group) = group.upgrade() else { return };
-            if let Some(q) = this.queues.lock().get_mut(&key) {
-                q.timer_at = 0;
-            }
-            this.look(&group, &key);
-        });
-    }
-
-    /// Propose the head's acquire and answer it, or keep it waiting.
     /// The try's first attempt ended with `first`: attempt again while its
     /// fate is unknown, then answer the head or keep it waiting.
     async fn finish_try(
@@ -463,23 +602,31 @@ impl Waiters {
                 .enqueue_proposal(term, Some(session), key.0, resp3, op.clone())
                 .await;
         };
-        let Some(bytes) = reply else {
-            if let Some(q) = self.queues.lock().get_mut(&key) {
-                q.trying = None;
-            }
-            self.drain();
-            return;
-        };
         let mut queues = self.queues.lock();
-        let Some(queue) = queues.get_mut(&key) else {
-            drop(queues);
-            if is_grant(&bytes) {
-                give_back(&group, key.0, &args);
-            }
+        // Drained (this node stopped leading) or a queue made since: the
+        // waiter asks again, and an acquire by its own token answers the
+        // same fence; nothing is released.
+        let Some(queue) = queues.get_mut(&key).filter(|q| q.trying == Some(id)) else {
             return;
         };
         queue.trying = None;
+        let Some(bytes) = reply else {
+            drop(queues);
+            self.drain();
+            return;
+        };
+        let at = queue.waiters.iter().position(|w| w.id == id);
         if is_nil(&bytes) {
+            // A waiter whose wait ended meanwhile leaves now, told nothing.
+            if let Some(at) = at
+                && queue.waiters[at].ended
+            {
+                queue.waiters.remove(at);
+                drop(queues);
+                self.left(1);
+                self.look(&group, &key);
+                return;
+            }
             // Taken by an entry ordered before the try, or kept by a rule
             // the leader's look does not model: look again, at once if
             // another entry touched the key meanwhile or it looks taken (a
@@ -491,18 +638,19 @@ impl Waiters {
                 return;
             };
             let now = group.time.peek(term);
-            if others || free_at(&group, &key, Kind::of(&args), now) > now {
+            if others || free_at(&group, &key, Kind::of(&args), &args[2], now) > now {
                 self.look(&group, &key);
             } else {
-                self.look_at(&group, &key, RETRY);
+                let task = self.look_at(&group, &key, RETRY);
+                if let Some(q) = self.queues.lock().get_mut(&key)
+                    && let Some((_, old)) = q.timer.replace((0, task))
+                {
+                    old.abort();
+                }
             }
             return;
         }
-        let waiter = queue
-            .waiters
-            .iter()
-            .position(|w| w.id == id)
-            .and_then(|at| queue.waiters.remove(at));
+        let waiter = at.and_then(|at| queue.waiters.remove(at));
         drop(queues);
         let told = match waiter {
             Some(w) => {
@@ -512,7 +660,7 @@ impl Waiters {
             None => false,
         };
         if !told && is_grant(&bytes) {
-            debug!(?id, "a waiter ended as it was granted: released again");
+            debug!(?id, "a waiter was gone as it was granted: released again");
             give_back(&group, key.0, &args);
         }
         self.look(&group, &key);
@@ -569,25 +717,30 @@ fn may_free(args: &[Vec<u8>]) -> bool {
         .is_some_and(|name| FREEING.iter().any(|f| name.eq_ignore_ascii_case(f.as_bytes())))
 }
 
-/// When `key` may be grantable (group µs): 0 if now, u64::MAX if only an
-/// entry can free it (a key without a deadline).
-fn free_at(group: &Group, (db, key): &QueueKey, kind: Kind, now: u64) -> u64 {
+/// When the head (`kind`, `token`) may be answered (group µs): 0 if now,
+/// u64::MAX if only an entry can change that (a key without a deadline, a
+/// list that is not there). Reads the keyspace: never under `queues`.
+fn free_at(group: &Group, (db, _, key): &QueueKey, kind: Kind, token: &[u8], now: u64) -> u64 {
     let db = *db as usize;
     let coord = &group.shared.coord;
-    let stored = group.shared.keyspace.dbs.get(db).and_then(|d| d.peek_deadline(key));
+    let Some(store) = group.shared.keyspace.dbs.get(db) else {
+        return 0;
+    };
     match kind {
-        Kind::Sem => coord.sem_free_at(db, key),
+        Kind::Sem => coord.sem_free_at(db, key, token),
         // A list is there to pop from until it is empty (then it is gone)
         // or expired.
-        Kind::List => match stored {
+        Kind::List => match store.peek(key, |e| e.deadline()) {
             Some(deadline) if deadline == NO_DEADLINE || deadline > now => 0,
             _ => u64::MAX,
         },
         Kind::Lock => {
-            let held = match stored {
-                None => 0,
-                Some(NO_DEADLINE) => u64::MAX,
-                Some(deadline) => deadline,
+            // Its own token holds it (a grant whose reply was lost): the
+            // acquire answers its fence again at once.
+            let held = match store.peek(key, |e| (e.deadline(), e.str().is_ok_and(|v| **v == *token))) {
+                None | Some((_, true)) => return 0,
+                Some((NO_DEADLINE, false)) => u64::MAX,
+                Some((deadline, false)) => deadline,
             };
             held.max(coord.delayed_until(db, key))
         }
@@ -621,10 +774,10 @@ fn release(group: &Arc<Group>, db: u32, sem: bool, key: &[u8], token: &[u8]) {
 
 /// One wait at whoever leads now (this node, or over the group link): the
 /// reply bytes, or None if it must be asked again (no leader, not the
-/// leader any more, the link was lost).
+/// leader any more, the link was lost, the wait was ended there).
 async fn wait_once(group: &Arc<Group>, req: &WaitRequest) -> Option<Vec<u8>> {
     match group.leader().0? {
-        id if id == group.id => match group.waiters.enqueue(req.clone()).await {
+        id if id == group.id => match group.waiters.enqueue(req.clone(), false).await {
             Ok(WaitReply::Reply(bytes)) => Some(bytes),
             _ => None,
         },
@@ -642,64 +795,114 @@ async fn wait_once(group: &Arc<Group>, req: &WaitRequest) -> Option<Vec<u8>> {
     }
 }
 
-/// Take `req` out of the leader's queue: true if it was still there (it
-/// is never granted then); false if it was not or the leader could not be
-/// asked (a grant may be on its way).
-async fn cancel(group: &Arc<Group>, req: &WaitRequest) -> bool {
-    let key = &req.args[1];
-    match group.leader().0 {
-        Some(id) if id == group.id => matches!(group.waiters.cancel(req.id, req.db, key), Cancelled::Removed),
-        Some(id) => {
-            let Some(addr) = group.raft_addr(id) else { return false };
-            let rpc = Rpc::CancelWait(req.id, req.db, key.clone());
-            matches!(
-                group.links.get(id, &addr).call(&rpc, CANCEL_CALL).await,
-                Ok(RpcReply::CancelWait(Cancelled::Removed))
-            )
+/// Tell the leader (if another node) that `req` still waits, in the
+/// background: a waiter it stops hearing of is dropped.
+fn keep_alive(group: &Arc<Group>, req: &WaitRequest) {
+    let Some(id) = group.leader().0.filter(|&id| id != group.id) else {
+        return;
+    };
+    let Some(addr) = group.raft_addr(id) else { return };
+    let (link, rpc) = (group.links.get(id, &addr), Rpc::WaitAlive(req.id, req.queue()));
+    tokio::spawn(async move {
+        let _ = link.call(&rpc, ALIVE_EVERY).await;
+    });
+}
+
+/// End `req`'s wait at the leader, asking again (whoever leads then) if
+/// the leader could not be asked: a wait left queued for nobody would
+/// hold up the queue. Err if no leader answered.
+async fn cancel(group: &Arc<Group>, req: &WaitRequest) -> Result<Cancelled, ()> {
+    for _ in 0..3 {
+        match cancel_once(group, req).await {
+            Ok(c) => return Ok(c),
+            Err(()) => {
+                debug!(id = ?req.id, "ending a wait: the leader did not answer, asking again");
+                group.metrics_changed(Duration::from_millis(100)).await;
+            }
         }
-        None => false,
+    }
+    Err(())
+}
+
+async fn cancel_once(group: &Arc<Group>, req: &WaitRequest) -> Result<Cancelled, ()> {
+    match group.leader().0 {
+        Some(id) if id == group.id => Ok(group.waiters.cancel(req.id, &req.queue())),
+        Some(id) => {
+            let addr = group.raft_addr(id).ok_or(())?;
+            let rpc = Rpc::CancelWait(req.id, req.queue());
+            match group.links.get(id, &addr).call(&rpc, CANCEL_CALL).await {
+                Ok(RpcReply::CancelWait(c)) => Ok(c),
+                _ => Err(()),
+            }
+        }
+        None => Err(()),
     }
 }
 
 /// A blocked connection's wait, run as its own task on the connection's
-/// node: the grant (or error) goes to `tx` as an encoded reply. It waits
-/// through leader changes (asking each new leader, with the same id). If
-/// the connection stops waiting first (`tx` dropped: its WAIT ran out,
-/// CLIENT UNBLOCK, it closed), the waiter leaves the leader's queue, and a
-/// grant that raced with that is released again, so that no lock stays
-/// with a connection that was told nil or is gone.
-pub async fn serve_waiter(group: Arc<Group>, req: WaitRequest, mut tx: oneshot::Sender<Granted>) {
+/// node: the try's reply goes to `tx` as an encoded reply. It waits through
+/// leader changes (asking each new leader, with the same id). When the
+/// connection's wait ends otherwise (`stop` fires or is dropped: its WAIT
+/// ran out, CLIENT UNBLOCK, it closed), the waiter leaves the leader's
+/// queue; if its try was already in the log, its outcome still goes to
+/// `tx` (the connection then answers the grant, as a single server does
+/// when a grant races with the timeout), and a grant that finds `tx`
+/// closed (the connection is gone) is released again.
+pub async fn serve_waiter(
+    group: Arc<Group>,
+    req: WaitRequest,
+    tx: oneshot::Sender<Granted>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let deliver = |tx: oneshot::Sender<Granted>, bytes: Vec<u8>| {
+        let grant = is_grant(&bytes);
+        let reply = Granted {
+            fence: 0,
+            aof_mark: 0,
+            served: Some(Box::new(Served::Encoded(bytes))),
+        };
+        if tx.send(reply).is_err() && grant {
+            give_back(&group, req.db, &req.args);
+        }
+    };
+    let mut alive = tokio::time::interval(ALIVE_EVERY);
+    alive.tick().await;
     loop {
         let mut once = Box::pin(wait_once(&group, &req));
-        tokio::select! {
-            got = &mut once => match got {
-                Some(bytes) => {
-                    let grant = is_grant(&bytes);
-                    let reply = Granted {
-                        fence: 0,
-                        aof_mark: 0,
-                        served: Some(Box::new(Served::Encoded(bytes))),
-                    };
-                    if tx.send(reply).is_err() && grant {
-                        give_back(&group, req.db, &req.args);
-                    }
+        let got = loop {
+            tokio::select! {
+                biased;
+                got = &mut once => break Some(got),
+                _ = &mut stop => break None,
+                _ = alive.tick() => keep_alive(&group, &req),
+            }
+        };
+        match got {
+            Some(Some(bytes)) => return deliver(tx, bytes),
+            Some(None) => {
+                drop(once);
+                let stopped = tokio::select! {
+                    biased;
+                    _ = &mut stop => true,
+                    _ = group.metrics_changed(Duration::from_millis(20)) => false,
+                };
+                if stopped {
+                    // Not queued that we know of; a link lost with the wait
+                    // in it may have left it there.
+                    let _ = cancel(&group, &req).await;
                     return;
                 }
-                None => {
-                    drop(once);
-                    tokio::select! {
-                        _ = group.metrics_changed(Duration::from_millis(20)) => {}
-                        _ = tx.closed() => return,
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            },
-            _ = tx.closed() => {
-                if !cancel(&group, &req).await
-                    && let Ok(Some(bytes)) = tokio::time::timeout(CANCEL_CALL, once).await
-                    && is_grant(&bytes)
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            None => {
+                // Pending or not found: the try's answer may be on its way.
+                // Not asked (no leader, the link down): the wait is not
+                // sent any more (a wait that was is ended by its link's
+                // closing at the leader).
+                if matches!(cancel(&group, &req).await, Ok(Cancelled::Pending | Cancelled::NotFound))
+                    && let Ok(Some(bytes)) = tokio::time::timeout(SETTLE, once).await
                 {
-                    give_back(&group, req.db, &req.args);
+                    deliver(tx, bytes);
                 }
                 return;
             }
@@ -716,5 +919,6 @@ pub async fn drain_on_stepping_down(group: Weak<Group>) {
         if g.leading_term().is_none() && g.waiters.count.load(Ordering::Relaxed) > 0 {
             g.waiters.drain();
         }
+        g.waiters.sweep(&g);
     }
 }

@@ -531,6 +531,7 @@ async fn wait_blocked<S: ClientIo>(
         ticket,
         mut rx,
         timeout,
+        stop,
     } = *blocked;
     let handle = waits.handle;
     let started = std::time::Instant::now();
@@ -577,32 +578,22 @@ async fn wait_blocked<S: ClientIo>(
     let coord = &shared.coord;
     // A wait that ended otherwise than by its grant leaves the queue, unless
     // the grant won the race: then it stands (or is given back on close).
-    let group = matches!(ticket.kind, crate::coord::TicketKind::Group { .. });
     let end = match end {
         WaitEnd::Granted(g) => WaitEnd::Granted(g),
-        other if !group && coord.cancel(&ticket) => other,
-        other => {
-            // A group's wait leaves the leader's queue in its own task
-            // once `rx` is closed (crate::group::waiters::serve_waiter);
-            // a grant it sent before is taken here, and after, it gives
-            // back itself.
-            if group {
-                rx.close();
-            }
-            match rx.try_recv() {
-                Ok(g) => match other {
-                    WaitEnd::Closed(why) => {
-                        match shared.group.get() {
-                            Some(grp) if group => crate::group::waiters::give_back_ticket(grp, &ticket),
-                            _ => coord.give_back(&ticket, g),
-                        }
-                        WaitEnd::Closed(why)
-                    }
-                    _ => WaitEnd::Granted(g),
-                },
-                Err(_) => other,
-            }
+        other if matches!(ticket.kind, crate::coord::TicketKind::Group { .. }) => {
+            settle_group_wait(shared, &ticket, rx, stop, other).await
         }
+        other if coord.cancel(&ticket) => other,
+        other => match rx.try_recv() {
+            Ok(g) => match other {
+                WaitEnd::Closed(why) => {
+                    coord.give_back(&ticket, g);
+                    WaitEnd::Closed(why)
+                }
+                _ => WaitEnd::Granted(g),
+            },
+            Err(_) => other,
+        },
     };
     let list = matches!(
         ticket.kind,
@@ -634,6 +625,38 @@ async fn wait_blocked<S: ClientIo>(
         WaitEnd::Closed(why) => return Err(why),
     }
     Ok(())
+}
+
+/// A group's wait ended otherwise than by its answer (`end`): its task
+/// (`crate::group::waiters::serve_waiter`), told by `stop`, takes it out
+/// of the leader's queue, and if its try was already in the log, that try
+/// still answers: a grant then stands, as a single server's grant that
+/// races with the timeout does. A closing connection does not wait for
+/// it: `rx` is closed at once, a grant sent before is released here, and
+/// one sent after is released by the task.
+async fn settle_group_wait(
+    shared: &Shared,
+    ticket: &crate::coord::Ticket,
+    mut rx: tokio::sync::oneshot::Receiver<crate::coord::Granted>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    end: WaitEnd,
+) -> WaitEnd {
+    drop(stop);
+    let closing = matches!(end, WaitEnd::Closed(_));
+    if !closing {
+        let limit = crate::group::waiters::SETTLE + Duration::from_secs(1);
+        return match tokio::time::timeout(limit, &mut rx).await {
+            Ok(Ok(g)) => WaitEnd::Granted(g),
+            _ => end,
+        };
+    }
+    rx.close();
+    if rx.try_recv().is_ok()
+        && let Some(group) = shared.group.get()
+    {
+        crate::group::waiters::give_back_ticket(group, ticket);
+    }
+    end
 }
 
 /// Buffers lent to connections while they have bytes in hand: one spare

@@ -171,17 +171,14 @@ impl Db {
             .unwrap_or(u64::MAX)
     }
 
-    /// The deadline `key`'s entry has stored, even if it has passed
-    /// ([`crate::store::clock::NO_DEADLINE`]: none), or None without an
-    /// entry; read-only, so no expiry and no hook runs. (A group's leader
-    /// plans its waiters' next attempt with it, outside the log's applies.)
-    pub fn peek_deadline(&self, key: &[u8]) -> Option<Deadline> {
+    /// `look` at `key`'s entry as stored, even if its deadline has passed,
+    /// or None without one; read-only under the shard's read lock, so no
+    /// expiry and no hook runs. (A group's leader plans its waiters' next
+    /// try with it, outside the log's applies.)
+    pub fn peek<R>(&self, key: &[u8], look: impl FnOnce(&Entry) -> R) -> Option<R> {
         let hash = self.hash(key);
         let shard = self.shards[self.shard_of_hash(hash)].shard.read();
-        shard
-            .keys
-            .find(hash, key)
-            .map(|(_, i)| shard.keys.slots[i].1.deadline())
+        shard.keys.find(hash, key).map(|(_, i)| look(&shard.keys.slots[i].1))
     }
 
     pub fn hash(&self, key: &[u8]) -> u64 {
