@@ -95,33 +95,27 @@ def test_sentinel_finds_the_leader_and_follows_a_failover(group, protocol):
     assert role(new_addr) == b"master"
 
 
-@pytest.mark.parametrize("protocol", [2, 3])
-def test_blocking_acquire_on_every_node_gives_mutual_exclusion(group, protocol):
-    """6 threads, two on each node of the group, increment one counter with
-    GET and SET under LOCK.ACQUIRE ... WAIT 0: the waiters queue at the
-    leader whichever node they talk to, so the count is exact and nobody
-    retries."""
+def counter_on_every_node(group, counter, rounds, locked_increment, threads=6, protocol=2):
+    """`threads` threads, spread over the group's nodes, each doing
+    `rounds` of `locked_increment(r, token)`: an increment of `counter`
+    under some lock. Once a leader is known; the counter must end exact on
+    every node."""
     sentinel = Sentinel([(n.host, n.port) for n in group], sentinel_kwargs={"socket_timeout": 1.0})
     assert wait_until(lambda: (a := discover(sentinel)) and role(a) == b"master", timeout=20, step=0.1)
-    threads, rounds = 6, 15
     errors = []
 
     def worker(node):
-        r = redis.Redis(host=node.host, port=node.port, protocol=protocol, socket_timeout=20)
+        r = redis.Redis(host=node.host, port=node.port, socket_timeout=20, protocol=protocol)
         token = uuid.uuid4().hex
         try:
             for _ in range(rounds):
-                fence = r.execute_command("LOCK.ACQUIRE", "counter:lock", token, "PX", 10000, "WAIT", 0)
-                assert isinstance(fence, int)
-                value = int(r.get("counter") or 0)
-                r.set("counter", value + 1)
-                assert r.execute_command("LOCK.RELEASE", "counter:lock", token) == 1
+                locked_increment(r, token)
         except Exception as e:  # reported by the main thread
             errors.append(e)
         finally:
             r.close()
 
-    pool = [threading.Thread(target=worker, args=(group[i % 3],)) for i in range(threads)]
+    pool = [threading.Thread(target=worker, args=(group[i % len(group)],)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
@@ -129,8 +123,23 @@ def test_blocking_acquire_on_every_node_gives_mutual_exclusion(group, protocol):
     assert not errors, errors
     for node in group:
         r = redis.Redis(host=node.host, port=node.port)
-        assert int(r.get("counter")) == threads * rounds
+        assert int(r.get(counter)) == threads * rounds
         r.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_blocking_acquire_on_every_node_gives_mutual_exclusion(group, protocol):
+    """Threads on every node increment one counter with GET and SET under
+    LOCK.ACQUIRE ... WAIT 0: the waiters queue at the leader whichever node
+    they talk to, so the count is exact and nobody retries."""
+
+    def locked_increment(r, token):
+        fence = r.execute_command("LOCK.ACQUIRE", "counter:lock", token, "PX", 10000, "WAIT", 0)
+        assert isinstance(fence, int)
+        r.set("counter", int(r.get("counter") or 0) + 1)
+        assert r.execute_command("LOCK.RELEASE", "counter:lock", token) == 1
+
+    counter_on_every_node(group, "counter", 15, locked_increment, protocol=protocol)
 
 
 def test_python_redis_lock_on_every_node(group):
@@ -140,33 +149,12 @@ def test_python_redis_lock_on_every_node(group):
     ends exact on every node."""
     import redis_lock
 
-    sentinel = Sentinel([(n.host, n.port) for n in group], sentinel_kwargs={"socket_timeout": 1.0})
-    assert wait_until(lambda: (a := discover(sentinel)) and role(a) == b"master", timeout=20, step=0.1)
-    threads, rounds = 6, 10
-    errors = []
-
-    def worker(node):
-        r = redis.Redis(host=node.host, port=node.port, socket_timeout=20)
-        try:
-            for _ in range(rounds):
-                with redis_lock.Lock(r, "prl", expire=60):
-                    r.set("prl:count", int(r.get("prl:count") or 0) + 1)
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
-        finally:
-            r.close()
+    def locked_increment(r, _token):
+        with redis_lock.Lock(r, "prl", expire=60):
+            r.set("prl:count", int(r.get("prl:count") or 0) + 1)
 
     started = time.monotonic()
-    pool = [threading.Thread(target=worker, args=(group[i % 3],)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=60)
-    assert not errors, errors
+    counter_on_every_node(group, "prl:count", 10, locked_increment)
     # Every release signalled the next waiter: nobody sat out a lock's
     # 60 s expiry (the run takes well under a second when they do).
     assert time.monotonic() - started < 30
-    for node in group:
-        r = redis.Redis(host=node.host, port=node.port)
-        assert int(r.get("prl:count")) == threads * rounds
-        r.close()
