@@ -8,47 +8,28 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{Differential, Raw};
+use common::{Differential, Pair, Raw};
 
 /// One client on each server.
-struct Pair {
-    r: Raw,
-    o: Raw,
+/// A connection to each server, in RESP3 if `resp3`.
+fn pair(d: &Differential, resp3: bool) -> Pair {
+    let mut p = Pair::new(&d.redis, &d.ours);
+    if resp3 {
+        // The HELLO replies name different servers: not compared.
+        p.send_only(&["HELLO", "3"]);
+    }
+    p
 }
 
-impl Pair {
-    fn new(d: &Differential, resp3: bool) -> Pair {
-        let mut p = Pair {
-            r: d.redis.raw(),
-            o: d.ours.raw(),
-        };
-        if resp3 {
-            // The HELLO replies name different servers: not compared.
-            p.r.cmd(&["HELLO", "3"]);
-            p.o.cmd(&["HELLO", "3"]);
-        }
-        p
+/// CLIENT UNBLOCK of the client with ids (`rid` on redis-server, `oid`
+/// on redlockd), with `how` (TIMEOUT, ERROR) if given; its reply compared.
+fn unblock(ctl: &mut Pair, (rid, oid): (&str, &str), how: Option<&str>, what: &str) {
+    for (c, id) in [(&mut ctl.r, rid), (&mut ctl.o, oid)] {
+        let mut args: Vec<&[u8]> = vec![b"CLIENT", b"UNBLOCK", id.as_bytes()];
+        args.extend(how.map(str::as_bytes));
+        c.send(&common::encode(&args));
     }
-
-    fn send(&mut self, args: &[&str]) {
-        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let bytes = common::encode(&bytes);
-        self.r.send(&bytes);
-        self.o.send(&bytes);
-    }
-
-    /// The next reply on both, compared.
-    fn reply(&mut self, what: &str) -> String {
-        let theirs = String::from_utf8_lossy(&self.r.read_frame()).into_owned();
-        let ours = String::from_utf8_lossy(&self.o.read_frame()).into_owned();
-        assert_eq!(ours, theirs, "{what} (left: redlockd, right: redis-server)");
-        ours
-    }
-
-    fn check(&mut self, args: &[&str]) -> String {
-        self.send(args);
-        self.reply(&format!("reply to {args:?}"))
-    }
+    ctl.reply(what);
 }
 
 /// `blocked_clients` of INFO on one server.
@@ -78,7 +59,7 @@ fn block(ctl: &mut Pair, w: &mut Pair, args: &[&str], before: usize) {
 
 fn setup(resp3: bool) -> (Differential, Pair) {
     let d = Differential::new();
-    let ctl = Pair::new(&d, resp3);
+    let ctl = pair(&d, resp3);
     (d, ctl)
 }
 
@@ -91,7 +72,7 @@ fn both(test: impl Fn(bool)) {
 fn waiters_are_served_longest_waiting_first() {
     both(|resp3| {
         let (d, mut ctl) = setup(resp3);
-        let mut w: Vec<Pair> = (0..4).map(|_| Pair::new(&d, resp3)).collect();
+        let mut w: Vec<Pair> = (0..4).map(|_| pair(&d, resp3)).collect();
         block(&mut ctl, &mut w[0], &["BLPOP", "q", "0"], 0);
         block(&mut ctl, &mut w[1], &["BLPOP", "q", "0"], 1);
         block(&mut ctl, &mut w[2], &["BRPOP", "q", "0"], 2);
@@ -117,7 +98,7 @@ fn waiters_are_served_longest_waiting_first() {
 fn a_client_blocked_on_several_keys_is_served_once() {
     both(|resp3| {
         let (d, mut ctl) = setup(resp3);
-        let mut w: Vec<Pair> = (0..3).map(|_| Pair::new(&d, resp3)).collect();
+        let mut w: Vec<Pair> = (0..3).map(|_| pair(&d, resp3)).collect();
         block(&mut ctl, &mut w[0], &["BLPOP", "k1", "k2", "k1", "0"], 0);
         block(&mut ctl, &mut w[1], &["BLPOP", "k2", "k1", "0"], 1);
         block(&mut ctl, &mut w[2], &["BRPOP", "k1", "0"], 2);
@@ -141,7 +122,7 @@ fn a_client_blocked_on_several_keys_is_served_once() {
 fn pushes_in_multi_wake_waiters_after_exec() {
     both(|resp3| {
         let (d, mut ctl) = setup(resp3);
-        let mut w: Vec<Pair> = (0..2).map(|_| Pair::new(&d, resp3)).collect();
+        let mut w: Vec<Pair> = (0..2).map(|_| pair(&d, resp3)).collect();
         block(&mut ctl, &mut w[0], &["BLPOP", "m", "0"], 0);
         block(&mut ctl, &mut w[1], &["BLPOP", "m", "0"], 1);
         ctl.check(&["MULTI"]);
@@ -176,7 +157,7 @@ fn pushes_in_multi_wake_waiters_after_exec() {
 fn blmove_chains_and_its_destination_type() {
     both(|resp3| {
         let (d, mut ctl) = setup(resp3);
-        let mut w: Vec<Pair> = (0..4).map(|_| Pair::new(&d, resp3)).collect();
+        let mut w: Vec<Pair> = (0..4).map(|_| pair(&d, resp3)).collect();
         block(&mut ctl, &mut w[0], &["BLMOVE", "src", "mid", "LEFT", "RIGHT", "0"], 0);
         block(&mut ctl, &mut w[1], &["BRPOPLPUSH", "mid", "end", "0"], 1);
         block(&mut ctl, &mut w[2], &["BLPOP", "end", "0"], 2);
@@ -255,43 +236,16 @@ fn ids(p: &mut Pair) -> (String, String) {
 fn client_unblock_and_a_waiter_that_disconnects() {
     both(|resp3| {
         let (d, mut ctl) = setup(resp3);
-        let mut w: Vec<Pair> = (0..3).map(|_| Pair::new(&d, resp3)).collect();
+        let mut w: Vec<Pair> = (0..3).map(|_| pair(&d, resp3)).collect();
         let (rid, oid) = ids(&mut w[0]);
         for how in ["TIMEOUT", "ERROR"] {
-            block(&mut ctl, &mut w[0], &["BLPOP", "u", "0"], 0);
-            ctl.r.send(&common::encode(&[
-                b"CLIENT",
-                b"UNBLOCK",
-                rid.as_bytes(),
-                how.as_bytes(),
-            ]));
-            ctl.o.send(&common::encode(&[
-                b"CLIENT",
-                b"UNBLOCK",
-                oid.as_bytes(),
-                how.as_bytes(),
-            ]));
-            ctl.reply("CLIENT UNBLOCK");
-            w[0].reply(&format!("BLPOP unblocked with {how}"));
-            block(&mut ctl, &mut w[0], &["BLMOVE", "u", "v", "RIGHT", "LEFT", "0"], 0);
-            ctl.r.send(&common::encode(&[
-                b"CLIENT",
-                b"UNBLOCK",
-                rid.as_bytes(),
-                how.as_bytes(),
-            ]));
-            ctl.o.send(&common::encode(&[
-                b"CLIENT",
-                b"UNBLOCK",
-                oid.as_bytes(),
-                how.as_bytes(),
-            ]));
-            ctl.reply("CLIENT UNBLOCK");
-            w[0].reply(&format!("BLMOVE unblocked with {how}"));
+            for blocking in [&["BLPOP", "u", "0"][..], &["BLMOVE", "u", "v", "RIGHT", "LEFT", "0"]] {
+                block(&mut ctl, &mut w[0], blocking, 0);
+                unblock(&mut ctl, (&rid, &oid), Some(how), "CLIENT UNBLOCK");
+                w[0].reply(&format!("{} unblocked with {how}", blocking[0]));
+            }
         }
-        ctl.r.send(&common::encode(&[b"CLIENT", b"UNBLOCK", rid.as_bytes()]));
-        ctl.o.send(&common::encode(&[b"CLIENT", b"UNBLOCK", oid.as_bytes()]));
-        ctl.reply("CLIENT UNBLOCK of a client not blocked");
+        unblock(&mut ctl, (&rid, &oid), None, "CLIENT UNBLOCK of a client not blocked");
         // The unblocked client is served normally afterwards.
         w[0].check(&["PING"]);
 

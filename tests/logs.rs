@@ -119,19 +119,7 @@ fn a_full_disk_and_its_recovery_are_logged_with_their_fields() {
     std::fs::write(&filler, vec![b'x'; 128 * 1024]).unwrap();
     let dir = fs.path().display().to_string();
     let server = start(&["--log-format", "json", "--appendonly", "yes", "--dir", &dir]);
-    // Fill the disk from a connection that sends without reading replies
-    // (the write that meets the full disk waits for space to reply).
-    let mut writer = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    let value = "v".repeat(8000);
-    for i in 0..32 {
-        writer
-            .write_all(&common::encode(&[
-                b"SET",
-                format!("fill{i}").as_bytes(),
-                value.as_bytes(),
-            ]))
-            .unwrap();
-    }
+    let writer = common::fill_disk(server.port, 32);
     let mut c = server.raw();
     assert!(
         common::eventually(Duration::from_secs(10), || c

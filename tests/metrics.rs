@@ -269,19 +269,7 @@ fn not_ready_while_the_append_only_file_cannot_be_written() {
     let dir = fs.path().display().to_string();
     let (server, port) = start(&["--appendonly", "yes", "--appendfsync", "everysec", "--dir", &dir]);
     assert_eq!(get(port, "/readyz").status, 200);
-    // Fill the disk from a connection that sends without reading replies
-    // (the write that meets the full disk waits for space to reply).
-    let mut writer = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    let value = "v".repeat(8000);
-    for i in 0..64 {
-        writer
-            .write_all(&common::encode(&[
-                b"SET",
-                format!("fill{i}").as_bytes(),
-                value.as_bytes(),
-            ]))
-            .unwrap();
-    }
+    let writer = common::fill_disk(server.port, 64);
     assert!(
         eventually(Duration::from_secs(10), || get(port, "/readyz").status == 503),
         "the disk never filled"

@@ -10,68 +10,12 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{Raw, RedisServer, Server, eventually};
+use common::{Pair, Raw, RedisServer, Server, eventually};
 
-/// One connection to each server, driven in lockstep.
-struct Twin {
-    r: Raw,
-    o: Raw,
-}
-
-impl Twin {
-    fn new(redis: &RedisServer, ours: &Server) -> Twin {
-        Twin {
-            r: redis.raw(),
-            o: ours.raw(),
-        }
-    }
-
-    /// Send a command to both and compare their replies.
-    fn check(&mut self, args: &[&str]) -> Vec<u8> {
-        let theirs = self.r.cmd(args);
-        let ours = self.o.cmd(args);
-        assert_eq!(
-            String::from_utf8_lossy(&ours),
-            String::from_utf8_lossy(&theirs),
-            "reply to {args:?} differs (left: redlockd, right: redis-server)"
-        );
-        ours
-    }
-
-    /// Send a command to both and compare the next `frames` frames (a
-    /// multi-channel SUBSCRIBE answers once per channel).
-    fn check_frames(&mut self, args: &[&str], frames: usize) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let bytes = common::encode(&args);
-        self.r.send(&bytes);
-        self.o.send(&bytes);
-        for i in 0..frames {
-            self.expect_same(&format!("frame {i} after {args:?}"));
-        }
-    }
-
-    /// Read one frame from each (a message that was published) and compare.
-    fn expect_same(&mut self, what: &str) {
-        let theirs = self.r.read_frame();
-        let ours = self.o.read_frame();
-        assert_eq!(
-            String::from_utf8_lossy(&ours),
-            String::from_utf8_lossy(&theirs),
-            "{what} differs (left: redlockd, right: redis-server)"
-        );
-    }
-
-    /// Send a command to both, ignoring the replies (HELLO names the server).
-    fn send_only(&mut self, args: &[&str]) {
-        self.r.cmd(args);
-        self.o.cmd(args);
-    }
-
-    /// Neither server has sent anything more (checked with a PING round trip
-    /// on a connection not in RESP2 subscriber mode).
-    fn nothing_pending(&mut self) {
-        self.check(&["PING"]);
-    }
+/// Neither server has sent anything more on `p` (checked with a PING round
+/// trip on a connection not in RESP2 subscriber mode).
+fn nothing_pending(p: &mut Pair) {
+    p.check(&["PING"]);
 }
 
 fn servers() -> (RedisServer, Server) {
@@ -81,8 +25,8 @@ fn servers() -> (RedisServer, Server) {
 #[test]
 fn resp2_subscriber_mode_and_messages() {
     let (redis, ours) = servers();
-    let mut sub = Twin::new(&redis, &ours);
-    let mut publisher = Twin::new(&redis, &ours);
+    let mut sub = Pair::new(&redis, &ours);
+    let mut publisher = Pair::new(&redis, &ours);
     sub.check(&["UNSUBSCRIBE"]);
     sub.check(&["PUNSUBSCRIBE"]);
     sub.check(&["SUNSUBSCRIBE"]);
@@ -109,19 +53,19 @@ fn resp2_subscriber_mode_and_messages() {
     sub.check(&["PING", "a", "b"]);
     sub.check(&["NOSUCHCOMMAND"]);
     publisher.check(&["PUBLISH", "news", "hello"]);
-    sub.expect_same("message");
-    sub.expect_same("pmessage");
+    sub.reply("message");
+    sub.reply("pmessage");
     publisher.check(&["PUBLISH", "sport", "goal"]);
-    sub.expect_same("message");
-    sub.expect_same("pmessage s?ort");
+    sub.reply("message");
+    sub.reply("pmessage s?ort");
     publisher.check(&["PUBLISH", "nobody", "x"]);
-    sub.expect_same("pmessage n*");
+    sub.reply("pmessage n*");
     publisher.check(&["PUBLISH", "other", "x"]);
     // Binary-safe channel and message.
     let bin: &[&[u8]] = &[b"PUBLISH", b"news", b"\x00\r\n\xff"];
     assert_eq!(publisher.o.cmd_bytes(bin), publisher.r.cmd_bytes(bin));
-    sub.expect_same("binary message");
-    sub.expect_same("binary pmessage");
+    sub.reply("binary message");
+    sub.reply("binary pmessage");
     sub.check(&["UNSUBSCRIBE", "news"]);
     sub.check(&["PUNSUBSCRIBE", "n*"]);
     sub.check(&["PUNSUBSCRIBE", "nope"]);
@@ -135,14 +79,14 @@ fn resp2_subscriber_mode_and_messages() {
     sub.check(&["RESET"]);
     sub.check(&["GET", "x"]);
     publisher.check(&["PUBLISH", "a", "nobody hears"]);
-    sub.nothing_pending();
+    nothing_pending(&mut sub);
 }
 
 #[test]
 fn subscribe_inside_transactions() {
     let (redis, ours) = servers();
     for resp3 in [false, true] {
-        let mut c = Twin::new(&redis, &ours);
+        let mut c = Pair::new(&redis, &ours);
         if resp3 {
             c.send_only(&["HELLO", "3"]);
         }
@@ -166,8 +110,8 @@ fn subscribe_inside_transactions() {
 #[test]
 fn resp3_pushes_between_replies() {
     let (redis, ours) = servers();
-    let mut sub = Twin::new(&redis, &ours);
-    let mut publisher = Twin::new(&redis, &ours);
+    let mut sub = Pair::new(&redis, &ours);
+    let mut publisher = Pair::new(&redis, &ours);
     sub.send_only(&["HELLO", "3"]);
     sub.check(&["UNSUBSCRIBE"]);
     sub.check(&["SUBSCRIBE", "c"]);
@@ -179,17 +123,17 @@ fn resp3_pushes_between_replies() {
     // Publishing to oneself: the pushes come before PUBLISH's reply.
     sub.check_frames(&["PUBLISH", "c", "self"], 3);
     publisher.check(&["PUBLISH", "c", "other"]);
-    sub.expect_same("message push");
-    sub.expect_same("pmessage push");
+    sub.reply("message push");
+    sub.reply("pmessage push");
     publisher.check(&["PUBLISH", "cx", "p"]);
-    sub.expect_same("pmessage push");
+    sub.reply("pmessage push");
     sub.check(&["UNSUBSCRIBE", "c"]);
     sub.check(&["PUNSUBSCRIBE"]);
     sub.check(&["SSUBSCRIBE", "s"]);
     sub.check_frames(&["SPUBLISH", "s", "mine"], 2);
     sub.check(&["SUNSUBSCRIBE"]);
     publisher.check(&["PUBLISH", "c", "gone"]);
-    sub.nothing_pending();
+    nothing_pending(&mut sub);
     // A message arriving while half a request is in: delivered at once,
     // and the request completes undisturbed.
     sub.check(&["SUBSCRIBE", "c"]);
@@ -199,25 +143,25 @@ fn resp3_pushes_between_replies() {
         sub.r.send(&request[..cut]);
         sub.o.send(&request[..cut]);
         publisher.check(&["PUBLISH", "c", &format!("during {cut}")]);
-        sub.expect_same("message during a partial request");
+        sub.reply("message during a partial request");
         sub.r.send(&request[cut..]);
         sub.o.send(&request[cut..]);
-        sub.expect_same("reply to the completed request");
+        sub.reply("reply to the completed request");
     }
     sub.check(&["UNSUBSCRIBE"]);
     // Back to RESP2 while subscribed: messages follow the new protocol.
     sub.check(&["SUBSCRIBE", "c"]);
     sub.send_only(&["HELLO", "2"]);
     publisher.check(&["PUBLISH", "c", "in resp2"]);
-    sub.expect_same("RESP2 message after HELLO 2");
+    sub.reply("RESP2 message after HELLO 2");
 }
 
 #[test]
 fn sharded_pubsub_and_counts() {
     let (redis, ours) = servers();
-    let mut a = Twin::new(&redis, &ours);
-    let mut b = Twin::new(&redis, &ours);
-    let mut q = Twin::new(&redis, &ours);
+    let mut a = Pair::new(&redis, &ours);
+    let mut b = Pair::new(&redis, &ours);
+    let mut q = Pair::new(&redis, &ours);
     q.check(&["PUBSUB", "NUMSUB"]);
     q.check(&["PUBSUB", "NUMSUB", "x", "y"]);
     q.check(&["PUBSUB", "NUMPAT"]);
@@ -250,15 +194,15 @@ fn sharded_pubsub_and_counts() {
     }
     // Sharded messages reach only shard subscribers; PUBLISH does not.
     q.check(&["SPUBLISH", "s1", "hi"]);
-    a.expect_same("smessage");
-    b.expect_same("smessage");
+    a.reply("smessage");
+    b.reply("smessage");
     q.check(&["SPUBLISH", "x", "not a shard channel"]);
     q.check(&["PUBLISH", "s1", "not a channel"]);
     q.check(&["PUBLISH", "x", "both"]);
-    a.expect_same("message");
-    a.expect_same("pmessage");
-    b.expect_same("message");
-    b.expect_same("pmessage");
+    a.reply("message");
+    a.reply("pmessage");
+    b.reply("message");
+    b.reply("pmessage");
     // Errors of the PUBSUB container.
     for bad in [
         &["PUBSUB"][..],
@@ -324,7 +268,7 @@ fn client_list_counts_subscriptions() {
 #[test]
 fn notify_keyspace_events_config_round_trips() {
     let (redis, ours) = servers();
-    let mut c = Twin::new(&redis, &ours);
+    let mut c = Pair::new(&redis, &ours);
     c.check(&["CONFIG", "GET", "notify-keyspace-events"]);
     for flags in [
         "KEA",
@@ -400,7 +344,7 @@ const KEYSPACE_SCRIPT: &[&[&str]] = &[
 ];
 
 /// Subscribe `sub` to every keyspace notification, on both servers.
-fn listen_to_keyspace(sub: &mut Twin, resp3: bool) {
+fn listen_to_keyspace(sub: &mut Pair, resp3: bool) {
     if resp3 {
         sub.send_only(&["HELLO", "3"]);
     }
@@ -408,7 +352,7 @@ fn listen_to_keyspace(sub: &mut Twin, resp3: bool) {
 }
 
 /// Run the script on `writer` and compare every notification `sub` gets.
-fn compare_keyspace_events(writer: &mut Twin, sub: &mut Twin) {
+fn compare_keyspace_events(writer: &mut Pair, sub: &mut Pair) {
     for cmd in KEYSPACE_SCRIPT {
         writer.check(cmd);
     }
@@ -435,28 +379,28 @@ fn compare_keyspace_events(writer: &mut Twin, sub: &mut Twin) {
 #[test]
 fn keyspace_notifications_resp2_and_resp3() {
     let (redis, ours) = servers();
-    let mut writer = Twin::new(&redis, &ours);
+    let mut writer = Pair::new(&redis, &ours);
     writer.check(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
     for resp3 in [false, true] {
         writer.check(&["FLUSHALL"]);
-        let mut sub = Twin::new(&redis, &ours);
+        let mut sub = Pair::new(&redis, &ours);
         listen_to_keyspace(&mut sub, resp3);
         compare_keyspace_events(&mut writer, &mut sub);
     }
     // Only some classes, only keyevent: what is off is not sent.
     writer.check(&["FLUSHALL"]);
     writer.check(&["CONFIG", "SET", "notify-keyspace-events", "E$"]);
-    let mut sub = Twin::new(&redis, &ours);
+    let mut sub = Pair::new(&redis, &ours);
     listen_to_keyspace(&mut sub, false);
     writer.check(&["SET", "k", "v", "EX", "100"]);
     writer.check(&["DEL", "k"]);
     writer.check(&["INCR", "k"]);
-    sub.expect_same("keyevent set");
-    sub.expect_same("keyevent incrby");
+    sub.reply("keyevent set");
+    sub.reply("keyevent incrby");
     // The database number is in the channel.
     writer.check(&["SELECT", "3"]);
     writer.check(&["SET", "k3", "v"]);
-    sub.expect_same("set in db 3");
+    sub.reply("set in db 3");
     // A subscriber that asked for its own notifications in RESP3 gets them
     // before the reply.
     writer.check(&["CONFIG", "SET", "notify-keyspace-events", "KA"]);
@@ -470,17 +414,17 @@ fn keyspace_notifications_resp2_and_resp3() {
 #[test]
 fn expired_events_from_the_expirer_and_from_lookups() {
     let (redis, ours) = servers();
-    let mut writer = Twin::new(&redis, &ours);
+    let mut writer = Pair::new(&redis, &ours);
     writer.check(&["CONFIG", "SET", "notify-keyspace-events", "Ex"]);
     for resp3 in [false, true] {
-        let mut sub = Twin::new(&redis, &ours);
+        let mut sub = Pair::new(&redis, &ours);
         if resp3 {
             sub.send_only(&["HELLO", "3"]);
         }
         sub.check(&["SUBSCRIBE", "__keyevent@0__:expired"]);
         // Removed by the active expirer: nobody touches the key.
         writer.check(&["SET", "soon", "v", "PX", "30"]);
-        sub.expect_same("expired by the expirer");
+        sub.reply("expired by the expirer");
         // Removed when looked up: Redis's lazy expiry (DEBUG SLEEP would
         // stop redis-server's expirer too; a lookup right after the
         // deadline usually beats both expirers, and either way one
@@ -488,10 +432,10 @@ fn expired_events_from_the_expirer_and_from_lookups() {
         writer.check(&["SET", "lazy", "v", "PX", "20"]);
         std::thread::sleep(Duration::from_millis(25));
         writer.check(&["GET", "lazy"]);
-        sub.expect_same("expired on lookup");
+        sub.reply("expired on lookup");
         writer.check(&["SET", "gone", "v", "PXAT", "1"]);
         writer.check(&["EXISTS", "gone"]);
-        sub.expect_same("expired at once");
+        sub.reply("expired at once");
     }
 }
 

@@ -320,6 +320,64 @@ impl Raw {
     }
 }
 
+/// One connection to redis-server and one to redlockd, driven in lockstep,
+/// every frame compared byte for byte (a test may hold several, e.g. a
+/// subscriber and a publisher, or a blocked client and its controller).
+pub struct Pair {
+    pub r: Raw,
+    pub o: Raw,
+}
+
+impl Pair {
+    pub fn new(redis: &RedisServer, ours: &Server) -> Pair {
+        Pair {
+            r: redis.raw(),
+            o: ours.raw(),
+        }
+    }
+
+    /// Send a command to both without reading anything.
+    pub fn send(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let bytes = encode(&args);
+        self.r.send(&bytes);
+        self.o.send(&bytes);
+    }
+
+    /// Read the next frame from each and compare them; ours.
+    pub fn reply(&mut self, what: &str) -> Vec<u8> {
+        let theirs = self.r.read_frame();
+        let ours = self.o.read_frame();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs),
+            "{what} differs (left: redlockd, right: redis-server)"
+        );
+        ours
+    }
+
+    /// Send a command to both and compare their replies.
+    pub fn check(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send(args);
+        self.reply(&format!("reply to {args:?}"))
+    }
+
+    /// Send a command to both and compare the next `frames` frames (a
+    /// multi-channel SUBSCRIBE answers once per channel).
+    pub fn check_frames(&mut self, args: &[&str], frames: usize) {
+        self.send(args);
+        for i in 0..frames {
+            self.reply(&format!("frame {i} after {args:?}"));
+        }
+    }
+
+    /// Send a command to both, ignoring the replies (HELLO names the server).
+    pub fn send_only(&mut self, args: &[&str]) {
+        self.r.cmd(args);
+        self.o.cmd(args);
+    }
+}
+
 /// The same command sequence against redis-server and redlockd, replies
 /// compared byte for byte.
 pub struct Differential {
@@ -452,4 +510,20 @@ pub fn int(reply: &str) -> i64 {
         .strip_prefix(':')
         .and_then(|r| r.trim_end().parse().ok())
         .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
+}
+
+/// Fill a small disk under the append-only file of the server on `port`:
+/// `writes` SETs of 8000-byte values sent from a connection that never
+/// reads its replies (the write that meets the full disk waits for space
+/// before it replies). The connection, to be kept open while the disk is full.
+pub fn fill_disk(port: u16, writes: usize) -> TcpStream {
+    let mut writer = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let value = "v".repeat(8000);
+    for i in 0..writes {
+        let key = format!("fill{i}");
+        writer
+            .write_all(&encode(&[b"SET", key.as_bytes(), value.as_bytes()]))
+            .expect("send");
+    }
+    writer
 }
