@@ -403,10 +403,7 @@ async fn serve_conn(stream: TcpStream, group: Arc<Group>) {
         let tx = tx.clone();
         let mut closed = closed.clone();
         tokio::spawn(async move {
-            let reply = match rpc {
-                Rpc::Wait(req) => RpcReply::Wait(serve_wait(&group, req, &mut closed).await),
-                rpc => handle(&group, rpc).await,
-            };
+            let reply = handle(&group, rpc, &mut closed).await;
             let _ = tx.send(frame(id, &reply));
         });
     }
@@ -430,14 +427,14 @@ async fn serve_wait(group: &Arc<Group>, req: WaitRequest, closed: &mut watch::Re
     }
 }
 
-async fn handle(group: &Arc<Group>, rpc: Rpc) -> RpcReply {
+/// Serve one request that came on a link whose closing `closed` tells.
+async fn handle(group: &Arc<Group>, rpc: Rpc, closed: &mut watch::Receiver<bool>) -> RpcReply {
     match rpc {
         Rpc::Append(r) => RpcReply::Append(group.raft.append_entries(r).await),
         Rpc::Vote(r) => RpcReply::Vote(group.raft.vote(r).await),
         Rpc::Snapshot(r) => RpcReply::Snapshot(group.raft.install_snapshot(r).await),
         Rpc::Forward(f) => RpcReply::Forward(super::forward::serve_forwarded(group, f).await),
-        // Served by `serve_wait`, which knows the link.
-        Rpc::Wait(req) => RpcReply::Wait(group.waiters.enqueue(req, true).await.unwrap_or(WaitReply::NotLeader)),
+        Rpc::Wait(req) => RpcReply::Wait(serve_wait(group, req, closed).await),
         Rpc::CancelWait(id, key) => RpcReply::CancelWait(group.waiters.cancel(id, &key)),
         Rpc::WaitAlive(id, key) => RpcReply::WaitAlive(group.waiters.alive(id, &key)),
         Rpc::Hello(h) => {
